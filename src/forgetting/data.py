@@ -1,0 +1,162 @@
+"""Split MNIST: task datasets built from tensorflow-datasets' MNIST.
+
+Pixels are scaled to [0, 1] (float32); the label of a digit d is d // 2 (5 classes shared by both tasks), and the
+original digit is kept next to it. A task is a set of digits; each task has train, validation and test splits,
+the validation split being a seeded, stratified (per digit) part of MNIST's train split.
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from forgetting.errors import ForgettingError
+from forgetting.files import atomic_output
+
+MNIST_FILES = (
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+)
+NUM_CLASSES = 5
+SPLITS = ("train", "validation", "test")
+_DOWNLOAD_HOST = "storage.googleapis.com"
+
+
+@dataclass(frozen=True)
+class Split:
+    """One split of one task: images (N, 28, 28, 1) float32 in [0, 1], labels (N,) int64, digits (N,) uint8."""
+
+    image: np.ndarray
+    label: np.ndarray
+    digit: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.label)
+
+    def subset(self, index: np.ndarray) -> Split:
+        return Split(self.image[index], self.label[index], self.digit[index])
+
+    @staticmethod
+    def concat(*splits: Split) -> Split:
+        return Split(*(np.concatenate(parts) for parts in zip(*(_fields(s) for s in splits), strict=True)))
+
+
+def _fields(split: Split) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return split.image, split.label, split.digit
+
+
+def label_of(digit: np.ndarray) -> np.ndarray:
+    """The class of each digit: digit // 2, so that {0,1} -> 0, {2,3} -> 1, ... {8,9} -> 4."""
+    return (np.asarray(digit, dtype=np.int64) // 2).astype(np.int64)
+
+
+def make_split(images: np.ndarray, digits: np.ndarray) -> Split:
+    """Scale uint8 images to [0, 1] float32 and map digits to labels."""
+    image = np.asarray(images, dtype=np.float32) / np.float32(255.0)
+    if image.ndim == 3:
+        image = image[..., None]
+    digit = np.asarray(digits).astype(np.uint8)
+    return Split(image, label_of(digit), digit)
+
+
+def select_digits(split: Split, digits: list[int]) -> Split:
+    """The examples of ``split`` whose digit is in ``digits``."""
+    return split.subset(np.isin(split.digit, digits))
+
+
+def stratified_holdout(split: Split, fraction: float, seed: int) -> tuple[Split, Split]:
+    """Split into (rest, holdout): per digit, a seeded random ``fraction`` goes to the holdout."""
+    rng = np.random.default_rng(seed)
+    held = np.zeros(len(split), dtype=bool)
+    for digit in np.unique(split.digit):
+        members = np.flatnonzero(split.digit == digit)
+        count = round(fraction * len(members))
+        held[rng.choice(members, size=count, replace=False)] = True
+    return split.subset(np.flatnonzero(~held)), split.subset(np.flatnonzero(held))
+
+
+def build_task(train: Split, test: Split, digits: list[int], fraction: float, seed: int) -> dict[str, Split]:
+    """A task's train / validation / test splits from MNIST's train and test splits."""
+    rest, validation = stratified_holdout(select_digits(train, digits), fraction, seed)
+    return {"train": rest, "validation": validation, "test": select_digits(test, digits)}
+
+
+def load_mnist(manual_dir: str | Path, tfds_dir: str | Path) -> tuple[Split, Split]:
+    """MNIST's train and test splits through tensorflow-datasets.
+
+    tfds builds the dataset from the four original .gz files in ``manual_dir`` (checking their checksums) and
+    keeps the prepared copy in ``tfds_dir``; with the files absent it downloads them, if it can.
+    """
+    manual_dir, tfds_dir = Path(manual_dir), Path(tfds_dir)
+    missing = [name for name in MNIST_FILES if not (manual_dir / name).is_file()]
+    if missing and not _prepared(tfds_dir) and not _online():
+        raise ForgettingError(
+            f"MNIST is not in {manual_dir}/ (missing: {', '.join(missing)}) and there is no internet "
+            f"to download it: copy the four files {', '.join(MNIST_FILES)} there, "
+            "or point params.yaml data.manual_dir at the folder that holds them"
+        )
+    import tensorflow_datasets as tfds
+
+    config = tfds.download.DownloadConfig(manual_dir=str(manual_dir))
+    try:
+        train, test = tfds.as_numpy(
+            tfds.load(
+                "mnist",
+                split=["train", "test"],
+                batch_size=-1,
+                as_supervised=True,
+                data_dir=str(tfds_dir),
+                download_and_prepare_kwargs={"download_config": config},
+            )
+        )
+    except Exception as exc:  # tfds raises many types: checksum, network, corrupt archives
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ForgettingError(
+            f"tensorflow-datasets could not build MNIST from {manual_dir}/ ({type(exc).__name__}: {first}); "
+            f"put the original files {', '.join(MNIST_FILES)} there and delete {tfds_dir}/mnist"
+        ) from exc
+    return make_split(*train), make_split(*test)
+
+
+def _prepared(tfds_dir: Path) -> bool:
+    return any(tfds_dir.glob("mnist/*/dataset_info.json"))
+
+
+def _online(timeout: float = 3.0) -> bool:
+    """Whether tfds' download host resolves: the fast way to know a download cannot work."""
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(timeout)
+    try:
+        socket.getaddrinfo(_DOWNLOAD_HOST, 443)
+        return True
+    except OSError:
+        return False
+    finally:
+        socket.setdefaulttimeout(previous)
+
+
+def save_task(task: dict[str, Split], directory: str | Path) -> None:
+    """Write a task as ``directory/{train,validation,test}.npz`` (atomically: all splits or none)."""
+    with atomic_output(directory) as tmp:
+        tmp.mkdir()
+        for name, split in task.items():
+            np.savez(tmp / f"{name}.npz", image=split.image, label=split.label, digit=split.digit)
+
+
+def load_split(directory: str | Path, name: str) -> Split:
+    """One split of a task written by ``save_task``."""
+    path = Path(directory) / f"{name}.npz"
+    if not path.is_file():
+        raise ForgettingError(f"{path} is missing: run `dvc repro prepare`")
+    try:
+        with np.load(path) as arrays:
+            return Split(arrays["image"], arrays["label"], arrays["digit"])
+    except Exception as exc:
+        raise ForgettingError(
+            f"{path} is unreadable ({type(exc).__name__}): run `dvc repro --force prepare`"
+        ) from exc

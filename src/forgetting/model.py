@@ -1,0 +1,61 @@
+"""The network: Flatten -> Dense(hidden, relu) -> Dropout -> Dense(5) logits, and its checkpoints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from forgetting.data import NUM_CLASSES
+from forgetting.errors import ForgettingError
+from forgetting.files import atomic_output
+
+IMAGE_SHAPE = (28, 28, 1)
+
+
+def build_mlp(hidden_units: int = 128, dropout: float = 0.0, num_classes: int = NUM_CLASSES) -> keras.Model:
+    """The MLP; its variables are named by layer (``hidden/kernel``, ``logits/bias``, ...)."""
+    inputs = keras.Input(shape=IMAGE_SHAPE, name="image")
+    x = keras.layers.Flatten(name="flatten")(inputs)
+    x = keras.layers.Dense(hidden_units, activation="relu", name="hidden")(x)
+    x = keras.layers.Dropout(dropout, name="dropout")(x)
+    outputs = keras.layers.Dense(num_classes, name="logits")(x)
+    return keras.Model(inputs, outputs, name="mlp")
+
+
+def compile_for_training(model: keras.Model, learning_rate: float) -> keras.Model:
+    """Adam and sparse categorical cross-entropy from logits, with accuracy as a Keras metric."""
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+    )
+    return model
+
+
+def weights_by_path(model: keras.Model) -> dict[str, np.ndarray]:
+    """The trainable variables as numpy arrays, keyed by variable path (``hidden/kernel``, ...)."""
+    return {v.path: np.array(v.numpy()) for v in model.trainable_variables}
+
+
+def save_model(model: keras.Model, path: str | Path) -> None:
+    """Save in the native ``.keras`` format, atomically."""
+    if Path(path).suffix != ".keras":
+        raise ForgettingError(f"{path}: checkpoints are saved in the .keras format; name it *.keras")
+    with atomic_output(path) as tmp:
+        model.save(tmp)
+
+
+def load_model(path: str | Path, stage: str) -> keras.Model:
+    """Load a checkpoint; a missing or corrupt file names the stage that rebuilds it."""
+    path = Path(path)
+    if not path.is_file():
+        raise ForgettingError(f"checkpoint {path} is missing: run `dvc repro {stage}`")
+    try:
+        return keras.saving.load_model(path, compile=False)
+    except Exception as exc:
+        raise ForgettingError(
+            f"checkpoint {path} is corrupt or not a Keras model ({type(exc).__name__}): "
+            f"run `dvc repro --force {stage}`"
+        ) from exc

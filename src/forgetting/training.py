@@ -1,0 +1,99 @@
+"""Training, written once: Keras ``fit`` with the strategy's penalty added in ``compute_loss``."""
+
+from __future__ import annotations
+
+import csv
+import sys
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+from forgetting.data import Split
+from forgetting.metrics import accuracy
+from forgetting.model import compile_for_training
+from forgetting.strategies import Strategy
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and TensorFlow, and make TensorFlow's ops deterministic."""
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
+class PenalizedModel(keras.Model):
+    """Wraps a network so that ``fit`` minimises  loss + strategy.penalty(network); logs the penalty."""
+
+    def __init__(self, network: keras.Model, strategy: Strategy) -> None:
+        super().__init__(name=f"{network.name}_{strategy.name}")
+        self.network = network
+        self.strategy = strategy
+        self.penalty_tracker = keras.metrics.Mean(name="penalty")
+
+    def call(self, inputs, training=False):
+        return self.network(inputs, training=training)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        loss = super().compute_loss(x, y, y_pred, sample_weight, training)
+        penalty = self.strategy.penalty(self.network)
+        self.penalty_tracker.update_state(penalty)
+        return loss + penalty
+
+
+class TaskAccuracyLog(keras.callbacks.Callback):
+    """Writes a CSV row of test accuracy per task before training (epoch 0) and after every epoch.
+
+    Columns: ``epoch``, ``<task>_accuracy`` for each task, then the epoch's training logs (loss, penalty, ...).
+    The file is written to ``path`` as rows arrive, so forgetting can be watched as it happens.
+    """
+
+    def __init__(self, tasks: dict[str, Split], path: str | Path, batch_size: int = 1024) -> None:
+        super().__init__()
+        self.tasks = tasks
+        self.path = Path(path)
+        self.batch_size = batch_size
+        self.rows: list[dict[str, float]] = []
+
+    def _record(self, epoch: int, logs: dict | None) -> None:
+        row: dict[str, float] = {"epoch": epoch}
+        for name, split in self.tasks.items():
+            row[f"{name}_accuracy"] = accuracy(self.model, split, self.batch_size)
+        row.update({k: float(v) for k, v in (logs or {}).items()})
+        logs_out = logs if logs is not None else {}
+        logs_out.update({k: v for k, v in row.items() if k != "epoch"})
+        self.rows.append(row)
+        fields = list(dict.fromkeys(k for r in self.rows for k in r))
+        with open(self.path, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=fields)
+            writer.writeheader()
+            writer.writerows(self.rows)
+
+    def on_train_begin(self, logs=None):
+        self._record(0, None)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._record(epoch + 1, logs)
+
+
+def fit(
+    model: keras.Model,
+    train: Split,
+    validation: Split | None,
+    epochs: int,
+    batch_size: int,
+    learning_rate: float,
+    callbacks: list[keras.callbacks.Callback] | None = None,
+) -> keras.callbacks.History:
+    """Compile (Adam, cross-entropy from logits) and ``fit``; a progress bar on a terminal, a line per epoch
+    otherwise (as under ``dvc repro``)."""
+    compile_for_training(model, learning_rate)
+    return model.fit(
+        train.image,
+        train.label,
+        validation_data=None if validation is None else (validation.image, validation.label),
+        epochs=epochs,
+        batch_size=batch_size,
+        shuffle=True,
+        callbacks=callbacks or [],
+        verbose=1 if sys.stdout.isatty() else 2,
+    )

@@ -1,0 +1,23 @@
+"""Stage train_a: train the MLP on task A -> models/task_a.keras."""
+
+from forgetting import data, model, params, training
+from forgetting.cli import run_stage
+
+
+def main() -> None:
+    p = params.load("train_a")
+    training.seed_everything(p["seed"])
+    net = model.build_mlp(p["model"]["hidden_units"], p["model"]["dropout"])
+    training.fit(
+        net,
+        data.load_split("data/prepared/task_a", "train"),
+        data.load_split("data/prepared/task_a", "validation"),
+        epochs=p["train"]["epochs_a"],
+        batch_size=p["train"]["batch_size"],
+        learning_rate=p["train"]["learning_rate"],
+    )
+    model.save_model(net, "models/task_a.keras")
+
+
+if __name__ == "__main__":
+    run_stage(main)
