@@ -6,11 +6,12 @@ import sys
 from forgetting import data, model, params, training
 from forgetting.cli import run_stage
 from forgetting.files import atomic_output
-from forgetting.strategies import TaskAState, build_strategy
+from forgetting.strategies import TaskAState, build_strategy, check_name
 
 
 def main() -> None:
     name = sys.argv[1]
+    check_name(name)
     p = params.load(f"finetune@{name}")
     training.seed_everything(p["seed"])
     task_a = TaskAState()
@@ -18,8 +19,9 @@ def main() -> None:
     net = task_a.model()
     tests = {task: data.load_split(f"data/prepared/{task}", "test") for task in ("task_a", "task_b")}
     with atomic_output(f"metrics/epochs/{name}.csv") as csv_path:
-        training.fit(
-            training.PenalizedModel(net, strategy),
+        training.finetune(
+            net,
+            strategy,
             data.load_split("data/prepared/task_b", "train"),
             data.load_split("data/prepared/task_b", "validation"),
             epochs=p["finetune"]["epochs"],

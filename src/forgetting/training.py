@@ -83,6 +83,7 @@ def fit(
     batch_size: int,
     learning_rate: float,
     callbacks: list[keras.callbacks.Callback] | None = None,
+    verbose: int | None = None,
 ) -> keras.callbacks.History:
     """Compile (Adam, cross-entropy from logits) and ``fit``; a progress bar on a terminal, a line per epoch
     otherwise (as under ``dvc repro``)."""
@@ -95,5 +96,10 @@ def fit(
         batch_size=batch_size,
         shuffle=True,
         callbacks=callbacks or [],
-        verbose=1 if sys.stdout.isatty() else 2,
+        verbose=(1 if sys.stdout.isatty() else 2) if verbose is None else verbose,
     )
+
+
+def finetune(network: keras.Model, strategy: Strategy, train: Split, validation: Split | None, **fit_args):
+    """Fine-tune ``network`` in place on ``train`` minimising its loss plus ``strategy``'s penalty."""
+    return fit(PenalizedModel(network, strategy), train, validation, **fit_args)

@@ -12,14 +12,19 @@ from forgetting.strategies.naive import Naive
 
 STRATEGIES: dict[str, type[Strategy]] = {cls.name: cls for cls in (Naive, L2, EWC)}
 
-__all__ = ["STRATEGIES", "QuadraticPenalty", "Strategy", "TaskAState", "build_strategy"]
+__all__ = ["EWC", "L2", "STRATEGIES", "Naive", "QuadraticPenalty", "Strategy", "TaskAState", "build_strategy", "check_name"]
 
 
-def build_strategy(name: str, params: dict[str, Any], task_a: TaskAState) -> Strategy:
-    """The registered strategy ``name``, built from its params and task A's state."""
+def check_name(name: str) -> None:
+    """Raise a clear error unless ``name`` is a registered strategy."""
     if name not in STRATEGIES:
         raise ForgettingError(
             f"unknown strategy {name!r}: use one of {', '.join(STRATEGIES)} "
             "(the finetune foreach in dvc.yaml lists the strategies to run)"
         )
+
+
+def build_strategy(name: str, params: dict[str, Any], task_a: TaskAState) -> Strategy:
+    """The registered strategy ``name``, built from its params and task A's state."""
+    check_name(name)
     return STRATEGIES[name].from_params(params, task_a)

@@ -1,0 +1,104 @@
+import numpy as np
+import pytest
+
+from forgetting import data
+from forgetting.errors import ForgettingError
+from tests.conftest import synthetic_mnist
+
+
+def test_label_is_digit_floor_half():
+    assert data.label_of(np.arange(10)).tolist() == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]
+
+
+def test_make_split_scales_pixels_and_keeps_digits():
+    images = np.array([[[0, 255], [51, 102]]], dtype=np.uint8)
+    split = data.make_split(images, np.array([7]))
+    assert split.image.dtype == np.float32
+    assert split.image.shape == (1, 2, 2, 1)
+    np.testing.assert_allclose(split.image[0, :, :, 0], [[0.0, 1.0], [0.2, 0.4]], rtol=1e-6)
+    assert split.label.tolist() == [3]
+    assert split.digit.tolist() == [7]
+
+
+def test_tasks_hold_only_their_digits_and_lose_nothing():
+    train, test = synthetic_mnist(1000, seed=1), synthetic_mnist(300, seed=2)
+    a = data.build_task(train, test, [0, 2, 4, 6, 8], 0.1, seed=3)
+    b = data.build_task(train, test, [1, 3, 5, 7, 9], 0.1, seed=3)
+    for split in a.values():
+        assert set(np.unique(split.digit)) <= {0, 2, 4, 6, 8}
+    for split in b.values():
+        assert set(np.unique(split.digit)) <= {1, 3, 5, 7, 9}
+    # every train example lands in exactly one of A/B x train/validation, every test one in A or B test
+    assert sum(len(t[s]) for t in (a, b) for s in ("train", "validation")) == len(train)
+    assert len(a["test"]) + len(b["test"]) == len(test)
+    np.testing.assert_array_equal(np.sort(np.concatenate([a["test"].digit, b["test"].digit])), np.sort(test.digit))
+    for task in (a, b):
+        for split in task.values():
+            np.testing.assert_array_equal(split.label, split.digit // 2)
+
+
+def test_validation_is_stratified_and_seeded():
+    train = synthetic_mnist(1000, seed=1)
+    rest, held = data.stratified_holdout(train, 0.2, seed=5)
+    for digit in range(10):
+        assert (held.digit == digit).sum() == round(0.2 * (train.digit == digit).sum())
+    _, again = data.stratified_holdout(train, 0.2, seed=5)
+    _, other = data.stratified_holdout(train, 0.2, seed=6)
+    np.testing.assert_array_equal(held.image, again.image)
+    assert not np.array_equal(held.image, other.image)
+    # no example is in both parts
+    assert len(rest) + len(held) == len(train)
+
+
+def test_save_and_load_task_round_trip(tmp_path):
+    task = data.build_task(synthetic_mnist(200), synthetic_mnist(50, seed=9), [1, 3], 0.25, seed=0)
+    data.save_task(task, tmp_path / "task_b")
+    assert sorted(p.name for p in (tmp_path / "task_b").iterdir()) == [
+        "test.npz", "train.npz", "validation.npz",
+    ]
+    for name, split in task.items():
+        loaded = data.load_split(tmp_path / "task_b", name)
+        np.testing.assert_array_equal(loaded.image, split.image)
+        np.testing.assert_array_equal(loaded.label, split.label)
+        np.testing.assert_array_equal(loaded.digit, split.digit)
+
+
+def test_save_task_leaves_nothing_when_writing_fails(tmp_path, monkeypatch):
+    task = data.build_task(synthetic_mnist(100), synthetic_mnist(20, seed=9), [0, 2], 0.25, seed=0)
+    real_savez, written = np.savez, []
+
+    def savez_then_fail(path, **arrays):
+        if written:
+            raise OSError("disk full")
+        written.append(path)
+        real_savez(path, **arrays)
+
+    monkeypatch.setattr(data.np, "savez", savez_then_fail)
+    with pytest.raises(OSError, match="disk full"):
+        data.save_task(task, tmp_path / "task_a")
+    assert written, "the first split was written before the failure"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_missing_split_file_names_the_fix(tmp_path):
+    with pytest.raises(ForgettingError, match=r"train\.npz is missing: run `dvc repro prepare`"):
+        data.load_split(tmp_path, "train")
+
+
+def test_corrupt_split_file_is_a_clear_error(tmp_path):
+    (tmp_path / "test.npz").write_bytes(b"not a zip")
+    with pytest.raises(ForgettingError, match="unreadable"):
+        data.load_split(tmp_path, "test")
+
+
+def test_missing_mnist_offline_names_folder_and_files(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "_online", lambda timeout=3.0: False)
+    (tmp_path / "mnist").mkdir()
+    (tmp_path / "mnist" / "train-images-idx3-ubyte.gz").write_bytes(b"")
+    with pytest.raises(ForgettingError) as error:
+        data.load_mnist(tmp_path / "mnist", tmp_path / "tfds")
+    message = str(error.value)
+    assert str(tmp_path / "mnist") in message
+    assert "missing: train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz" in message
+    assert "data.manual_dir" in message
+    assert "\n" not in message
