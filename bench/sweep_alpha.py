@@ -53,5 +53,6 @@ def main() -> None:
         acc_a, acc_b = (sum(column) / len(seeds) for column in zip(*results, strict=True))
         print(f"| {alpha:g} | {acc_a:.4f} | {acc_b:.4f} | {(acc_a + acc_b) / 2:.4f} |", flush=True)
 
+
 if __name__ == "__main__":
     main()

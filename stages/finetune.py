@@ -3,16 +3,17 @@
 
 import sys
 
-from forgetting import data, model, params, training
+from forgetting import params
 from forgetting.cli import run_stage
 from forgetting.files import atomic_output
-from forgetting.strategies import TaskAState, build_strategy, check_name
 
 
 def main() -> None:
     name = sys.argv[1]
-    check_name(name)
     p = params.load(f"finetune@{name}")
+    from forgetting import data, model, training  # after validation: TensorFlow is slow to import
+    from forgetting.strategies import TaskAState, build_strategy
+
     training.seed_everything(p["seed"])
     task_a = TaskAState()
     strategy = build_strategy(name, p, task_a)

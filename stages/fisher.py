@@ -4,12 +4,14 @@ import time
 
 import numpy as np
 
-from forgetting import data, fisher, model, params, training
+from forgetting import params
 from forgetting.cli import run_stage
 
 
 def main() -> None:
     p = params.load("fisher")
+    from forgetting import data, fisher, model, training  # after validation: TensorFlow is slow to import
+
     training.seed_everything(p["seed"])
     net = model.load_model("models/task_a.keras", stage="train_a")
     train = data.load_split("data/prepared/task_a", "train")

@@ -1,11 +1,13 @@
 """Stage prepare: MNIST (tensorflow-datasets) -> data/prepared/task_{a,b}/{train,validation,test}.npz."""
 
-from forgetting import data, params
+from forgetting import params
 from forgetting.cli import run_stage
 
 
 def main() -> None:
     p = params.load("prepare")
+    from forgetting import data  # after validation: TensorFlow is slow to import
+
     cfg = p["data"]
     train, test = data.load_mnist(cfg["manual_dir"], cfg["tfds_dir"])
     for task in ("task_a", "task_b"):

@@ -1,11 +1,13 @@
 """Stage train_a: train the MLP on task A -> models/task_a.keras."""
 
-from forgetting import data, model, params, training
+from forgetting import params
 from forgetting.cli import run_stage
 
 
 def main() -> None:
     p = params.load("train_a")
+    from forgetting import data, model, training  # after validation: TensorFlow is slow to import
+
     training.seed_everything(p["seed"])
     net = model.build_mlp(p["model"]["hidden_units"], p["model"]["dropout"])
     training.fit(

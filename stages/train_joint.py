@@ -1,17 +1,16 @@
 """Stage train_joint: train the MLP on tasks A and B at once (the upper bound) -> models/joint.keras."""
 
-from forgetting import data, model, params, training
+from forgetting import params
 from forgetting.cli import run_stage
-
-
-def both(split: str) -> data.Split:
-    return data.Split.concat(
-        data.load_split("data/prepared/task_a", split), data.load_split("data/prepared/task_b", split)
-    )
 
 
 def main() -> None:
     p = params.load("train_joint")
+    from forgetting import data, model, training  # after validation: TensorFlow is slow to import
+
+    def both(split: str) -> data.Split:
+        return data.Split.concat(*(data.load_split(f"data/prepared/{task}", split) for task in ("task_a", "task_b")))
+
     training.seed_everything(p["seed"])
     net = model.build_mlp(p["model"]["hidden_units"], p["model"]["dropout"])
     training.fit(

@@ -54,7 +54,9 @@ def test_save_and_load_task_round_trip(tmp_path):
     task = data.build_task(synthetic_mnist(200), synthetic_mnist(50, seed=9), [1, 3], 0.25, seed=0)
     data.save_task(task, tmp_path / "task_b")
     assert sorted(p.name for p in (tmp_path / "task_b").iterdir()) == [
-        "test.npz", "train.npz", "validation.npz",
+        "test.npz",
+        "train.npz",
+        "validation.npz",
     ]
     for name, split in task.items():
         loaded = data.load_split(tmp_path / "task_b", name)

@@ -43,9 +43,10 @@ def test_exact_fisher_of_softmax_regression_matches_the_hand_derived_form():
     model = keras.Model(inputs, outputs)
     model.get_layer("logits").bias.assign(np.array([0.5, -0.2, 0.1, 0.0, 0.3], np.float32))
     x = np.random.default_rng(0).random((50, 28, 28, 1)).astype(np.float32)
-    logits = x.reshape(50, -1).astype(np.float64) @ model.get_layer("logits").kernel.numpy() + model.get_layer(
-        "logits"
-    ).bias.numpy()
+    logits = (
+        x.reshape(50, -1).astype(np.float64) @ model.get_layer("logits").kernel.numpy()
+        + model.get_layer("logits").bias.numpy()
+    )
     p = np.exp(logits - logits.max(1, keepdims=True))
     p /= p.sum(1, keepdims=True)
     flat = x.reshape(50, -1).astype(np.float64)

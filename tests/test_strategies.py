@@ -15,7 +15,7 @@ def _shifted_copy(theta: dict[str, np.ndarray], seed: int) -> dict[str, np.ndarr
 
 
 def test_registry_names_the_strategies():
-    assert STRATEGIES == {"naive": Naive, "l2": L2, "ewc": EWC}
+    assert {"naive": Naive, "l2": L2, "ewc": EWC} == STRATEGIES
 
 
 def test_unknown_strategy_is_a_clear_error():
@@ -40,9 +40,7 @@ def test_quadratic_penalty_value_and_gradient(tiny_model, with_importance):
         value = penalty.penalty(tiny_model)
     grads = tape.gradient(value, variables)
     weight = importance or {k: np.ones_like(v) for k, v in theta.items()}
-    expected = 0.5 * strength * sum(
-        np.sum(weight[k].astype(np.float64) * (theta[k] - anchor[k]) ** 2) for k in theta
-    )
+    expected = 0.5 * strength * sum(np.sum(weight[k].astype(np.float64) * (theta[k] - anchor[k]) ** 2) for k in theta)
     assert float(value) == pytest.approx(expected, rel=1e-5)
     for variable, grad in zip(variables, grads, strict=True):
         k = variable.path
@@ -77,7 +75,7 @@ def test_l2_and_ewc_read_their_own_params(task_a_state):
 def test_ewc_refuses_a_fisher_file_of_other_weights(task_a_state, tiny_model):
     theta_a, diagonal = task_a_state.fisher()
     fisher.save_fisher(task_a_state.fisher_path, _shifted_copy(theta_a, 5), diagonal)
-    with pytest.raises(ForgettingError, match="computed for other weights .*: run `dvc repro fisher`"):
+    with pytest.raises(ForgettingError, match=r"computed for other weights .*: run `dvc repro fisher`"):
         build_strategy("ewc", {"alpha": 1.0}, task_a_state)
 
 

@@ -41,8 +41,15 @@ def test_finetune_logs_penalty_and_per_epoch_task_accuracy(tmp_path):
     accuracy_a = metrics.accuracy(net, task_a)
     log = training.TaskAccuracyLog({"task_a": task_a, "task_b": task_b}, tmp_path / "epochs.csv")
     history = training.finetune(
-        net, L2(0.5, weights_by_path(net)), task_b, task_b, epochs=3, batch_size=32, learning_rate=1e-3,
-        callbacks=[log], verbose=0,
+        net,
+        L2(0.5, weights_by_path(net)),
+        task_b,
+        task_b,
+        epochs=3,
+        batch_size=32,
+        learning_rate=1e-3,
+        callbacks=[log],
+        verbose=0,
     )
     with open(tmp_path / "epochs.csv") as handle:
         rows = list(csv.DictReader(handle))
@@ -58,7 +65,9 @@ def test_finetune_logs_penalty_and_per_epoch_task_accuracy(tmp_path):
 
 def test_task_metrics_keys_and_forgetting():
     assert metrics.task_metrics(0.9, 0.5, None) == {
-        "task_a_accuracy": 0.9, "task_b_accuracy": 0.5, "mean_accuracy": 0.7,
+        "task_a_accuracy": 0.9,
+        "task_b_accuracy": 0.5,
+        "mean_accuracy": 0.7,
     }
     with_forgetting = metrics.task_metrics(0.25, 0.75, 0.98)
     assert with_forgetting["mean_accuracy"] == 0.5

@@ -154,6 +154,4 @@ def load_split(directory: str | Path, name: str) -> Split:
         with np.load(path) as arrays:
             return Split(arrays["image"], arrays["label"], arrays["digit"])
     except Exception as exc:
-        raise ForgettingError(
-            f"{path} is unreadable ({type(exc).__name__}): run `dvc repro --force prepare`"
-        ) from exc
+        raise ForgettingError(f"{path} is unreadable ({type(exc).__name__}): run `dvc repro --force prepare`") from exc

@@ -31,14 +31,10 @@ from forgetting.params import FISHER_ESTIMATORS
 CHUNK = 4096
 
 
-def class_weights(
-    model: keras.Model, images: np.ndarray, labels: np.ndarray, estimator: str, seed: int
-) -> np.ndarray:
+def class_weights(model: keras.Model, images: np.ndarray, labels: np.ndarray, estimator: str, seed: int) -> np.ndarray:
     """The weights w (N, C) of the estimator (see the module docstring); rows sum to 1."""
     if estimator not in FISHER_ESTIMATORS:
-        raise ForgettingError(
-            f"unknown Fisher estimator {estimator!r}: use one of {', '.join(FISHER_ESTIMATORS)}"
-        )
+        raise ForgettingError(f"unknown Fisher estimator {estimator!r}: use one of {', '.join(FISHER_ESTIMATORS)}")
     logits = model.predict(images, batch_size=CHUNK, verbose=0)
     probs = tf.nn.softmax(tf.cast(logits, tf.float64)).numpy()
     num_classes = probs.shape[1]

@@ -56,6 +56,5 @@ def load_model(path: str | Path, stage: str) -> keras.Model:
         return keras.saving.load_model(path, compile=False)
     except Exception as exc:
         raise ForgettingError(
-            f"checkpoint {path} is corrupt or not a Keras model ({type(exc).__name__}): "
-            f"run `dvc repro --force {stage}`"
+            f"checkpoint {path} is corrupt or not a Keras model ({type(exc).__name__}): run `dvc repro --force {stage}`"
         ) from exc

@@ -84,9 +84,7 @@ def validate(params: dict[str, Any]) -> None:
     for key, (check, expected) in _RULES.items():
         present, value = _get(params, key)
         if present and not check(value):
-            raise ForgettingError(
-                f"params.yaml: {key} = {value!r} is invalid; set it to {expected}"
-            )
+            raise ForgettingError(f"params.yaml: {key} = {value!r} is invalid; set it to {expected}")
     present_a, digits_a = _get(params, "data.task_a_digits")
     present_b, digits_b = _get(params, "data.task_b_digits")
     if present_a and present_b:

@@ -12,7 +12,17 @@ from forgetting.strategies.naive import Naive
 
 STRATEGIES: dict[str, type[Strategy]] = {cls.name: cls for cls in (Naive, L2, EWC)}
 
-__all__ = ["EWC", "L2", "STRATEGIES", "Naive", "QuadraticPenalty", "Strategy", "TaskAState", "build_strategy", "check_name"]
+__all__ = [
+    "EWC",
+    "L2",
+    "STRATEGIES",
+    "Naive",
+    "QuadraticPenalty",
+    "Strategy",
+    "TaskAState",
+    "build_strategy",
+    "check_name",
+]
 
 
 def check_name(name: str) -> None:

@@ -59,9 +59,7 @@ class QuadraticPenalty(Strategy):
     ) -> None:
         self.strength = float(strength)
         self.anchor = {k: tf.constant(v, dtype=tf.float32) for k, v in anchor.items()}
-        self.importance = (
-            None if importance is None else {k: tf.constant(v, tf.float32) for k, v in importance.items()}
-        )
+        self.importance = None if importance is None else {k: tf.constant(v, tf.float32) for k, v in importance.items()}
 
     def penalty(self, model: keras.Model) -> tf.Tensor:
         total = tf.constant(0.0)

@@ -23,11 +23,8 @@ class EWC(QuadraticPenalty):
     def from_params(cls, params: dict[str, Any], task_a: TaskAState) -> EWC:
         theta, fisher = task_a.fisher()
         checkpoint = task_a.theta()
-        if theta.keys() != checkpoint.keys() or any(
-            not np.array_equal(theta[k], checkpoint[k]) for k in theta
-        ):
+        if theta.keys() != checkpoint.keys() or any(not np.array_equal(theta[k], checkpoint[k]) for k in theta):
             raise ForgettingError(
-                f"{task_a.fisher_path} was computed for other weights than {task_a.model_path}: "
-                "run `dvc repro fisher`"
+                f"{task_a.fisher_path} was computed for other weights than {task_a.model_path}: run `dvc repro fisher`"
             )
         return cls(params["alpha"], theta, fisher)

@@ -1,0 +1,121 @@
+"""Speed and memory of the pipeline on real MNIST; prints each figure as measured in this one run.
+
+    python bench/benchmark.py               # everything (about 6 minutes on 2 cores)
+    python bench/benchmark.py --part fisher # needs `dvc repro fisher` to have run
+
+Targets (reached, not asserted): exact Fisher <= 1.0 x one training epoch on task A; `dvc exp run -S alpha=50`
+<= 0.15 x a full `dvc repro`; peak resident memory <= 1.5 GB per stage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+GIT_ENV = {"GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@example.invalid"}
+GIT_ENV |= {"GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@example.invalid"}
+
+
+def bench_fisher(reference_examples: int) -> None:
+    import keras
+
+    from forgetting import data, fisher, model, training
+
+    train = data.load_split(ROOT / "data/prepared/task_a", "train")
+    net = model.load_model(ROOT / "models/task_a.keras", stage="train_a")
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+
+    class EpochTimer(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.seconds = time.perf_counter() - self.start
+
+    training.seed_everything(0)
+    timer = EpochTimer()
+    fresh = model.build_mlp(params["model"]["hidden_units"], params["model"]["dropout"])
+    training.fit(fresh, train, None, epochs=2, batch_size=params["train"]["batch_size"],
+                 learning_rate=params["train"]["learning_rate"], callbacks=[timer], verbose=0)  # fmt: skip
+    epoch = timer.seconds  # the second epoch: no tracing
+    print(f"one training epoch on task A ({len(train)} examples, batch 32): {epoch:.2f} s")
+    for estimator in ("exact", "sampled", "empirical"):
+        start = time.perf_counter()
+        fisher.fisher_diagonal(net, train.image, train.label, estimator)
+        seconds = time.perf_counter() - start
+        print(
+            f"Fisher '{estimator}' on all {len(train)} task-A examples: {seconds:.2f} s = {seconds / epoch:.2f} epochs"
+        )
+    subset = train.subset(slice(0, reference_examples))
+    start = time.perf_counter()
+    fisher.reference_fisher(net, subset.image, subset.label, "exact")
+    slow = (time.perf_counter() - start) / len(subset)
+    start = time.perf_counter()
+    fisher.fisher_diagonal(net, subset.image, subset.label, "exact")
+    fast = (time.perf_counter() - start) / len(subset)
+    print(
+        f"exact Fisher per example on {len(subset)} examples: one at a time {slow * 1e3:.2f} ms, "
+        f"vectorised {fast * 1e3:.3f} ms (x{slow / fast:.0f})"
+    )
+
+
+def _run(repo: Path, *command: str) -> tuple[float, str]:
+    start = time.perf_counter()
+    done = subprocess.run(command, cwd=repo, capture_output=True, text=True, env={**os.environ, **GIT_ENV})
+    if done.returncode:
+        sys.exit(f"{' '.join(command)} failed:\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
+    return time.perf_counter() - start, done.stdout + done.stderr
+
+
+def bench_pipeline(mnist: Path) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        repo = Path(tmp) / "repo"
+        tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True)
+        for name in tracked.stdout.split():
+            (repo / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, repo / name)
+        shutil.copytree(mnist, repo / "data/raw/mnist")
+        for command in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "bench"]):
+            _run(repo, *command)
+        full, _ = _run(repo, "dvc", "repro")
+        print(f"full `dvc repro` from an empty cache: {full:.1f} s")
+        _run(repo, "git", "commit", "-qam", "results")
+        alpha, output = _run(repo, "dvc", "exp", "run", "-S", "alpha=50")
+        ran = sorted(set(line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")))
+        print(f"`dvc exp run -S alpha=50`: {alpha:.1f} s = {alpha / full:.2f} x the full run (ran {', '.join(ran)})")
+        lock = yaml.safe_load((repo / "dvc.lock").read_text())
+        print("peak resident memory per stage (each stage's command rerun on its own):")
+        for stage, entry in lock["stages"].items():
+            start = time.perf_counter()
+            process = subprocess.Popen(
+                entry["cmd"].split(), cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
+            _, status, usage = os.wait4(process.pid, 0)
+            if status:
+                sys.exit(f"{stage} failed when rerun")
+            print(f"  {stage:18s} {usage.ru_maxrss / 1024:7.0f} MB  {time.perf_counter() - start:6.1f} s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--part", choices=["fisher", "pipeline", "all"], default="all")
+    parser.add_argument("--mnist", type=Path, default=ROOT / "data/raw/mnist", help="folder of the four .gz files")
+    parser.add_argument("--reference-examples", type=int, default=300)
+    args = parser.parse_args()
+    if args.part in ("pipeline", "all"):
+        bench_pipeline(args.mnist)
+    if args.part in ("fisher", "all"):
+        bench_fisher(args.reference_examples)
+
+
+if __name__ == "__main__":
+    main()

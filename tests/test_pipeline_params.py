@@ -1,0 +1,58 @@
+"""Granular caching: which stage declares which param (what `dvc exp run -S KEY=...` will rerun)."""
+
+from pathlib import Path
+
+import dvc.api
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+STRATEGIES = ("naive", "l2", "ewc")
+STAGES = [
+    "prepare",
+    "train_a",
+    "train_joint",
+    "fisher",
+    *(f"finetune@{s}" for s in STRATEGIES),
+    *(f"evaluate@{s}" for s in ("task_a", "joint", *STRATEGIES)),
+]
+
+
+def _flatten(node: dict, prefix: str = "") -> set[str]:
+    keys = set()
+    for key, value in node.items():
+        dotted = f"{prefix}{key}"
+        keys |= _flatten(value, f"{dotted}.") if isinstance(value, dict) else {dotted}
+    return keys
+
+
+@pytest.fixture(scope="module")
+def declared() -> dict[str, set[str]]:
+    return {stage: _flatten(dvc.api.params_show(stages=stage, repo=str(ROOT))) for stage in STAGES}
+
+
+def _readers(declared: dict[str, set[str]], key: str) -> set[str]:
+    return {stage for stage, keys in declared.items() if any(k == key or k.startswith(f"{key}.") for k in keys)}
+
+
+@pytest.mark.parametrize(
+    ("key", "stages"),
+    [
+        ("alpha", {"finetune@ewc"}),
+        ("l2.weight", {"finetune@l2"}),
+        ("fisher.estimator", {"fisher"}),
+        ("fisher.num_examples", {"fisher"}),
+        ("finetune.epochs", {f"finetune@{s}" for s in STRATEGIES}),
+        ("train.epochs_a", {"train_a"}),
+        ("train.epochs_joint", {"train_joint"}),
+        ("data.validation_fraction", {"prepare"}),
+    ],
+)
+def test_each_param_is_declared_only_by_the_stages_that_read_it(declared, key, stages):
+    assert _readers(declared, key) == stages
+
+
+def test_every_param_is_declared_by_some_stage(declared):
+    params = _flatten(yaml.safe_load((ROOT / "params.yaml").read_text()))
+    used = set().union(*declared.values())
+    assert params == used
