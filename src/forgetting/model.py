@@ -12,6 +12,9 @@ from forgetting.errors import ForgettingError
 from forgetting.files import atomic_output
 
 IMAGE_SHAPE = (28, 28, 1)
+# Batches per compiled call in fit: the same updates in the same order, with a fraction of the per-step overhead
+# (which dominates for a model this small).
+STEPS_PER_EXECUTION = 32
 
 
 def build_mlp(hidden_units: int = 128, dropout: float = 0.0, num_classes: int = NUM_CLASSES) -> keras.Model:
@@ -30,6 +33,7 @@ def compile_for_training(model: keras.Model, learning_rate: float) -> keras.Mode
         optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        steps_per_execution=STEPS_PER_EXECUTION,
     )
     return model
 

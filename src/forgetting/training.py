@@ -47,17 +47,16 @@ class TaskAccuracyLog(keras.callbacks.Callback):
     The file is written to ``path`` as rows arrive, so forgetting can be watched as it happens.
     """
 
-    def __init__(self, tasks: dict[str, Split], path: str | Path, batch_size: int = 1024) -> None:
+    def __init__(self, tasks: dict[str, Split], path: str | Path) -> None:
         super().__init__()
         self.tasks = tasks
         self.path = Path(path)
-        self.batch_size = batch_size
         self.rows: list[dict[str, float]] = []
 
     def _record(self, epoch: int, logs: dict | None) -> None:
         row: dict[str, float] = {"epoch": epoch}
         for name, split in self.tasks.items():
-            row[f"{name}_accuracy"] = accuracy(self.model, split, self.batch_size)
+            row[f"{name}_accuracy"] = accuracy(self.model, split)
         row.update({k: float(v) for k, v in (logs or {}).items()})
         logs_out = logs if logs is not None else {}
         logs_out.update({k: v for k, v in row.items() if k != "epoch"})
