@@ -16,7 +16,7 @@ def main() -> None:
     net = model.load_model("models/task_a.keras", stage="train_a")
     train = data.load_split("data/prepared/task_a", "train")
     count = p["fisher"]["num_examples"]
-    if count is not None and count < len(train):
+    if count != "all" and count < len(train):
         train = train.subset(np.sort(np.random.default_rng(p["seed"]).permutation(len(train))[:count]))
     start = time.perf_counter()
     diagonal = fisher.fisher_diagonal(net, train.image, train.label, p["fisher"]["estimator"], p["seed"])

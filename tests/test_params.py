@@ -17,7 +17,7 @@ def defaults() -> dict:
 def test_committed_params_are_valid(defaults):
     validate(defaults)
     assert defaults["fisher"]["estimator"] == "exact"
-    assert defaults["fisher"]["num_examples"] is None
+    assert defaults["fisher"]["num_examples"] == "all"
     assert defaults["data"]["validation_fraction"] == 0.1
     assert defaults["l2"]["weight"] == 1.0
 
@@ -30,6 +30,7 @@ def test_committed_params_are_valid(defaults):
         ("l2.weight", -0.5, "l2.weight = -0.5 is invalid"),
         ("fisher.estimator", "diagonal", "fisher.estimator = 'diagonal' is invalid; set it to one of exact, sampled"),
         ("fisher.num_examples", 0, "fisher.num_examples = 0 is invalid"),
+        ("fisher.num_examples", None, "fisher.num_examples = None is invalid; set it to an integer >= 1, or all"),
         ("train.epochs_a", 0, "train.epochs_a = 0 is invalid; set it to an integer >= 1"),
         ("train.batch_size", 0, "train.batch_size = 0 is invalid"),
         ("finetune.epochs", 2.5, "finetune.epochs = 2.5 is invalid"),

@@ -73,8 +73,8 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "finetune.epochs": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
     "fisher.estimator": (lambda v: v in FISHER_ESTIMATORS, "one of " + ", ".join(FISHER_ESTIMATORS)),
     "fisher.num_examples": (
-        lambda v: v is None or (_is_int(v) and v >= 1),
-        "an integer >= 1, or null for all of task A's train split",
+        lambda v: v == "all" or (_is_int(v) and v >= 1),
+        "an integer >= 1, or all (task A's whole train split)",
     ),
 }
 
