@@ -11,16 +11,7 @@ def main() -> None:
     def both(split: str) -> data.Split:
         return data.Split.concat(*(data.load_split(f"data/prepared/{task}", split) for task in ("task_a", "task_b")))
 
-    training.seed_everything(p["seed"])
-    net = model.build_mlp(p["model"]["hidden_units"], p["model"]["dropout"])
-    training.fit(
-        net,
-        both("train"),
-        both("validation"),
-        epochs=p["train"]["epochs_joint"],
-        batch_size=p["train"]["batch_size"],
-        learning_rate=p["train"]["learning_rate"],
-    )
+    net = training.train_new_model(p, both("train"), both("validation"), p["train"]["epochs_joint"])
     model.save_model(net, "models/joint.keras")
 
 

@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from forgetting.data import Split
 from forgetting.metrics import accuracy
-from forgetting.model import compile_for_training
+from forgetting.model import build_mlp, compile_for_training
 from forgetting.strategies import Strategy
 
 
@@ -102,3 +102,19 @@ def fit(
 def finetune(network: keras.Model, strategy: Strategy, train: Split, validation: Split | None, **fit_args):
     """Fine-tune ``network`` in place on ``train`` minimising its loss plus ``strategy``'s penalty."""
     return fit(PenalizedModel(network, strategy), train, validation, **fit_args)
+
+
+def train_new_model(params: dict, train: Split, validation: Split | None, epochs: int) -> keras.Model:
+    """A freshly initialised MLP (``params['model']``), seeded with ``params['seed']``, trained with ``fit`` under
+    ``params['train']``'s optimiser settings for ``epochs`` epochs."""
+    seed_everything(params["seed"])
+    network = build_mlp(params["model"]["hidden_units"], params["model"]["dropout"])
+    fit(
+        network,
+        train,
+        validation,
+        epochs=epochs,
+        batch_size=params["train"]["batch_size"],
+        learning_rate=params["train"]["learning_rate"],
+    )
+    return network
