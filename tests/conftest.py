@@ -21,6 +21,12 @@ def synthetic_mnist(count: int, seed: int = 0) -> Split:
 
 
 @pytest.fixture
+def make_mnist():
+    """The ``synthetic_mnist(count, seed)`` factory, for tests that need several sets."""
+    return synthetic_mnist
+
+
+@pytest.fixture
 def mnist_like() -> Split:
     return synthetic_mnist(400)
 

@@ -3,7 +3,6 @@ import pytest
 
 from forgetting import data
 from forgetting.errors import ForgettingError
-from tests.conftest import synthetic_mnist
 
 
 def test_label_is_digit_floor_half():
@@ -20,8 +19,8 @@ def test_make_split_scales_pixels_and_keeps_digits():
     assert split.digit.tolist() == [7]
 
 
-def test_tasks_hold_only_their_digits_and_lose_nothing():
-    train, test = synthetic_mnist(1000, seed=1), synthetic_mnist(300, seed=2)
+def test_tasks_hold_only_their_digits_and_lose_nothing(make_mnist):
+    train, test = make_mnist(1000, seed=1), make_mnist(300, seed=2)
     a = data.build_task(train, test, [0, 2, 4, 6, 8], 0.1, seed=3)
     b = data.build_task(train, test, [1, 3, 5, 7, 9], 0.1, seed=3)
     for split in a.values():
@@ -37,8 +36,8 @@ def test_tasks_hold_only_their_digits_and_lose_nothing():
             np.testing.assert_array_equal(split.label, split.digit // 2)
 
 
-def test_validation_is_stratified_and_seeded():
-    train = synthetic_mnist(1000, seed=1)
+def test_validation_is_stratified_and_seeded(make_mnist):
+    train = make_mnist(1000, seed=1)
     rest, held = data.stratified_holdout(train, 0.2, seed=5)
     for digit in range(10):
         assert (held.digit == digit).sum() == round(0.2 * (train.digit == digit).sum())
@@ -50,8 +49,8 @@ def test_validation_is_stratified_and_seeded():
     assert len(rest) + len(held) == len(train)
 
 
-def test_save_and_load_task_round_trip(tmp_path):
-    task = data.build_task(synthetic_mnist(200), synthetic_mnist(50, seed=9), [1, 3], 0.25, seed=0)
+def test_save_and_load_task_round_trip(make_mnist, tmp_path):
+    task = data.build_task(make_mnist(200), make_mnist(50, seed=9), [1, 3], 0.25, seed=0)
     data.save_task(task, tmp_path / "task_b")
     assert sorted(p.name for p in (tmp_path / "task_b").iterdir()) == [
         "test.npz",
@@ -65,8 +64,8 @@ def test_save_and_load_task_round_trip(tmp_path):
         np.testing.assert_array_equal(loaded.digit, split.digit)
 
 
-def test_save_task_leaves_nothing_when_writing_fails(tmp_path, monkeypatch):
-    task = data.build_task(synthetic_mnist(100), synthetic_mnist(20, seed=9), [0, 2], 0.25, seed=0)
+def test_save_task_leaves_nothing_when_writing_fails(make_mnist, tmp_path, monkeypatch):
+    task = data.build_task(make_mnist(100), make_mnist(20, seed=9), [0, 2], 0.25, seed=0)
     real_savez, written = np.savez, []
 
     def savez_then_fail(path, **arrays):

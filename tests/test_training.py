@@ -6,7 +6,6 @@ import numpy as np
 from forgetting import data, metrics, training
 from forgetting.model import build_mlp, weights_by_path
 from forgetting.strategies import L2
-from tests.conftest import synthetic_mnist
 
 
 def _train(seed: int, split: data.Split) -> dict[str, np.ndarray]:
@@ -23,8 +22,8 @@ def test_same_seed_gives_identical_weights_and_another_seed_does_not(mnist_like)
     assert any(not np.array_equal(first[k], other[k]) for k in first)
 
 
-def test_fit_learns_the_synthetic_task():
-    train, test = synthetic_mnist(600, seed=1), synthetic_mnist(200, seed=2)
+def test_fit_learns_the_synthetic_task(make_mnist):
+    train, test = make_mnist(600, seed=1), make_mnist(200, seed=2)
     training.seed_everything(0)
     net = build_mlp(hidden_units=32)
     before = metrics.accuracy(net, test)
@@ -32,9 +31,9 @@ def test_fit_learns_the_synthetic_task():
     assert metrics.accuracy(net, test) > max(0.9, before + 0.3)
 
 
-def test_finetune_logs_penalty_and_per_epoch_task_accuracy(tmp_path):
-    task_a = data.select_digits(synthetic_mnist(500, seed=1), [0, 2, 4, 6, 8])
-    task_b = data.select_digits(synthetic_mnist(500, seed=2), [1, 3, 5, 7, 9])
+def test_finetune_logs_penalty_and_per_epoch_task_accuracy(make_mnist, tmp_path):
+    task_a = data.select_digits(make_mnist(500, seed=1), [0, 2, 4, 6, 8])
+    task_b = data.select_digits(make_mnist(500, seed=2), [1, 3, 5, 7, 9])
     training.seed_everything(0)
     net = build_mlp(hidden_units=16)
     training.fit(net, task_a, None, epochs=3, batch_size=32, learning_rate=3e-3, verbose=0)
