@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-STRATEGIES = ("naive", "l2", "ewc")
+STRATEGIES = ("naive", "l2", "ewc", "replay")
 STAGES = [
     "prepare",
     "train_a",
@@ -40,6 +40,7 @@ def _readers(declared: dict[str, set[str]], key: str) -> set[str]:
     [
         ("alpha", {"finetune@ewc"}),
         ("l2.weight", {"finetune@l2"}),
+        ("replay.buffer_size", {"finetune@replay"}),
         ("fisher.estimator", {"fisher"}),
         ("fisher.num_examples", {"fisher"}),
         ("finetune.epochs", {f"finetune@{s}" for s in STRATEGIES}),

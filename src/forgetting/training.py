@@ -100,8 +100,9 @@ def fit(
 
 
 def finetune(network: keras.Model, strategy: Strategy, train: Split, validation: Split | None, **fit_args):
-    """Fine-tune ``network`` in place on ``train`` minimising its loss plus ``strategy``'s penalty."""
-    return fit(PenalizedModel(network, strategy), train, validation, **fit_args)
+    """Fine-tune ``network`` in place on ``strategy.training_data(train)``, minimising its loss plus
+    ``strategy``'s penalty."""
+    return fit(PenalizedModel(network, strategy), strategy.training_data(train), validation, **fit_args)
 
 
 def train_new_model(params: dict, train: Split, validation: Split | None, epochs: int) -> keras.Model:

@@ -9,8 +9,9 @@ from forgetting.strategies.base import QuadraticPenalty, Strategy, TaskAState
 from forgetting.strategies.ewc import EWC
 from forgetting.strategies.l2 import L2
 from forgetting.strategies.naive import Naive
+from forgetting.strategies.replay import Replay
 
-STRATEGIES: dict[str, type[Strategy]] = {cls.name: cls for cls in (Naive, L2, EWC)}
+STRATEGIES: dict[str, type[Strategy]] = {cls.name: cls for cls in (Naive, L2, EWC, Replay)}
 
 __all__ = [
     "EWC",
@@ -18,6 +19,7 @@ __all__ = [
     "STRATEGIES",
     "Naive",
     "QuadraticPenalty",
+    "Replay",
     "Strategy",
     "TaskAState",
     "build_strategy",

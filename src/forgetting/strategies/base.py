@@ -1,7 +1,9 @@
-"""The strategy interface: fine-tuning on task B minimises  CE_B(theta) + strategy.penalty(theta).
+"""The strategy interface: fine-tuning on task B minimises  CE(theta) + strategy.penalty(theta)  over
+strategy.training_data(task B's train split).
 
-A strategy is a small object built from the params and what task A left behind (``TaskAState``); the training
-loop (``forgetting.training``) is written once and only asks it for ``penalty(model)``.
+A strategy is a small object built from the params and what task A left behind (``TaskAState``); it adds to the
+loss (``penalty``), to the data (``training_data``), or both. The training loop (``forgetting.training``) is
+written once and only asks it for these two.
 """
 
 from __future__ import annotations
@@ -14,16 +16,18 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from forgetting.data import Split, load_split
 from forgetting.fisher import load_fisher
 from forgetting.model import load_model, weights_by_path
 
 
 @dataclass(frozen=True)
 class TaskAState:
-    """What task A left behind for fine-tuning: its checkpoint and its Fisher file."""
+    """What task A left behind for fine-tuning: its checkpoint, its Fisher file and its prepared data."""
 
     model_path: Path = Path("models/task_a.keras")
     fisher_path: Path = Path("models/fisher.npz")
+    data_dir: Path = Path("data/prepared/task_a")
 
     def model(self) -> keras.Model:
         return load_model(self.model_path, stage="train_a")
@@ -34,9 +38,13 @@ class TaskAState:
     def fisher(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         return load_fisher(self.fisher_path)
 
+    def train_split(self) -> Split:
+        return load_split(self.data_dir, "train")
+
 
 class Strategy:
-    """No penalty: plain fine-tuning. Subclasses add a penalty and say which params they read."""
+    """Plain fine-tuning: no penalty, task B's data as it is. Subclasses override what they change and
+    ``from_params`` (which reads only the strategy's own params)."""
 
     name: ClassVar[str] = "naive"
 
@@ -46,6 +54,9 @@ class Strategy:
 
     def penalty(self, model: keras.Model) -> tf.Tensor:
         return tf.constant(0.0)
+
+    def training_data(self, train: Split) -> Split:
+        return train
 
 
 class QuadraticPenalty(Strategy):
