@@ -1,4 +1,4 @@
-"""Training, written once: Keras ``fit`` with the strategy's penalty added in ``compute_loss``."""
+"""Training, written once: Keras ``fit`` on the strategy's training data, its penalty added in ``compute_loss``."""
 
 from __future__ import annotations
 
