@@ -24,8 +24,8 @@ ALL_STAGES = {
     "train_a",
     "train_joint",
     "fisher",
-    *(f"finetune@{s}" for s in ("naive", "l2", "ewc", "replay")),
-    *(f"evaluate@{s}" for s in ("task_a", "joint", "naive", "l2", "ewc", "replay")),
+    *(f"finetune@{s}" for s in ("naive", "l2", "ewc", "replay", "lwf")),
+    *(f"evaluate@{s}" for s in ("task_a", "joint", "naive", "l2", "ewc", "replay", "lwf")),
 }
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "e2e",
@@ -87,10 +87,10 @@ def test_pipeline_end_to_end(repo):
     assert stages_run(run(repo, "dvc", "repro")) == ALL_STAGES
 
     metrics = read_metrics(repo)
-    assert set(metrics) == {"task_a", "joint", "naive", "l2", "ewc", "replay"}
+    assert set(metrics) == {"task_a", "joint", "naive", "l2", "ewc", "replay", "lwf"}
     for name, values in metrics.items():
         keys = {"task_a_accuracy", "task_b_accuracy", "mean_accuracy"}
-        if name in ("naive", "l2", "ewc", "replay"):
+        if name in ("naive", "l2", "ewc", "replay", "lwf"):
             keys.add("task_a_forgetting")
         assert set(values) == keys, name
         assert all(0 <= values[k] <= 1 or k == "task_a_forgetting" for k in values)
@@ -102,12 +102,13 @@ def test_pipeline_end_to_end(repo):
     assert metrics["ewc"]["task_a_accuracy"] > metrics["naive"]["task_a_accuracy"]
     assert metrics["l2"]["task_a_accuracy"] > metrics["naive"]["task_a_accuracy"]
     assert metrics["replay"]["mean_accuracy"] > 0.9
-    for name in ("naive", "l2", "ewc", "replay"):
+    assert metrics["lwf"]["task_a_accuracy"] > metrics["naive"]["task_a_accuracy"]
+    for name in ("naive", "l2", "ewc", "replay", "lwf"):
         forgetting = metrics["task_a"]["task_a_accuracy"] - metrics[name]["task_a_accuracy"]
         assert metrics[name]["task_a_forgetting"] == pytest.approx(forgetting, abs=2e-6)
 
     # The per-epoch log: epoch 0 is the task-A model, then one row per fine-tuning epoch.
-    for name in ("naive", "l2", "ewc", "replay"):
+    for name in ("naive", "l2", "ewc", "replay", "lwf"):
         with open(repo / f"metrics/epochs/{name}.csv") as handle:
             rows = list(csv.DictReader(handle))
         assert [int(r["epoch"]) for r in rows] == list(range(7))

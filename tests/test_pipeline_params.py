@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-STRATEGIES = ("naive", "l2", "ewc", "replay")
+STRATEGIES = ("naive", "l2", "ewc", "replay", "lwf")
 STAGES = [
     "prepare",
     "train_a",
@@ -41,6 +41,8 @@ def _readers(declared: dict[str, set[str]], key: str) -> set[str]:
         ("alpha", {"finetune@ewc"}),
         ("l2.weight", {"finetune@l2"}),
         ("replay.buffer_size", {"finetune@replay"}),
+        ("lwf.temperature", {"finetune@lwf"}),
+        ("lwf.weight", {"finetune@lwf"}),
         ("fisher.estimator", {"fisher"}),
         ("fisher.num_examples", {"fisher"}),
         ("finetune.epochs", {f"finetune@{s}" for s in STRATEGIES}),

@@ -87,7 +87,7 @@ def test_unknown_strategy_in_dvc_yaml(repo):
     save_model(build_mlp(), repo / "models" / "task_a.keras")
     code, stderr = run_stage(repo, "stages/finetune.py", "si")
     assert code == 1
-    assert_one_error_line(stderr, "unknown strategy 'si': use one of naive, l2, ewc, replay")
+    assert_one_error_line(stderr, "unknown strategy 'si': use one of naive, l2, ewc, replay, lwf")
     assert sorted(p.name for p in (repo / "models").iterdir()) == ["task_a.keras"]
     assert not (repo / "metrics" / "epochs" / "si.csv").exists()
 

@@ -6,7 +6,7 @@ import tensorflow as tf
 from forgetting import fisher, training
 from forgetting.errors import ForgettingError
 from forgetting.model import save_model, weights_by_path
-from forgetting.strategies import EWC, L2, STRATEGIES, Naive, QuadraticPenalty, Replay, TaskAState, build_strategy
+from forgetting.strategies import EWC, L2, STRATEGIES, LwF, Naive, QuadraticPenalty, Replay, TaskAState, build_strategy
 
 
 def _shifted_copy(theta: dict[str, np.ndarray], seed: int) -> dict[str, np.ndarray]:
@@ -15,11 +15,11 @@ def _shifted_copy(theta: dict[str, np.ndarray], seed: int) -> dict[str, np.ndarr
 
 
 def test_registry_names_the_strategies():
-    assert {"naive": Naive, "l2": L2, "ewc": EWC, "replay": Replay} == STRATEGIES
+    assert {"naive": Naive, "l2": L2, "ewc": EWC, "replay": Replay, "lwf": LwF} == STRATEGIES
 
 
 def test_unknown_strategy_is_a_clear_error():
-    with pytest.raises(ForgettingError, match="unknown strategy 'si': use one of naive, l2, ewc, replay"):
+    with pytest.raises(ForgettingError, match="unknown strategy 'si': use one of naive, l2, ewc, replay, lwf"):
         build_strategy("si", {}, TaskAState())
 
 

@@ -59,6 +59,8 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "seed": (_is_int, "an integer"),
     "alpha": (lambda v: _is_number(v) and v >= 0, "a number >= 0 (0 turns EWC into naive fine-tuning)"),
     "l2.weight": (lambda v: _is_number(v) and v >= 0, "a number >= 0"),
+    "lwf.temperature": (lambda v: _is_number(v) and v > 0, "a number > 0"),
+    "lwf.weight": (lambda v: _is_number(v) and v >= 0, "a number >= 0"),
     "replay.buffer_size": (lambda v: _is_int(v) and v >= 1, "an integer >= 1 (task-A examples kept)"),
     "data.manual_dir": (lambda v: isinstance(v, str) and v != "", "a folder path"),
     "data.tfds_dir": (lambda v: isinstance(v, str) and v != "", "a folder path"),

@@ -22,7 +22,7 @@ def seed_everything(seed: int) -> None:
 
 
 class PenalizedModel(keras.Model):
-    """Wraps a network so that ``fit`` minimises  loss + strategy.penalty(network); logs the penalty."""
+    """Wraps a network so that ``fit`` minimises  loss + strategy.penalty(network, x, logits); logs the penalty."""
 
     def __init__(self, network: keras.Model, strategy: Strategy) -> None:
         super().__init__(name=f"{network.name}_{strategy.name}")
@@ -35,7 +35,7 @@ class PenalizedModel(keras.Model):
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         loss = super().compute_loss(x, y, y_pred, sample_weight, training)
-        penalty = self.strategy.penalty(self.network)
+        penalty = self.strategy.penalty(self.network, x, y_pred)
         self.penalty_tracker.update_state(penalty)
         return loss + penalty
 

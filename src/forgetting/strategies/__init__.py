@@ -8,15 +8,17 @@ from forgetting.errors import ForgettingError
 from forgetting.strategies.base import QuadraticPenalty, Strategy, TaskAState
 from forgetting.strategies.ewc import EWC
 from forgetting.strategies.l2 import L2
+from forgetting.strategies.lwf import LwF
 from forgetting.strategies.naive import Naive
 from forgetting.strategies.replay import Replay
 
-STRATEGIES: dict[str, type[Strategy]] = {cls.name: cls for cls in (Naive, L2, EWC, Replay)}
+STRATEGIES: dict[str, type[Strategy]] = {cls.name: cls for cls in (Naive, L2, EWC, Replay, LwF)}
 
 __all__ = [
     "EWC",
     "L2",
     "STRATEGIES",
+    "LwF",
     "Naive",
     "QuadraticPenalty",
     "Replay",

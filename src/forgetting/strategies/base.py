@@ -1,5 +1,5 @@
-"""The strategy interface: fine-tuning on task B minimises  CE(theta) + strategy.penalty(theta)  over
-strategy.training_data(task B's train split).
+"""The strategy interface: fine-tuning on task B minimises  CE(theta) + strategy.penalty(theta, x, logits)  over
+strategy.training_data(task B's train split), where x is the batch and logits the model's output on it.
 
 A strategy is a small object built from the params and what task A left behind (``TaskAState``); it adds to the
 loss (``penalty``), to the data (``training_data``), or both. The training loop (``forgetting.training``) is
@@ -52,7 +52,7 @@ class Strategy:
     def from_params(cls, params: dict[str, Any], task_a: TaskAState) -> Strategy:
         return cls()
 
-    def penalty(self, model: keras.Model) -> tf.Tensor:
+    def penalty(self, model: keras.Model, x: tf.Tensor | None = None, logits: tf.Tensor | None = None) -> tf.Tensor:
         return tf.constant(0.0)
 
     def training_data(self, train: Split) -> Split:
@@ -72,7 +72,7 @@ class QuadraticPenalty(Strategy):
         self.anchor = {k: tf.constant(v, dtype=tf.float32) for k, v in anchor.items()}
         self.importance = None if importance is None else {k: tf.constant(v, tf.float32) for k, v in importance.items()}
 
-    def penalty(self, model: keras.Model) -> tf.Tensor:
+    def penalty(self, model: keras.Model, x: tf.Tensor | None = None, logits: tf.Tensor | None = None) -> tf.Tensor:
         total = tf.constant(0.0)
         for variable in model.trainable_variables:
             squared = tf.square(variable.value - self.anchor[variable.path])
