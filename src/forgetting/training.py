@@ -58,8 +58,8 @@ class TaskAccuracyLog(keras.callbacks.Callback):
         for name, split in self.tasks.items():
             row[f"{name}_accuracy"] = accuracy(self.model, split)
         row.update({k: float(v) for k, v in (logs or {}).items()})
-        logs_out = logs if logs is not None else {}
-        logs_out.update({k: v for k, v in row.items() if k != "epoch"})
+        if logs is not None:  # let later callbacks see the task accuracies too
+            logs.update({k: v for k, v in row.items() if k != "epoch"})
         self.rows.append(row)
         fields = list(dict.fromkeys(k for r in self.rows for k in r))
         with open(self.path, "w", newline="") as handle:
