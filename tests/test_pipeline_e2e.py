@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -44,9 +45,11 @@ def mnist_dir() -> Path | None:
 
 
 def run(repo: Path, *command: str) -> str:
-    done = subprocess.run(
-        command, cwd=repo, capture_output=True, text=True, env={**os.environ, **GIT_ENV}, timeout=1800
-    )
+    """Run a command in ``repo`` with this interpreter's environment first on PATH (for `dvc` and the stages'
+    `python`), even when it is not activated."""
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    env = {**os.environ, **GIT_ENV, "PATH": path}
+    done = subprocess.run(command, cwd=repo, capture_output=True, text=True, env=env, timeout=1800)
     output = done.stdout + done.stderr
     assert done.returncode == 0, f"{' '.join(command)} failed:\n{output[-5000:]}"
     return output
