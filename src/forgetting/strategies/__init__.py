@@ -25,20 +25,14 @@ __all__ = [
     "Strategy",
     "TaskAState",
     "build_strategy",
-    "check_name",
 ]
 
 
-def check_name(name: str) -> None:
-    """Raise a clear error unless ``name`` is a registered strategy."""
+def build_strategy(name: str, params: dict[str, Any], task_a: TaskAState) -> Strategy:
+    """The registered strategy ``name``, built from its params and task A's state."""
     if name not in STRATEGIES:
         raise ForgettingError(
             f"unknown strategy {name!r}: use one of {', '.join(STRATEGIES)} "
             "(the finetune foreach in dvc.yaml lists the strategies to run)"
         )
-
-
-def build_strategy(name: str, params: dict[str, Any], task_a: TaskAState) -> Strategy:
-    """The registered strategy ``name``, built from its params and task A's state."""
-    check_name(name)
     return STRATEGIES[name].from_params(params, task_a)
