@@ -1,8 +1,9 @@
 """Choose a strategy's hyperparameters on VALIDATION data (never test).
 
-For every combination of the given values, fine-tune the task-A model on task B under the strategy exactly as
-`finetune@<strategy>` does (same params, seed and epochs, built by the same registry from the task-A checkpoint and
-Fisher file), and print validation accuracy on tasks A and B and their mean. Run after `dvc repro fisher`:
+For every combination of the given values, train the task-A model on the later tasks under the strategy exactly as
+`finetune@<strategy>` does (same params, seed and epochs, built by the same registry from the task-A checkpoint,
+Fisher and path-integral files), and print the final validation accuracy on every task and their mean. Run after
+`dvc repro fisher` (with the scenario and tasks to sweep for):
 
     python bench/sweep.py ewc alpha=0,1,5,25,100 --seeds 42 1 2
     python bench/sweep.py lwf lwf.temperature=1,2,4 lwf.weight=0.5,1,2
@@ -15,11 +16,14 @@ from __future__ import annotations
 import argparse
 import copy
 import itertools
+import tempfile
+from pathlib import Path
 
 import yaml
 
 from forgetting import data, metrics, training
 from forgetting.params import validate
+from forgetting.scenarios import Scenario
 from forgetting.strategies import TaskAState, build_strategy
 
 
@@ -40,13 +44,14 @@ def main() -> None:
         base = yaml.safe_load(handle)
     keys, values = zip(*(item.split("=", 1) for item in args.grid), strict=True)
     grid = [[yaml.safe_load(v) for v in vs.split(",")] for vs in values]
-    task_a = TaskAState()
-    validation = {t: data.load_split(f"data/prepared/{t}", "validation") for t in ("task_a", "task_b")}
-    train_b = data.load_split("data/prepared/task_b", "train")
+    scenario = Scenario.from_params(base)
+    task_a = TaskAState(scenario)
+    train = list(data.load_tasks("train", scenario).values())
+    validation = data.load_tasks("validation", scenario)
     seeds = args.seeds or [base["seed"]]
-    print(f"{args.strategy}, seeds {seeds}, validation splits")
-    print(f"| {' | '.join(keys)} | task A val acc | task B val acc | mean val acc |")
-    print("|" + "---:|" * (len(keys) + 3))
+    print(f"{args.strategy}, {scenario.kind} scenario, {len(train)} tasks, seeds {seeds}, validation splits")
+    print(f"| {' | '.join(keys)} | {' | '.join(validation)} | mean |")
+    print("|" + "---:|" * (len(keys) + len(validation) + 1))
     for combination in itertools.product(*grid):
         params = copy.deepcopy(base)
         for key, value in zip(keys, combination, strict=True):
@@ -54,23 +59,28 @@ def main() -> None:
         validate(params)
         results = []
         for seed in seeds:
+            params["seed"] = seed
             training.seed_everything(seed)
             strategy = build_strategy(args.strategy, params, task_a)
             net = task_a.model()
-            training.finetune(
-                net,
-                strategy,
-                train_b,
-                validation["task_b"],
-                epochs=params["finetune"]["epochs"],
-                batch_size=params["train"]["batch_size"],
-                learning_rate=params["train"]["learning_rate"],
-                verbose=0,
-            )
-            results.append([metrics.accuracy(net, validation[t]) for t in ("task_a", "task_b")])
-        acc_a, acc_b = (sum(column) / len(seeds) for column in zip(*results, strict=True))
+            with tempfile.TemporaryDirectory() as tmp:
+                log = training.TaskAccuracyLog(validation, scenario, Path(tmp) / "log.csv", task="task_a")
+                training.train_sequence(
+                    net,
+                    strategy,
+                    scenario,
+                    train,
+                    list(validation.values()),
+                    log,
+                    epochs=params["finetune"]["epochs"],
+                    batch_size=params["train"]["batch_size"],
+                    learning_rate=params["train"]["learning_rate"],
+                    verbose=0,
+                )
+            results.append([metrics.accuracy(net, split, scenario) for split in validation.values()])
+        means = [sum(column) / len(seeds) for column in zip(*results, strict=True)]
         cells = " | ".join(f"{v:g}" for v in combination)
-        print(f"| {cells} | {acc_a:.4f} | {acc_b:.4f} | {(acc_a + acc_b) / 2:.4f} |", flush=True)
+        print(f"| {cells} | {' | '.join(f'{m:.4f}' for m in means)} | {sum(means) / len(means):.4f} |", flush=True)
 
 
 if __name__ == "__main__":

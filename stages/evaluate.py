@@ -1,29 +1,38 @@
-"""Stage evaluate@<name>: test accuracy on tasks A and B -> metrics/<name>.json.
+"""Stage evaluate@<name>: test accuracy on every task, plus the accuracy matrix and BWT -> metrics/<name>.json.
 
-Usage: evaluate.py NAME MODEL REFERENCE. When REFERENCE (the task-A model) differs from MODEL, the metrics add
+Usage: evaluate.py NAME MODEL REFERENCE. Final accuracies come from MODEL; the accuracy matrix from the training
+log metrics/epochs/NAME.csv. When REFERENCE (the task-A model) differs from MODEL, the metrics add
 task_a_forgetting = task-A accuracy of REFERENCE minus that of MODEL.
 """
 
 import sys
 
-from forgetting import data, metrics, model
+from forgetting import params
 from forgetting.cli import run_stage
 
 
 def main() -> None:
     name, model_path, reference_path = sys.argv[1:4]
-    tests = {task: data.load_split(f"data/prepared/{task}", "test") for task in ("task_a", "task_b")}
+    p = params.load(f"evaluate@{name}")
+    from forgetting import data, metrics, model  # after validation: TensorFlow is slow to import
+    from forgetting.scenarios import Scenario
+
+    scenario = Scenario.from_params(p)
+    tests = data.load_tasks("test", scenario)
     producer = {"task_a": "train_a", "joint": "train_joint"}.get(name, f"finetune@{name}")
     net = model.load_model(model_path, stage=producer)
     reference_a = None
     if reference_path != model_path:
         reference = model.load_model(reference_path, stage="train_a")
-        reference_a = metrics.accuracy(reference, tests["task_a"])
+        reference_a = metrics.accuracy(reference, tests["task_a"], scenario)
+    log = f"metrics/epochs/{name}.csv"
     result = metrics.task_metrics(
-        metrics.accuracy(net, tests["task_a"]), metrics.accuracy(net, tests["task_b"]), reference_a
+        {task: metrics.accuracy(net, split, scenario) for task, split in tests.items()},
+        reference_a,
+        metrics.accuracy_matrix(metrics.read_log(log), scenario.names),
     )
     metrics.write_metrics(result, f"metrics/{name}.json")
-    print(name, result)
+    print(name, {k: v for k, v in result.items() if k != "accuracy_matrix"})
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
-"""Stage finetune@<strategy>: fine-tune the task-A model on task B under one strategy
--> models/<strategy>.keras and metrics/epochs/<strategy>.csv (test accuracy on A and B per epoch)."""
+"""Stage finetune@<strategy>: from the task-A model, train on tasks B, C, ... in turn under one strategy
+-> models/<strategy>.keras and metrics/epochs/<strategy>.csv (test accuracy on every task per epoch)."""
 
 import sys
 
@@ -12,23 +12,25 @@ def main() -> None:
     name = sys.argv[1]
     p = params.load(f"finetune@{name}")
     from forgetting import data, model, training  # after validation: TensorFlow is slow to import
+    from forgetting.scenarios import Scenario
     from forgetting.strategies import TaskAState, build_strategy
 
     training.seed_everything(p["seed"])
-    task_a = TaskAState()
+    scenario = Scenario.from_params(p)
+    task_a = TaskAState(scenario)
     strategy = build_strategy(name, p, task_a)
     net = task_a.model()
-    tests = {task: data.load_split(f"data/prepared/{task}", "test") for task in ("task_a", "task_b")}
     with atomic_output(f"metrics/epochs/{name}.csv") as csv_path:
-        training.finetune(
+        training.train_sequence(
             net,
             strategy,
-            data.load_split("data/prepared/task_b", "train"),
-            data.load_split("data/prepared/task_b", "validation"),
+            scenario,
+            list(data.load_tasks("train", scenario).values()),
+            list(data.load_tasks("validation", scenario).values()),
+            training.TaskAccuracyLog(data.load_tasks("test", scenario), scenario, csv_path, task="task_a"),
             epochs=p["finetune"]["epochs"],
             batch_size=p["train"]["batch_size"],
             learning_rate=p["train"]["learning_rate"],
-            callbacks=[training.TaskAccuracyLog(tests, csv_path)],
         )
         model.save_model(net, f"models/{name}.keras")
 

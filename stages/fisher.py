@@ -2,8 +2,6 @@
 
 import time
 
-import numpy as np
-
 from forgetting import params
 from forgetting.cli import run_stage
 
@@ -11,17 +9,17 @@ from forgetting.cli import run_stage
 def main() -> None:
     p = params.load("fisher")
     from forgetting import data, fisher, model, training  # after validation: TensorFlow is slow to import
+    from forgetting.scenarios import Scenario
 
     training.seed_everything(p["seed"])
+    scenario = Scenario.from_params(p)
     net = model.load_model("models/task_a.keras", stage="train_a")
-    train = data.load_split("data/prepared/task_a", "train")
-    count = p["fisher"]["num_examples"]
-    if count != "all" and count < len(train):
-        train = train.subset(np.sort(np.random.default_rng(p["seed"]).permutation(len(train))[:count]))
     start = time.perf_counter()
-    diagonal = fisher.fisher_diagonal(net, train.image, train.label, p["fisher"]["estimator"], p["seed"])
+    diagonal = fisher.task_fisher(
+        net, data.load_task("task_a", "train", scenario), scenario.columns(0), p["fisher"], p["seed"]
+    )
     print(
-        f"{p['fisher']['estimator']} Fisher over {len(train)} task-A examples in "
+        f"{p['fisher']['estimator']} Fisher of task A ({p['fisher']['num_examples']} examples) in "
         f"{time.perf_counter() - start:.2f} s; mean F per variable: "
         + ", ".join(f"{k} {v.mean():.3g}" for k, v in diagonal.items())
     )

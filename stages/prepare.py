@@ -1,4 +1,5 @@
-"""Stage prepare: MNIST (tensorflow-datasets) -> data/prepared/task_{a,b}/{train,validation,test}.npz."""
+"""Stage prepare: MNIST (tensorflow-datasets) -> data/prepared/task_{a,b,...}/{train,validation,test}.npz, one
+folder per digit set of the ``tasks`` param."""
 
 from forgetting import params
 from forgetting.cli import run_stage
@@ -6,14 +7,17 @@ from forgetting.cli import run_stage
 
 def main() -> None:
     p = params.load("prepare")
-    from forgetting import data  # after validation: TensorFlow is slow to import
+    from forgetting import data, scenarios  # after validation: TensorFlow is slow to import
+    from forgetting.files import atomic_output
 
     cfg = p["data"]
     train, test = data.load_mnist(cfg["manual_dir"], cfg["tfds_dir"])
-    for task in ("task_a", "task_b"):
-        splits = data.build_task(train, test, cfg[f"{task}_digits"], cfg["validation_fraction"], p["seed"])
-        data.save_task(splits, f"data/prepared/{task}")
-        print(task, {name: len(split) for name, split in splits.items()})
+    with atomic_output("data/prepared") as root:
+        for t, (name, digits) in enumerate(zip(scenarios.task_names(len(p["tasks"])), p["tasks"], strict=True)):
+            per_digit = None if cfg["train_per_digit"] == "all" else cfg["train_per_digit"]
+            splits = data.build_task(train, test, digits, t, cfg["validation_fraction"], p["seed"], per_digit)
+            data.save_task(splits, root / name)
+            print(name, digits, {split: len(part) for split, part in splits.items()})
 
 
 if __name__ == "__main__":

@@ -1,18 +1,30 @@
-"""Stage train_a: train the MLP on task A -> models/task_a.keras."""
+"""Stage train_a: train the MLP on task A (the first task) -> models/task_a.keras, SI's path integral over that
+training -> models/task_a_path_integral.npz, and test accuracy per epoch -> metrics/epochs/task_a.csv."""
 
 from forgetting import params
 from forgetting.cli import run_stage
+from forgetting.files import atomic_output
 
 
 def main() -> None:
     p = params.load("train_a")
     from forgetting import data, model, training  # after validation: TensorFlow is slow to import
+    from forgetting.scenarios import Scenario
 
-    task_a = "data/prepared/task_a"
-    net = training.train_new_model(
-        p, data.load_split(task_a, "train"), data.load_split(task_a, "validation"), p["train"]["epochs_a"]
-    )
-    model.save_model(net, "models/task_a.keras")
+    scenario = Scenario.from_params(p)
+    with atomic_output("metrics/epochs/task_a.csv") as csv_path:
+        log = training.TaskAccuracyLog(data.load_tasks("test", scenario), scenario, csv_path, task="task_a")
+        net, path_integral = training.train_new_model(
+            p,
+            scenario,
+            data.load_task("task_a", "train", scenario),
+            data.load_task("task_a", "validation", scenario),
+            p["train"]["epochs_a"],
+            callbacks=[log],
+            path_integral=True,
+        )
+        path_integral.save("models/task_a_path_integral.npz")
+        model.save_model(net, "models/task_a.keras")
 
 
 if __name__ == "__main__":

@@ -1,18 +1,27 @@
-"""Stage train_joint: train the MLP on tasks A and B at once (the upper bound) -> models/joint.keras."""
+"""Stage train_joint: train the MLP on all tasks at once (the upper bound) -> models/joint.keras and test accuracy
+per epoch -> metrics/epochs/joint.csv."""
 
 from forgetting import params
 from forgetting.cli import run_stage
+from forgetting.files import atomic_output
 
 
 def main() -> None:
     p = params.load("train_joint")
     from forgetting import data, model, training  # after validation: TensorFlow is slow to import
+    from forgetting.scenarios import Scenario
 
-    def both(split: str) -> data.Split:
-        return data.Split.concat(*(data.load_split(f"data/prepared/{task}", split) for task in ("task_a", "task_b")))
+    scenario = Scenario.from_params(p)
 
-    net = training.train_new_model(p, both("train"), both("validation"), p["train"]["epochs_joint"])
-    model.save_model(net, "models/joint.keras")
+    def every_task(split: str) -> data.Split:
+        return data.Split.concat(*data.load_tasks(split, scenario).values())
+
+    with atomic_output("metrics/epochs/joint.csv") as csv_path:
+        log = training.TaskAccuracyLog(data.load_tasks("test", scenario), scenario, csv_path, task="joint")
+        net, _ = training.train_new_model(
+            p, scenario, every_task("train"), every_task("validation"), p["train"]["epochs_joint"], callbacks=[log]
+        )
+        model.save_model(net, "models/joint.keras")
 
 
 if __name__ == "__main__":

@@ -5,8 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from forgetting.data import Split, make_split
+from forgetting.data import Split, make_split, select_digits
 from forgetting.model import build_mlp
+from forgetting.scenarios import Scenario
+
+EVEN_ODD = ((0, 2, 4, 6, 8), (1, 3, 5, 7, 9))
+FIVE_PAIRS = ((0, 1), (2, 3), (4, 5), (6, 7), (8, 9))
 
 
 def synthetic_mnist(count: int, seed: int = 0) -> Split:
@@ -20,6 +24,15 @@ def synthetic_mnist(count: int, seed: int = 0) -> Split:
     return make_split(images, digits)
 
 
+def split_into_tasks(split: Split, scenario: Scenario) -> list[Split]:
+    """``split``'s examples of each of the scenario's tasks, with their task index and the scenario's labels."""
+    tasks = []
+    for t, digits in enumerate(scenario.tasks):
+        part = select_digits(split, list(digits))
+        tasks.append(Split(part.image, part.label, part.digit, np.full(len(part), t, np.int32)).relabel(scenario))
+    return tasks
+
+
 @pytest.fixture
 def make_mnist():
     """The ``synthetic_mnist(count, seed)`` factory, for tests that need several sets."""
@@ -28,7 +41,10 @@ def make_mnist():
 
 @pytest.fixture
 def mnist_like() -> Split:
-    return synthetic_mnist(400)
+    """400 synthetic examples labelled as in the two-task domain scenario (label = digit // 2, task = parity)."""
+    split = synthetic_mnist(400)
+    task = (split.digit % 2).astype(np.int32)
+    return Split(split.image, split.label, split.digit, task).relabel(Scenario("domain", EVEN_ODD))
 
 
 @pytest.fixture
@@ -36,4 +52,4 @@ def tiny_model():
     import keras
 
     keras.utils.set_random_seed(7)
-    return build_mlp(hidden_units=8, dropout=0.5)
+    return build_mlp(5, hidden_units=8, dropout=0.5)

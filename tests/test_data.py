@@ -1,12 +1,12 @@
 import numpy as np
 import pytest
+from conftest import EVEN_ODD
 
 from forgetting import data
 from forgetting.errors import ForgettingError
+from forgetting.scenarios import Scenario
 
-
-def test_label_is_digit_floor_half():
-    assert data.label_of(np.arange(10)).tolist() == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]
+DOMAIN = Scenario("domain", EVEN_ODD)
 
 
 def test_make_split_scales_pixels_and_keeps_digits():
@@ -15,14 +15,15 @@ def test_make_split_scales_pixels_and_keeps_digits():
     assert split.image.dtype == np.float32
     assert split.image.shape == (1, 2, 2, 1)
     np.testing.assert_allclose(split.image[0, :, :, 0], [[0.0, 1.0], [0.2, 0.4]], rtol=1e-6)
-    assert split.label.tolist() == [3]
+    assert split.label.tolist() == [7]  # the digit, until a scenario relabels it
     assert split.digit.tolist() == [7]
+    assert split.task.tolist() == [-1]
 
 
 def test_tasks_hold_only_their_digits_and_lose_nothing(make_mnist):
     train, test = make_mnist(1000, seed=1), make_mnist(300, seed=2)
-    a = data.build_task(train, test, [0, 2, 4, 6, 8], 0.1, seed=3)
-    b = data.build_task(train, test, [1, 3, 5, 7, 9], 0.1, seed=3)
+    a = data.build_task(train, test, [0, 2, 4, 6, 8], 0, 0.1, seed=3)
+    b = data.build_task(train, test, [1, 3, 5, 7, 9], 1, 0.1, seed=3)
     for split in a.values():
         assert set(np.unique(split.digit)) <= {0, 2, 4, 6, 8}
     for split in b.values():
@@ -31,9 +32,20 @@ def test_tasks_hold_only_their_digits_and_lose_nothing(make_mnist):
     assert sum(len(t[s]) for t in (a, b) for s in ("train", "validation")) == len(train)
     assert len(a["test"]) + len(b["test"]) == len(test)
     np.testing.assert_array_equal(np.sort(np.concatenate([a["test"].digit, b["test"].digit])), np.sort(test.digit))
-    for task in (a, b):
+    for index, task in enumerate((a, b)):
         for split in task.values():
-            np.testing.assert_array_equal(split.label, split.digit // 2)
+            assert split.task.tolist() == [index] * len(split)
+            np.testing.assert_array_equal(split.relabel(DOMAIN).label, split.digit // 2)
+
+
+def test_train_per_digit_caps_only_the_train_split(make_mnist):
+    train, test = make_mnist(1000, seed=1), make_mnist(300, seed=2)
+    full = data.build_task(train, test, [0, 1], 0, 0.1, seed=3)
+    small = data.build_task(train, test, [0, 1], 0, 0.1, seed=3, train_per_digit=20)
+    assert [int((small["train"].digit == d).sum()) for d in (0, 1)] == [20, 20]
+    assert {img.tobytes() for img in small["train"].image} <= {img.tobytes() for img in full["train"].image}
+    for name in ("validation", "test"):
+        np.testing.assert_array_equal(small[name].image, full[name].image)
 
 
 def test_validation_is_stratified_and_seeded(make_mnist):
@@ -50,7 +62,7 @@ def test_validation_is_stratified_and_seeded(make_mnist):
 
 
 def test_save_and_load_task_round_trip(make_mnist, tmp_path):
-    task = data.build_task(make_mnist(200), make_mnist(50, seed=9), [1, 3], 0.25, seed=0)
+    task = data.build_task(make_mnist(200), make_mnist(50, seed=9), [1, 3, 5, 7, 9], 1, 0.25, seed=0)
     data.save_task(task, tmp_path / "task_b")
     assert sorted(p.name for p in (tmp_path / "task_b").iterdir()) == [
         "test.npz",
@@ -58,14 +70,17 @@ def test_save_and_load_task_round_trip(make_mnist, tmp_path):
         "validation.npz",
     ]
     for name, split in task.items():
-        loaded = data.load_split(tmp_path / "task_b", name)
+        loaded = data.load_split(tmp_path / "task_b", name, DOMAIN)
         np.testing.assert_array_equal(loaded.image, split.image)
-        np.testing.assert_array_equal(loaded.label, split.label)
+        np.testing.assert_array_equal(loaded.label, split.digit // 2)  # labelled for the scenario on loading
         np.testing.assert_array_equal(loaded.digit, split.digit)
+        np.testing.assert_array_equal(loaded.task, split.task)
+    with pytest.raises(ForgettingError, match=r"prepared for other tasks than params\.yaml's: run `dvc repro prepare`"):
+        data.load_split(tmp_path / "task_b", "train", Scenario("domain", ((1, 3, 5, 7, 9),)))
 
 
 def test_save_task_leaves_nothing_when_writing_fails(make_mnist, tmp_path, monkeypatch):
-    task = data.build_task(make_mnist(100), make_mnist(20, seed=9), [0, 2], 0.25, seed=0)
+    task = data.build_task(make_mnist(100), make_mnist(20, seed=9), [0, 2], 0, 0.25, seed=0)
     real_savez, written = np.savez, []
 
     def savez_then_fail(path, **arrays):
@@ -83,13 +98,13 @@ def test_save_task_leaves_nothing_when_writing_fails(make_mnist, tmp_path, monke
 
 def test_missing_split_file_names_the_fix(tmp_path):
     with pytest.raises(ForgettingError, match=r"train\.npz is missing: run `dvc repro prepare`"):
-        data.load_split(tmp_path, "train")
+        data.load_split(tmp_path, "train", DOMAIN)
 
 
 def test_corrupt_split_file_is_a_clear_error(tmp_path):
     (tmp_path / "test.npz").write_bytes(b"not a zip")
     with pytest.raises(ForgettingError, match="unreadable"):
-        data.load_split(tmp_path, "test")
+        data.load_split(tmp_path, "test", DOMAIN)
 
 
 def test_missing_mnist_offline_names_folder_and_files(tmp_path, monkeypatch):

@@ -4,7 +4,7 @@ import pytest
 
 from forgetting import fisher
 from forgetting.errors import ForgettingError
-from forgetting.model import weights_by_path
+from forgetting.model import build_mlp, weights_by_path
 
 
 def _relative_error(a: np.ndarray, b: np.ndarray) -> float:
@@ -22,6 +22,34 @@ def test_vectorised_fisher_matches_one_example_at_a_time(tiny_model, mnist_like,
         assert _relative_error(fast[key], slow[key]) < 1e-6, key
         assert np.all(fast[key] >= 0)
         assert np.any(fast[key] > 0)
+
+
+@pytest.mark.parametrize("estimator", ["exact", "empirical"])
+def test_fisher_of_one_head_matches_the_reference_and_ignores_the_other_heads(make_mnist, estimator):
+    keras.utils.set_random_seed(5)
+    model = build_mlp(10, hidden_units=8)  # the task scenario's two 5-way heads
+    split = make_mnist(40, seed=3)
+    x, y = split.image, split.digit // 2
+    head = np.arange(5, 10)
+    fast = fisher.fisher_diagonal(model, x, y, estimator, seed=2, chunk=16, columns=head)
+    slow = fisher.reference_fisher(model, x, y, estimator, seed=2, columns=head)
+    for key in fast:
+        assert _relative_error(fast[key], slow[key]) < 1e-6, key
+    assert np.all(fast["logits/kernel"][:, :5] == 0) and np.all(fast["logits/bias"][:5] == 0)
+    assert np.all(fast["logits/bias"][5:] > 0)
+
+
+def test_task_fisher_subsamples_with_the_seed(tiny_model, mnist_like):
+    settings = {"estimator": "exact", "num_examples": 50}
+    first = fisher.task_fisher(tiny_model, mnist_like, np.arange(5), settings, seed=3)
+    again = fisher.task_fisher(tiny_model, mnist_like, np.arange(5), settings, seed=3)
+    part = fisher.subsample(mnist_like, 50, seed=3)
+    assert len(part) == 50
+    expected = fisher.fisher_diagonal(tiny_model, part.image, part.label, "exact")
+    for key in first:
+        np.testing.assert_array_equal(first[key], again[key])
+        np.testing.assert_array_equal(first[key], expected[key])
+    assert fisher.subsample(mnist_like, "all", seed=3) is mnist_like
 
 
 def test_estimators_differ(tiny_model, mnist_like):
@@ -99,5 +127,8 @@ def test_missing_corrupt_and_inconsistent_fisher_files_are_clear_errors(tmp_path
     with pytest.raises(ForgettingError, match="does not hold matching theta/ and fisher/ arrays"):
         fisher.load_fisher(tmp_path / "half.npz")
     np.savez(tmp_path / "neg.npz", **{"theta/w": np.ones(3), "fisher/w": -np.ones(3)})
-    with pytest.raises(ForgettingError, match="negative or non-finite"):
+    with pytest.raises(ForgettingError, match="holds negative values"):
         fisher.load_fisher(tmp_path / "neg.npz")
+    np.savez(tmp_path / "nan.npz", **{"theta/w": np.ones(3), "fisher/w": np.full(3, np.nan)})
+    with pytest.raises(ForgettingError, match="holds non-finite values"):
+        fisher.load_fisher(tmp_path / "nan.npz")

@@ -19,7 +19,8 @@ def test_committed_params_are_valid(defaults):
     assert defaults["fisher"]["estimator"] == "exact"
     assert defaults["fisher"]["num_examples"] == "all"
     assert defaults["data"]["validation_fraction"] == 0.1
-    assert defaults["l2"]["weight"] == 1.0
+    assert defaults["scenario"] == "domain"
+    assert defaults["tasks"] == [[0, 2, 4, 6, 8], [1, 3, 5, 7, 9]]
 
 
 @pytest.mark.parametrize(
@@ -34,9 +35,16 @@ def test_committed_params_are_valid(defaults):
         ("train.epochs_a", 0, "train.epochs_a = 0 is invalid; set it to an integer >= 1"),
         ("train.batch_size", 0, "train.batch_size = 0 is invalid"),
         ("finetune.epochs", 2.5, "finetune.epochs = 2.5 is invalid"),
-        ("data.task_a_digits", [], "data.task_a_digits = [] is invalid"),
-        ("data.task_b_digits", [1, 12], "data.task_b_digits = [1, 12] is invalid; set it to a non-empty list"),
-        ("data.task_a_digits", [2, 2], "data.task_a_digits = [2, 2] is invalid"),
+        ("tasks", [[0, 1]], "tasks = [[0, 1]] is invalid; set it to a list of 2 to 10 tasks"),
+        ("tasks", [[0, 1], []], "tasks = [[0, 1], []] is invalid"),
+        ("tasks", [[0, 12], [1]], "tasks = [[0, 12], [1]] is invalid; set it to a list of 2 to 10 tasks, each a list"),
+        ("tasks", [[2, 2], [1]], "tasks = [[2, 2], [1]] is invalid"),
+        ("scenario", "incremental", "scenario = 'incremental' is invalid; set it to one of domain, task, class"),
+        ("online_ewc.gamma", 1.5, "online_ewc.gamma = 1.5 is invalid; set it to a number in [0, 1]"),
+        ("si.xi", 0, "si.xi = 0 is invalid; set it to a number > 0"),
+        ("si.c", -1, "si.c = -1 is invalid"),
+        ("mas.lambda", -2, "mas.lambda = -2 is invalid"),
+        ("replay.buffer_size", 0, "replay.buffer_size = 0 is invalid"),
         ("data.validation_fraction", 1.0, "data.validation_fraction = 1.0 is invalid"),
         ("model.dropout", 1.0, "model.dropout = 1.0 is invalid"),
         ("seed", True, "seed = True is invalid"),
@@ -55,8 +63,8 @@ def test_bad_values_name_the_param_and_the_fix(defaults, key, value, fragment):
 
 
 def test_overlapping_digit_sets_are_rejected(defaults):
-    defaults["data"]["task_b_digits"] = [1, 2, 3]
-    with pytest.raises(ForgettingError, match=r"share \[2\]; each digit may belong to one task only"):
+    defaults["tasks"] = [[0, 2], [1, 3], [5, 2]]
+    with pytest.raises(ForgettingError, match=r"tasks share the digits \[2\]; each digit may belong to one task only"):
         validate(defaults)
 
 

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-STRATEGIES = ("naive", "l2", "ewc", "replay", "lwf")
+STRATEGIES = ("naive", "l2", "ewc", "online_ewc", "si", "mas", "lwf", "replay")
 STAGES = [
     "prepare",
     "train_a",
@@ -39,16 +39,27 @@ def _readers(declared: dict[str, set[str]], key: str) -> set[str]:
     ("key", "stages"),
     [
         ("alpha", {"finetune@ewc"}),
+        ("online_ewc.alpha", {"finetune@online_ewc"}),
+        ("online_ewc.gamma", {"finetune@online_ewc"}),
         ("l2.weight", {"finetune@l2"}),
+        ("si.c", {"finetune@si"}),
+        ("si.xi", {"finetune@si"}),
+        ("mas.lambda", {"finetune@mas"}),
         ("replay.buffer_size", {"finetune@replay"}),
         ("lwf.temperature", {"finetune@lwf"}),
         ("lwf.weight", {"finetune@lwf"}),
-        ("fisher.estimator", {"fisher"}),
-        ("fisher.num_examples", {"fisher"}),
+        # later tasks' Fisher uses the same settings as task A's
+        ("fisher.estimator", {"fisher", "finetune@ewc", "finetune@online_ewc"}),
+        ("fisher.num_examples", {"fisher", "finetune@ewc", "finetune@online_ewc"}),
         ("finetune.epochs", {f"finetune@{s}" for s in STRATEGIES}),
         ("train.epochs_a", {"train_a"}),
         ("train.epochs_joint", {"train_joint"}),
         ("data.validation_fraction", {"prepare"}),
+        ("data.train_per_digit", {"prepare"}),
+        ("train.learning_rate", {"train_a", "train_joint", *(f"finetune@{s}" for s in STRATEGIES)}),
+        # the scenario and the task sequence shape every model and every evaluation, but not the data
+        ("scenario", set(STAGES) - {"prepare"}),
+        ("tasks", set(STAGES)),
     ],
 )
 def test_each_param_is_declared_only_by_the_stages_that_read_it(declared, key, stages):

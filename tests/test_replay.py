@@ -1,22 +1,26 @@
 import numpy as np
 import pytest
+from conftest import EVEN_ODD, FIVE_PAIRS, split_into_tasks
 
 from forgetting import data, metrics, training
 from forgetting.errors import ForgettingError
 from forgetting.model import build_mlp, save_model
+from forgetting.scenarios import Scenario
 from forgetting.strategies import Naive, Replay, TaskAState, build_strategy
 from forgetting.strategies.replay import class_balanced_sample
+
+DOMAIN = Scenario("domain", EVEN_ODD)
 
 
 @pytest.fixture
 def task_a(make_mnist):
-    return data.select_digits(make_mnist(600, seed=3), [0, 2, 4, 6, 8])
+    return split_into_tasks(make_mnist(600, seed=3), DOMAIN)[0]
 
 
 def test_buffer_is_class_balanced_and_drawn_from_the_split(task_a):
     buffer = class_balanced_sample(task_a, 23, seed=1)
     assert len(buffer) == 23
-    assert np.bincount(buffer.label, minlength=5).tolist() == [5, 5, 5, 4, 4]
+    assert [int((buffer.digit == d).sum()) for d in (0, 2, 4, 6, 8)] == [5, 5, 5, 4, 4]
     # every buffered example is one of task A's, with its own label and digit, and none twice
     rows = {img.tobytes(): (lab, dig) for img, lab, dig in zip(task_a.image, task_a.label, task_a.digit, strict=True)}
     keys = [img.tobytes() for img in buffer.image]
@@ -33,25 +37,42 @@ def test_buffer_is_seeded(task_a):
 
 
 def test_a_buffer_larger_than_a_class_is_a_clear_error(task_a):
-    with pytest.raises(ForgettingError, match=r"replay\.buffer_size = 5000 asks for 1000 examples of label 0"):
+    with pytest.raises(ForgettingError, match=r"replay\.buffer_size = 5000 asks for 1000 examples of digit 0"):
         class_balanced_sample(task_a, 5000, seed=0)
 
 
 def test_replay_reads_task_a_train_split_and_mixes_it_into_task_b(tmp_path, make_mnist, tiny_model):
     train, test = make_mnist(800, seed=1), make_mnist(100, seed=2)
-    a = data.build_task(train, test, [0, 2, 4, 6, 8], 0.1, seed=0)
-    b = data.build_task(train, test, [1, 3, 5, 7, 9], 0.1, seed=0)
-    data.save_task(a, tmp_path / "task_a")
+    a = data.build_task(train, test, [0, 2, 4, 6, 8], 0, 0.1, seed=0)
+    b = data.build_task(train, test, [1, 3, 5, 7, 9], 1, 0.1, seed=0)
+    data.save_task(a, tmp_path / "data" / "task_a")
     save_model(tiny_model, tmp_path / "task_a.keras")
-    state = TaskAState(tmp_path / "task_a.keras", tmp_path / "fisher.npz", tmp_path / "task_a")
+    state = TaskAState(DOMAIN, tmp_path / "task_a.keras", data_root=tmp_path / "data")
     replay = build_strategy("replay", {"replay": {"buffer_size": 50}, "seed": 4}, state)
     assert isinstance(replay, Replay)
-    train_validation = {img.tobytes() for img in a["train"].image}
-    assert {img.tobytes() for img in replay.buffer.image} <= train_validation  # train split only
-    mixed = replay.training_data(b["train"])
-    assert len(mixed) == len(b["train"]) + 50
-    assert np.array_equal(mixed.image[: len(b["train"])], b["train"].image)
+    assert {img.tobytes() for img in replay.buffer.image} <= {img.tobytes() for img in a["train"].image}
+    assert not {img.tobytes() for img in replay.buffer.image} & {img.tobytes() for img in a["validation"].image}
+    assert replay.buffer.task.tolist() == [0] * 50
+    np.testing.assert_array_equal(replay.buffer.label, replay.buffer.digit // 2)
+    b_train = b["train"].relabel(DOMAIN)
+    mixed = replay.training_data(b_train)
+    copies = round(len(b_train) / 50)
+    assert len(mixed) == len(b_train) + 50 * copies  # the buffer weighs as much as task B
+    assert np.array_equal(mixed.image[: len(b_train)], b_train.image)
     assert float(replay.penalty(tiny_model)) == 0.0
+
+
+def test_a_finished_task_enters_the_buffer_within_its_size(make_mnist):
+    scenario = Scenario("domain", FIVE_PAIRS)
+    tasks = split_into_tasks(make_mnist(1000, seed=1), scenario)
+    replay = Replay(class_balanced_sample(tasks[0], 40, seed=0), seed=0)
+    old = {img.tobytes() for img in replay.buffer.image}
+    replay.end_task(None, 1, tasks[1])
+    assert len(replay.buffer) == 40 and replay.tasks_done == 2
+    assert [int((replay.buffer.digit == d).sum()) for d in range(4)] == [10, 10, 10, 10]
+    assert {img.tobytes() for img in replay.buffer.image[replay.buffer.task == 0]} <= old  # nothing new of task a
+    mixed = replay.training_data(tasks[2])
+    assert len(mixed) == len(tasks[2]) + 40 * round(2 * len(tasks[2]) / 40)  # two finished tasks: twice the weight
 
 
 def _conflicting_tasks(count: int) -> tuple[data.Split, data.Split]:
@@ -65,23 +86,24 @@ def _conflicting_tasks(count: int) -> tuple[data.Split, data.Split]:
         images[n, 5 * c : 5 * c + 4, 2:20] = 1.0
     images[count:, :, 24:27] = 1.0
     labels = np.concatenate([classes[:count], (classes[count:] + 1) % 5])
-    digits = np.zeros(2 * count, np.uint8)
+    digits = np.concatenate([2 * classes[:count], 2 * classes[count:] + 1]).astype(np.uint8)
+    task = np.repeat(np.array([0, 1], np.int32), count)
     return (
-        data.Split(images[:count], labels[:count], digits[:count]),
-        data.Split(images[count:], labels[count:], digits[count:]),
+        data.Split(images[:count], labels[:count], digits[:count], task[:count]),
+        data.Split(images[count:], labels[count:], digits[count:], task[count:]),
     )
 
 
 def test_replay_keeps_more_of_task_a_than_naive():
     task_a, task_b = _conflicting_tasks(500)
     results = {}
-    for strategy in (Naive(), Replay(class_balanced_sample(task_a, 100, seed=0))):
+    for strategy in (Naive(), Replay(class_balanced_sample(task_a, 100, seed=0), seed=0)):
         training.seed_everything(0)
-        net = build_mlp(hidden_units=32)
-        training.fit(net, task_a, None, epochs=3, batch_size=32, learning_rate=3e-3, verbose=0)
-        assert metrics.accuracy(net, task_a) > 0.95
-        training.finetune(net, strategy, task_b, None, epochs=8, batch_size=32, learning_rate=3e-3, verbose=0)
-        results[strategy.name] = (metrics.accuracy(net, task_a), metrics.accuracy(net, task_b))
+        net = build_mlp(5, hidden_units=32)
+        training.fit(training.ContinualModel(net, DOMAIN), task_a, None, 3, 32, 3e-3, verbose=0)
+        assert metrics.accuracy(net, task_a, DOMAIN) > 0.95
+        training.finetune(net, strategy, DOMAIN, task_b, None, epochs=8, batch_size=32, learning_rate=3e-3, verbose=0)
+        results[strategy.name] = (metrics.accuracy(net, task_a, DOMAIN), metrics.accuracy(net, task_b, DOMAIN))
     assert results["naive"][0] < 0.5, "the setting forgets"
     assert results["replay"][0] > results["naive"][0] + 0.3
     assert results["replay"][1] > 0.9

@@ -72,23 +72,41 @@ def test_unknown_fisher_estimator(repo):
 
 
 def test_overlapping_digits(repo):
-    set_param(repo, "data.task_b_digits", [0, 1, 3])
+    set_param(repo, "tasks", [[0, 2], [0, 1, 3]])
     code, stderr = run_stage(repo, "stages/prepare.py")
     assert code == 1
-    assert_one_error_line(stderr, "share [0]")
+    assert_one_error_line(stderr, "tasks share the digits [0]")
     assert not (repo / "data").exists()
 
 
 def test_unknown_strategy_in_dvc_yaml(repo):
     pipeline = yaml.safe_load((repo / "dvc.yaml").read_text())
-    pipeline["stages"]["finetune"]["foreach"]["si"] = {"param": "alpha", "needs": "models/task_a.keras"}
+    pipeline["stages"]["finetune"]["foreach"]["agem"] = {
+        "param": "alpha",
+        "extra": "seed",
+        "needs": "models/task_a.keras",
+    }
     (repo / "dvc.yaml").write_text(yaml.safe_dump(pipeline))
     (repo / "models").mkdir()
-    save_model(build_mlp(), repo / "models" / "task_a.keras")
+    save_model(build_mlp(5), repo / "models" / "task_a.keras")
+    code, stderr = run_stage(repo, "stages/finetune.py", "agem")
+    assert code == 1
+    assert_one_error_line(
+        stderr, "unknown strategy 'agem': use one of naive, l2, ewc, online_ewc, si, mas, lwf, replay"
+    )
+    assert sorted(p.name for p in (repo / "models").iterdir()) == ["task_a.keras"]
+    assert not (repo / "metrics" / "epochs" / "agem.csv").exists()
+
+
+def test_missing_si_path_integral_names_the_stage(repo):
+    (repo / "models").mkdir()
+    save_model(build_mlp(5), repo / "models" / "task_a.keras")
     code, stderr = run_stage(repo, "stages/finetune.py", "si")
     assert code == 1
-    assert_one_error_line(stderr, "unknown strategy 'si': use one of naive, l2, ewc, replay, lwf")
-    assert sorted(p.name for p in (repo / "models").iterdir()) == ["task_a.keras"]
+    assert_one_error_line(
+        stderr, "SI path integral file models/task_a_path_integral.npz is missing", "dvc repro train_a"
+    )
+    assert not (repo / "models" / "si.keras").exists()
     assert not (repo / "metrics" / "epochs" / "si.csv").exists()
 
 
@@ -115,7 +133,7 @@ def test_corrupt_checkpoint(repo):
 
 def test_corrupt_fisher_leaves_no_ewc_outputs(repo):
     (repo / "models").mkdir()
-    net = build_mlp()
+    net = build_mlp(5)
     save_model(net, repo / "models" / "task_a.keras")
     (repo / "models" / "fisher.npz").write_bytes(b"PK\x03\x04 cut short")
     code, stderr = run_stage(repo, "stages/finetune.py", "ewc")

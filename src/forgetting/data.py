@@ -1,20 +1,25 @@
 """Split MNIST: task datasets built from tensorflow-datasets' MNIST.
 
-Pixels are scaled to [0, 1] (float32); the label of a digit d is d // 2 (5 classes shared by both tasks), and the
-original digit is kept next to it. A task is a set of digits; each task has train, validation and test splits,
-the validation split being a seeded, stratified (per digit) part of MNIST's train split.
+Pixels are scaled to [0, 1] (float32). A task is a set of digits (``tasks`` in params.yaml); each task has train,
+validation and test splits, the validation split being a seeded, stratified (per digit) part of MNIST's train
+split. The files keep each example's digit and task index; its label depends on the scenario and is set when a
+split is loaded (``forgetting.scenarios``).
 """
 
 from __future__ import annotations
 
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from forgetting.errors import ForgettingError
 from forgetting.files import atomic_output
+
+if TYPE_CHECKING:
+    from forgetting.scenarios import Scenario
 
 MNIST_FILES = (
     "train-images-idx3-ubyte.gz",
@@ -22,46 +27,48 @@ MNIST_FILES = (
     "t10k-images-idx3-ubyte.gz",
     "t10k-labels-idx1-ubyte.gz",
 )
-NUM_CLASSES = 5
 SPLITS = ("train", "validation", "test")
 _DOWNLOAD_HOST = "storage.googleapis.com"
 
 
 @dataclass(frozen=True)
 class Split:
-    """One split of one task: images (N, 28, 28, 1) float32 in [0, 1], labels (N,) int64, digits (N,) uint8."""
+    """Images (N, 28, 28, 1) float32 in [0, 1], labels (N,) int64, digits (N,) uint8, task indices (N,) int32."""
 
     image: np.ndarray
     label: np.ndarray
     digit: np.ndarray
+    task: np.ndarray
 
     def __len__(self) -> int:
         return len(self.label)
 
     def subset(self, index: np.ndarray) -> Split:
-        return Split(self.image[index], self.label[index], self.digit[index])
+        return Split(self.image[index], self.label[index], self.digit[index], self.task[index])
 
     @staticmethod
     def concat(*splits: Split) -> Split:
         return Split(*(np.concatenate(parts) for parts in zip(*(_fields(s) for s in splits), strict=True)))
 
+    def inputs(self) -> dict[str, np.ndarray]:
+        """What the training model takes: the images and, for the task scenario's heads, the task indices."""
+        return {"image": self.image, "task": self.task}
 
-def _fields(split: Split) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    return split.image, split.label, split.digit
-
-
-def label_of(digit: np.ndarray) -> np.ndarray:
-    """The class of each digit: digit // 2, so that {0,1} -> 0, {2,3} -> 1, ... {8,9} -> 4."""
-    return (np.asarray(digit, dtype=np.int64) // 2).astype(np.int64)
+    def relabel(self, scenario: Scenario) -> Split:
+        return Split(self.image, scenario.labels(self.digit, self.task), self.digit, self.task)
 
 
-def make_split(images: np.ndarray, digits: np.ndarray) -> Split:
-    """Scale uint8 images to [0, 1] float32 and map digits to labels."""
+def _fields(split: Split) -> tuple[np.ndarray, ...]:
+    return split.image, split.label, split.digit, split.task
+
+
+def make_split(images: np.ndarray, digits: np.ndarray, task: int = -1) -> Split:
+    """Scale uint8 images to [0, 1] float32; the label is the digit until a scenario relabels it."""
     image = np.asarray(images, dtype=np.float32) / np.float32(255.0)
     if image.ndim == 3:
         image = image[..., None]
     digit = np.asarray(digits).astype(np.uint8)
-    return Split(image, label_of(digit), digit)
+    return Split(image, digit.astype(np.int64), digit, np.full(len(digit), task, np.int32))
 
 
 def select_digits(split: Split, digits: list[int]) -> Split:
@@ -80,10 +87,24 @@ def stratified_holdout(split: Split, fraction: float, seed: int) -> tuple[Split,
     return split.subset(np.flatnonzero(~held)), split.subset(np.flatnonzero(held))
 
 
-def build_task(train: Split, test: Split, digits: list[int], fraction: float, seed: int) -> dict[str, Split]:
-    """A task's train / validation / test splits from MNIST's train and test splits."""
+def build_task(
+    train: Split,
+    test: Split,
+    digits: list[int],
+    task: int,
+    fraction: float,
+    seed: int,
+    train_per_digit: int | None = None,
+) -> dict[str, Split]:
+    """Task number ``task``'s train / validation / test splits from MNIST's train and test splits; with
+    ``train_per_digit``, the train split keeps only that many seeded examples of each digit (for quick runs)."""
     rest, validation = stratified_holdout(select_digits(train, digits), fraction, seed)
-    return {"train": rest, "validation": validation, "test": select_digits(test, digits)}
+    if train_per_digit is not None:
+        rng = np.random.default_rng(seed)
+        keep = [rng.permutation(np.flatnonzero(rest.digit == d))[:train_per_digit] for d in np.unique(rest.digit)]
+        rest = rest.subset(np.sort(np.concatenate(keep)))
+    splits = {"train": rest, "validation": validation, "test": select_digits(test, digits)}
+    return {name: replace(split, task=np.full(len(split), task, np.int32)) for name, split in splits.items()}
 
 
 def load_mnist(manual_dir: str | Path, tfds_dir: str | Path) -> tuple[Split, Split]:
@@ -142,16 +163,29 @@ def save_task(task: dict[str, Split], directory: str | Path) -> None:
     with atomic_output(directory) as tmp:
         tmp.mkdir()
         for name, split in task.items():
-            np.savez(tmp / f"{name}.npz", image=split.image, label=split.label, digit=split.digit)
+            np.savez(tmp / f"{name}.npz", image=split.image, digit=split.digit, task=split.task)
 
 
-def load_split(directory: str | Path, name: str) -> Split:
-    """One split of a task written by ``save_task``."""
+def load_split(directory: str | Path, name: str, scenario: Scenario) -> Split:
+    """One split of a task written by ``save_task``, labelled for ``scenario``."""
     path = Path(directory) / f"{name}.npz"
     if not path.is_file():
         raise ForgettingError(f"{path} is missing: run `dvc repro prepare`")
     try:
         with np.load(path) as arrays:
-            return Split(arrays["image"], arrays["label"], arrays["digit"])
+            image, digit, task = arrays["image"], arrays["digit"], arrays["task"]
     except Exception as exc:
         raise ForgettingError(f"{path} is unreadable ({type(exc).__name__}): run `dvc repro --force prepare`") from exc
+    if len(task) and not 0 <= task.min() <= task.max() < len(scenario.tasks):
+        raise ForgettingError(f"{path} was prepared for other tasks than params.yaml's: run `dvc repro prepare`")
+    return Split(image, scenario.labels(digit, task), digit, task)
+
+
+def load_task(name: str, split: str, scenario: Scenario, root: str | Path = "data/prepared") -> Split:
+    """Split ``split`` of the task called ``name`` (``task_a``, ...) from the prepared data."""
+    return load_split(Path(root) / name, split, scenario)
+
+
+def load_tasks(split: str, scenario: Scenario, root: str | Path = "data/prepared") -> dict[str, Split]:
+    """Split ``split`` of every task of the scenario, by task name, in order."""
+    return {name: load_task(name, split, scenario, root) for name in scenario.names}

@@ -1,4 +1,6 @@
-"""The network: Flatten -> Dense(hidden, relu) -> Dropout -> Dense(5) logits, and its checkpoints."""
+"""The network: Flatten -> Dense(hidden, relu) -> Dropout -> Dense(outputs) logits, and its checkpoints.
+
+The number of logits is the scenario's (``Scenario.num_outputs``): 5 for the two-task domain scenario."""
 
 from __future__ import annotations
 
@@ -7,7 +9,6 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from forgetting.data import NUM_CLASSES
 from forgetting.errors import ForgettingError
 from forgetting.files import atomic_output
 
@@ -17,13 +18,13 @@ IMAGE_SHAPE = (28, 28, 1)
 STEPS_PER_EXECUTION = 32
 
 
-def build_mlp(hidden_units: int = 128, dropout: float = 0.0, num_classes: int = NUM_CLASSES) -> keras.Model:
+def build_mlp(num_outputs: int, hidden_units: int = 128, dropout: float = 0.0) -> keras.Model:
     """The MLP; its variables are named by layer (``hidden/kernel``, ``logits/bias``, ...)."""
     inputs = keras.Input(shape=IMAGE_SHAPE, name="image")
     x = keras.layers.Flatten(name="flatten")(inputs)
     x = keras.layers.Dense(hidden_units, activation="relu", name="hidden")(x)
     x = keras.layers.Dropout(dropout, name="dropout")(x)
-    outputs = keras.layers.Dense(num_classes, name="logits")(x)
+    outputs = keras.layers.Dense(num_outputs, name="logits")(x)
     return keras.Model(inputs, outputs, name="mlp")
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from forgetting.errors import ForgettingError
 
 FISHER_ESTIMATORS = ("exact", "sampled", "empirical")
+SCENARIOS = ("domain", "task", "class")  # forgetting.scenarios, which imports TensorFlow
 
 
 def load(stage: str) -> dict[str, Any]:
@@ -57,15 +58,27 @@ def _digits(value: Any) -> bool:
 # key -> (check, what a valid value is). Keys missing from a stage's params are not checked.
 _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "seed": (_is_int, "an integer"),
+    "scenario": (lambda v: v in SCENARIOS, "one of " + ", ".join(SCENARIOS)),
+    "tasks": (
+        lambda v: isinstance(v, list) and 2 <= len(v) <= 10 and all(_digits(t) for t in v),
+        "a list of 2 to 10 tasks, each a list of distinct digits 0-9, e.g. [[0, 2, 4, 6, 8], [1, 3, 5, 7, 9]]",
+    ),
     "alpha": (lambda v: _is_number(v) and v >= 0, "a number >= 0 (0 turns EWC into naive fine-tuning)"),
     "l2.weight": (lambda v: _is_number(v) and v >= 0, "a number >= 0"),
     "lwf.temperature": (lambda v: _is_number(v) and v > 0, "a number > 0"),
     "lwf.weight": (lambda v: _is_number(v) and v >= 0, "a number >= 0"),
+    "online_ewc.alpha": (lambda v: _is_number(v) and v >= 0, "a number >= 0"),
+    "online_ewc.gamma": (lambda v: _is_number(v) and 0 <= v <= 1, "a number in [0, 1] (1: the Fisher sum of EWC)"),
+    "si.c": (lambda v: _is_number(v) and v >= 0, "a number >= 0"),
+    "si.xi": (lambda v: _is_number(v) and v > 0, "a number > 0 (it keeps the importance finite)"),
+    "mas.lambda": (lambda v: _is_number(v) and v >= 0, "a number >= 0"),
     "replay.buffer_size": (lambda v: _is_int(v) and v >= 1, "an integer >= 1 (task-A examples kept)"),
     "data.manual_dir": (lambda v: isinstance(v, str) and v != "", "a folder path"),
     "data.tfds_dir": (lambda v: isinstance(v, str) and v != "", "a folder path"),
-    "data.task_a_digits": (_digits, "a non-empty list of distinct digits 0-9"),
-    "data.task_b_digits": (_digits, "a non-empty list of distinct digits 0-9"),
+    "data.train_per_digit": (
+        lambda v: v == "all" or (_is_int(v) and v >= 1),
+        "an integer >= 1 (train examples kept per digit, for quick runs), or all",
+    ),
     "data.validation_fraction": (lambda v: _is_number(v) and 0 < v < 1, "a number between 0 and 1"),
     "model.hidden_units": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
     "model.dropout": (lambda v: _is_number(v) and 0 <= v < 1, "a number in [0, 1)"),
@@ -88,12 +101,13 @@ def validate(params: dict[str, Any]) -> None:
         present, value = _get(params, key)
         if present and not check(value):
             raise ForgettingError(f"params.yaml: {key} = {value!r} is invalid; set it to {expected}")
-    present_a, digits_a = _get(params, "data.task_a_digits")
-    present_b, digits_b = _get(params, "data.task_b_digits")
-    if present_a and present_b:
-        overlap = sorted(set(digits_a) & set(digits_b))
-        if overlap:
-            raise ForgettingError(
-                f"params.yaml: data.task_a_digits and data.task_b_digits share {overlap}; "
-                "each digit may belong to one task only"
-            )
+    present, tasks = _get(params, "tasks")
+    if present:
+        seen: set[int] = set()
+        for task in tasks:
+            if seen & set(task):
+                raise ForgettingError(
+                    f"params.yaml: tasks share the digits {sorted(seen & set(task))}; each digit may belong to one "
+                    "task only"
+                )
+            seen |= set(task)

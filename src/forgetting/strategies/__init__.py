@@ -1,4 +1,4 @@
-"""Fine-tuning strategies. Adding one: a module with a ``Strategy`` subclass, plus one line below."""
+"""Continual-learning strategies. Adding one: a module with a ``Strategy`` subclass, plus one line below."""
 
 from __future__ import annotations
 
@@ -9,17 +9,23 @@ from forgetting.strategies.base import QuadraticPenalty, Strategy, TaskAState
 from forgetting.strategies.ewc import EWC
 from forgetting.strategies.l2 import L2
 from forgetting.strategies.lwf import LwF
+from forgetting.strategies.mas import MAS
 from forgetting.strategies.naive import Naive
+from forgetting.strategies.online_ewc import OnlineEWC
 from forgetting.strategies.replay import Replay
+from forgetting.strategies.si import SI
 
-STRATEGIES: dict[str, type[Strategy]] = {cls.name: cls for cls in (Naive, L2, EWC, Replay, LwF)}
+STRATEGIES: dict[str, type[Strategy]] = {cls.name: cls for cls in (Naive, L2, EWC, OnlineEWC, SI, MAS, LwF, Replay)}
 
 __all__ = [
     "EWC",
     "L2",
+    "MAS",
+    "SI",
     "STRATEGIES",
     "LwF",
     "Naive",
+    "OnlineEWC",
     "QuadraticPenalty",
     "Replay",
     "Strategy",

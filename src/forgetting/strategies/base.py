@@ -1,9 +1,10 @@
-"""The strategy interface: fine-tuning on task B minimises  CE(theta) + strategy.penalty(theta, x, logits)  over
-strategy.training_data(task B's train split), where x is the batch and logits the model's output on it.
+"""The strategy interface: training on each new task minimises  CE(theta) + strategy.penalty(theta, x, logits)
+over strategy.training_data(the task's train split), where x is the batch ({"image", "task"}) and logits the
+scenario's logits for it. After each task but the last, ``strategy.end_task`` consolidates what was learnt.
 
 A strategy is a small object built from the params and what task A left behind (``TaskAState``); it adds to the
 loss (``penalty``), to the data (``training_data``), or both. The training loop (``forgetting.training``) is
-written once and only asks it for these two.
+written once and only asks it for these.
 """
 
 from __future__ import annotations
@@ -16,67 +17,125 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from forgetting.data import Split, load_split
+from forgetting.data import Split, load_task
+from forgetting.files import load_weight_sets, save_weight_sets
 from forgetting.fisher import load_fisher
 from forgetting.model import load_model, weights_by_path
+from forgetting.scenarios import Scenario
+
+Weights = dict[str, np.ndarray]
 
 
 @dataclass(frozen=True)
 class TaskAState:
-    """What task A left behind for fine-tuning: its checkpoint, its Fisher file and its prepared data."""
+    """What task A (the first task) left behind: its checkpoint, Fisher file, SI path integral and data."""
 
+    scenario: Scenario
     model_path: Path = Path("models/task_a.keras")
     fisher_path: Path = Path("models/fisher.npz")
-    data_dir: Path = Path("data/prepared/task_a")
+    path_integral_path: Path = Path("models/task_a_path_integral.npz")
+    data_root: Path = Path("data/prepared")
 
     def model(self) -> keras.Model:
         return load_model(self.model_path, stage="train_a")
 
-    def theta(self) -> dict[str, np.ndarray]:
+    def theta(self) -> Weights:
         return weights_by_path(self.model())
 
-    def fisher(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    def fisher(self) -> tuple[Weights, Weights]:
         return load_fisher(self.fisher_path)
 
     def train_split(self) -> Split:
-        return load_split(self.data_dir, "train")
+        return load_task("task_a", "train", self.scenario, self.data_root)
+
+
+class PathIntegral:
+    """Synaptic Intelligence's running path integral over a stretch of training (Zenke et al. 2017):
+
+        w_i = sum over optimiser steps of  -g_i * (theta_i after the step - theta_i before it)
+
+    with g the gradient that the step applied; ``start`` holds theta where the stretch began. ``ContinualModel``
+    calls ``add`` inside every compiled training step.
+    """
+
+    def __init__(self, network: keras.Model) -> None:
+        self.start = weights_by_path(network)
+        self.totals = {
+            v.path: tf.Variable(tf.zeros(v.shape, tf.float32), trainable=False) for v in network.trainable_variables
+        }
+
+    def add(self, variables, gradients, before) -> None:
+        for variable, gradient, old in zip(variables, gradients, before, strict=True):
+            self.totals[variable.path].assign_add(-gradient * (variable.value - old))
+
+    def result(self) -> Weights:
+        return {k: np.array(v.numpy()) for k, v in self.totals.items()}
+
+    def save(self, path: str | Path) -> None:
+        save_weight_sets(path, start=self.start, path_integral=self.result())
+
+    @staticmethod
+    def load(path: str | Path) -> tuple[Weights, Weights]:
+        """(theta where the stretch began, path integral) from ``save``'s file."""
+        start, integral = load_weight_sets(path, ("start", "path_integral"), "SI path integral", "train_a")
+        return start, integral
+
+    def restart(self, network: keras.Model) -> None:
+        """Begin a new stretch at the network's current weights."""
+        self.start = weights_by_path(network)
+        for total in self.totals.values():
+            total.assign(tf.zeros_like(total))
 
 
 class Strategy:
-    """Plain fine-tuning: no penalty, task B's data as it is. Subclasses override what they change and
-    ``from_params`` (which reads only the strategy's own params)."""
+    """Plain fine-tuning: no penalty, each task's data as it is, nothing consolidated. Subclasses override what
+    they change and ``from_params`` (which reads only the strategy's own params)."""
 
     name: ClassVar[str] = "naive"
+    path_integral: PathIntegral | None = None  # SI: recorded while training each task
 
     @classmethod
     def from_params(cls, params: dict[str, Any], task_a: TaskAState) -> Strategy:
         return cls()
 
-    def penalty(self, model: keras.Model, x: tf.Tensor | None = None, logits: tf.Tensor | None = None) -> tf.Tensor:
+    def penalty(self, model: keras.Model, x: dict | None = None, logits: tf.Tensor | None = None) -> tf.Tensor:
         return tf.constant(0.0)
 
     def training_data(self, train: Split) -> Split:
         return train
 
+    def end_task(self, network: keras.Model, task: int, train: Split) -> None:
+        """Consolidate finished task number ``task`` (1, 2, ...; task 0 is what ``from_params`` read), whose
+        train split is ``train``, before training on the next."""
+
+
+def _tensors(weights: Weights) -> dict[str, tf.Tensor]:
+    return {k: tf.constant(v, tf.float32) for k, v in weights.items()}
+
 
 class QuadraticPenalty(Strategy):
-    """penalty = strength / 2 * sum_i importance_i * (theta_i - anchor_i)^2  (importance 1 where not given)."""
+    """penalty = strength / 2 * sum_k sum_i importance_k,i * (theta_i - anchor_k,i)^2  over anchors k (importance
+    1 where not given). Most strategies keep one anchor and replace it after each task (``anchor_at``); EWC keeps
+    one per finished task (``add_anchor``)."""
 
-    def __init__(
-        self,
-        strength: float,
-        anchor: dict[str, np.ndarray],
-        importance: dict[str, np.ndarray] | None = None,
-    ) -> None:
+    def __init__(self, strength: float, anchor: Weights, importance: Weights | None = None) -> None:
         self.strength = float(strength)
-        self.anchor = {k: tf.constant(v, dtype=tf.float32) for k, v in anchor.items()}
-        self.importance = None if importance is None else {k: tf.constant(v, tf.float32) for k, v in importance.items()}
+        self.terms: list[tuple[dict[str, tf.Tensor], dict[str, tf.Tensor] | None]] = []
+        self.add_anchor(anchor, importance)
 
-    def penalty(self, model: keras.Model, x: tf.Tensor | None = None, logits: tf.Tensor | None = None) -> tf.Tensor:
+    def add_anchor(self, anchor: Weights, importance: Weights | None = None) -> None:
+        self.terms.append((_tensors(anchor), None if importance is None else _tensors(importance)))
+
+    def anchor_at(self, anchor: Weights, importance: Weights | None = None) -> None:
+        self.terms = []
+        self.add_anchor(anchor, importance)
+
+    def penalty(self, model: keras.Model, x: dict | None = None, logits: tf.Tensor | None = None) -> tf.Tensor:
         total = tf.constant(0.0)
-        for variable in model.trainable_variables:
-            squared = tf.square(variable.value - self.anchor[variable.path])
-            if self.importance is not None:
-                squared = self.importance[variable.path] * squared
-            total += tf.reduce_sum(squared)
+        for anchor, importance in self.terms:
+            for variable in model.trainable_variables:
+                squared = tf.square(variable.value - anchor[variable.path])
+                if importance is not None:
+                    squared = importance[variable.path] * squared
+                total += tf.reduce_sum(squared)
         return 0.5 * self.strength * total

@@ -1,30 +1,53 @@
-"""Elastic weight consolidation (Kirkpatrick et al. 2017):
+"""Elastic weight consolidation (Kirkpatrick et al. 2017): one penalty per finished task k,
 
-    penalty = alpha / 2 * sum_i F_i * (theta_i - theta_A,i)^2
+    penalty = alpha / 2 * sum_k sum_i F_k,i * (theta_i - theta_k,i)^2
 
-with F the diagonal Fisher information of task A at theta_A (``forgetting.fisher``). ``alpha`` is the top-level
-param, so that ``dvc exp run -S alpha=50`` sweeps it.
+with theta_k the weights at the end of task k and F_k the diagonal Fisher of task k there (``forgetting.fisher``;
+task A's comes from the ``fisher`` stage, later tasks' are computed as they finish, with the same settings).
+``alpha`` is the top-level param, so that ``dvc exp run -S alpha=50`` sweeps it.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import keras
 import numpy as np
 
+from forgetting.data import Split
 from forgetting.errors import ForgettingError
-from forgetting.strategies.base import QuadraticPenalty, TaskAState
+from forgetting.fisher import task_fisher
+from forgetting.model import weights_by_path
+from forgetting.scenarios import Scenario
+from forgetting.strategies.base import QuadraticPenalty, TaskAState, Weights
 
 
 class EWC(QuadraticPenalty):
     name = "ewc"
 
+    def __init__(
+        self, alpha: float, theta: Weights, fisher: Weights, scenario: Scenario, settings: dict, seed: int
+    ) -> None:
+        super().__init__(alpha, theta, fisher)
+        self.scenario, self.settings, self.seed = scenario, settings, seed
+
     @classmethod
-    def from_params(cls, params: dict[str, Any], task_a: TaskAState) -> EWC:
+    def task_a_fisher(cls, task_a: TaskAState) -> tuple[Weights, Weights]:
+        """(theta_A, F_A) from the ``fisher`` stage, checked against the task-A checkpoint."""
         theta, fisher = task_a.fisher()
         checkpoint = task_a.theta()
         if theta.keys() != checkpoint.keys() or any(not np.array_equal(theta[k], checkpoint[k]) for k in theta):
             raise ForgettingError(
                 f"{task_a.fisher_path} was computed for other weights than {task_a.model_path}: run `dvc repro fisher`"
             )
-        return cls(params["alpha"], theta, fisher)
+        return theta, fisher
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any], task_a: TaskAState) -> EWC:
+        return cls(params["alpha"], *cls.task_a_fisher(task_a), task_a.scenario, params["fisher"], params["seed"])
+
+    def fisher_of(self, network: keras.Model, task: int, train: Split) -> Weights:
+        return task_fisher(network, train, self.scenario.columns(task), self.settings, self.seed + task)
+
+    def end_task(self, network: keras.Model, task: int, train: Split) -> None:
+        self.add_anchor(weights_by_path(network), self.fisher_of(network, task, train))

@@ -1,9 +1,14 @@
-"""L2 anchoring: penalty = l2.weight / 2 * sum_i (theta_i - theta_A,i)^2, every parameter equally important."""
+"""L2 anchoring: penalty = l2.weight / 2 * sum_i (theta_i - theta*_i)^2, every parameter equally important, with
+theta* the weights at the end of the previous task."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import keras
+
+from forgetting.data import Split
+from forgetting.model import weights_by_path
 from forgetting.strategies.base import QuadraticPenalty, TaskAState
 
 
@@ -13,3 +18,6 @@ class L2(QuadraticPenalty):
     @classmethod
     def from_params(cls, params: dict[str, Any], task_a: TaskAState) -> L2:
         return cls(params["l2"]["weight"], task_a.theta())
+
+    def end_task(self, network: keras.Model, task: int, train: Split) -> None:
+        self.anchor_at(weights_by_path(network))

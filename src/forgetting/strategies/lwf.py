@@ -1,9 +1,10 @@
-"""Learning without Forgetting (Li & Hoiem 2016): distil the task-A model's answers on task B's inputs.
+"""Learning without Forgetting (Li & Hoiem 2016): distil the previous model's answers on the new task's inputs.
 
-    penalty = lwf.weight * T^2 * mean_x KL( softmax(z_A(x) / T) || softmax(z(x) / T) )
+    penalty = lwf.weight * T^2 * sum_g mean_x KL( softmax(z_old,g(x) / T) || softmax(z_g(x) / T) )
 
-with z_A the frozen task-A model's logits, z the current logits and T = lwf.temperature; T^2 keeps the gradient's
-scale independent of T. It needs no task-A data, only the task-A model.
+with z_old the frozen model from the end of the previous task, z the current logits, T = lwf.temperature, and g
+the output groups that answer for the finished tasks (``Scenario.seen_columns``: the shared head, each old head,
+or the old classes); T^2 keeps the gradient's scale independent of T. It needs no old data, only the old model.
 """
 
 from __future__ import annotations
@@ -11,26 +12,48 @@ from __future__ import annotations
 from typing import Any
 
 import keras
+import numpy as np
 import tensorflow as tf
 
+from forgetting.data import Split
+from forgetting.scenarios import Scenario
 from forgetting.strategies.base import Strategy, TaskAState
+
+
+def _frozen_copy(network: keras.Model) -> keras.Model:
+    copy = keras.models.clone_model(network)
+    copy.set_weights(network.get_weights())
+    copy.trainable = False
+    return copy
 
 
 class LwF(Strategy):
     name = "lwf"
 
-    def __init__(self, teacher: keras.Model, temperature: float, weight: float) -> None:
-        self.teacher = teacher
-        self.teacher.trainable = False
+    def __init__(self, teacher: keras.Model, scenario: Scenario, temperature: float, weight: float) -> None:
+        self.teacher = _frozen_copy(teacher)
+        self.scenario = scenario
+        self.groups = [tf.constant(g, tf.int32) for g in scenario.seen_columns(1)]
         self.temperature = float(temperature)
         self.weight = float(weight)
 
     @classmethod
     def from_params(cls, params: dict[str, Any], task_a: TaskAState) -> LwF:
-        return cls(task_a.model(), params["lwf"]["temperature"], params["lwf"]["weight"])
+        own = params["lwf"]
+        return cls(task_a.model(), task_a.scenario, own["temperature"], own["weight"])
 
-    def penalty(self, model: keras.Model, x: tf.Tensor | None = None, logits: tf.Tensor | None = None) -> tf.Tensor:
+    def penalty(self, model: keras.Model, x: dict | None = None, logits: tf.Tensor | None = None) -> tf.Tensor:
         t = self.temperature
-        target = tf.nn.softmax(tf.stop_gradient(self.teacher(x, training=False)) / t)
-        kl = tf.reduce_sum(target * (tf.math.log(target + 1e-12) - tf.nn.log_softmax(logits / t)), axis=-1)
-        return self.weight * t**2 * tf.reduce_mean(kl)
+        old = tf.stop_gradient(self.teacher(x["image"], training=False)) / t
+        # the full logits: in the task scenario ``logits`` holds only the current task's head
+        new = (model(x["image"], training=True) if self.scenario.kind == "task" else logits) / t
+        total = tf.constant(0.0)
+        for group in self.groups:
+            target = tf.nn.log_softmax(tf.gather(old, group, axis=1))
+            current = tf.nn.log_softmax(tf.gather(new, group, axis=1))
+            total += tf.reduce_mean(tf.reduce_sum(tf.exp(target) * (target - current), axis=-1))
+        return self.weight * t**2 * total
+
+    def end_task(self, network: keras.Model, task: int, train: Split) -> None:
+        self.teacher = _frozen_copy(network)
+        self.groups = [tf.constant(np.asarray(g), tf.int32) for g in self.scenario.seen_columns(task + 1)]

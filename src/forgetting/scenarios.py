@@ -1,0 +1,93 @@
+"""The three continual-learning scenarios (van de Ven & Tolias 2019) over a sequence of digit sets.
+
+Task t is the t-th digit set of the ``tasks`` param, named ``task_a``, ``task_b``, ...; a digit's *position* is
+its index in its task's list (so with tasks [0,2,4,6,8], [1,3,5,7,9] the position of d is d // 2). W is the largest
+task's size.
+
+  - ``domain``: one shared W-way head; label = position; no task identity at test time.
+  - ``task``:   one W-way head per task (the network has T * W outputs, head t is outputs t*W .. t*W+W-1); the
+                example's task selects its head in training and testing; label = position.
+  - ``class``:  one head over every digit of every task; label = the digit's index among all of them (the digit
+                itself when the tasks cover 0-9); no task identity at test time.
+"""
+
+from __future__ import annotations
+
+import string
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from forgetting.params import SCENARIOS
+
+__all__ = ["SCENARIOS", "Scenario", "task_names"]
+
+
+def task_names(count: int) -> list[str]:
+    """``task_a``, ``task_b``, ... for a sequence of ``count`` tasks."""
+    return [f"task_{letter}" for letter in string.ascii_lowercase[:count]]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    kind: str
+    tasks: tuple[tuple[int, ...], ...]
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> Scenario:
+        return cls(params["scenario"], tuple(tuple(task) for task in params["tasks"]))
+
+    @property
+    def names(self) -> list[str]:
+        return task_names(len(self.tasks))
+
+    @property
+    def width(self) -> int:
+        return max(len(task) for task in self.tasks)
+
+    @property
+    def digits(self) -> list[int]:
+        return sorted(d for task in self.tasks for d in task)
+
+    @property
+    def num_outputs(self) -> int:
+        """The network's number of logits."""
+        return {"domain": self.width, "task": len(self.tasks) * self.width, "class": len(self.digits)}[self.kind]
+
+    def labels(self, digits: np.ndarray, task: np.ndarray) -> np.ndarray:
+        """The label of each (digit, task index) pair, as int64."""
+        digits, task = np.asarray(digits, np.int64), np.asarray(task, np.int64)
+        if self.kind == "class":
+            index = np.full(10, -1, np.int64)
+            index[self.digits] = np.arange(len(self.digits))
+            return index[digits]
+        position = np.full((len(self.tasks), 10), -1, np.int64)
+        for t, members in enumerate(self.tasks):
+            position[t, list(members)] = np.arange(len(members))
+        return position[task, digits]
+
+    def columns(self, task: int) -> np.ndarray:
+        """The network outputs that make up task ``task``'s prediction (softmax over these)."""
+        if self.kind == "task":
+            return task * self.width + np.arange(self.width)
+        return np.arange(self.num_outputs)
+
+    def seen_columns(self, tasks_done: int) -> list[np.ndarray]:
+        """The output groups (one softmax each) that answer for the first ``tasks_done`` tasks: the shared head
+        (domain), each finished task's head (task), or the logits of the finished tasks' digits (class)."""
+        if self.kind == "domain":
+            return [np.arange(self.width)]
+        if self.kind == "task":
+            return [self.columns(t) for t in range(tasks_done)]
+        seen = sorted(d for task in self.tasks[:tasks_done] for d in task)
+        return [np.searchsorted(self.digits, seen)]
+
+    def select(self, logits: tf.Tensor, task: tf.Tensor) -> tf.Tensor:
+        """The logits that the loss and the prediction use: the example's own head in the task scenario, all
+        logits otherwise."""
+        if self.kind != "task":
+            return logits
+        heads = tf.reshape(logits, (-1, len(self.tasks), self.width))
+        return tf.gather(heads, tf.cast(task, tf.int32), axis=1, batch_dims=1)

@@ -1,0 +1,73 @@
+"""Memory Aware Synapses (Aljundi et al. 2018): importance from the sensitivity of the output's squared norm,
+
+    Omega_i = sum over finished tasks k of  1/N_k * sum_n | d ||f(x_n)||^2 / d theta_i |   at theta_k
+    penalty = mas.lambda / 2 * sum_i Omega_i * (theta_i - theta*_i)^2
+
+with f(x) the task's logits (``Scenario.columns``), x_n task k's training examples and theta* the latest task's
+weights. The per-example gradients use the Dense closed form of ``forgetting.fisher``: with delta = 2 f(x) pushed
+back to each Dense pre-activation, |dK| summed over examples is |a|^T |delta| (one backward pass per chunk).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from forgetting.data import Split
+from forgetting.fisher import dense_forward, dense_sums, mean_over_chunks
+from forgetting.model import weights_by_path
+from forgetting.scenarios import Scenario
+from forgetting.strategies.base import QuadraticPenalty, TaskAState, Weights
+
+
+def _chunk_sums(model: keras.Model, x: tf.Tensor, columns: tf.Tensor) -> list[tf.Tensor]:
+    with tf.GradientTape() as tape:
+        logits, records = dense_forward(model, x, tape)
+        squared_norms = tf.reduce_sum(tf.square(tf.gather(logits, columns, axis=1)))
+    deltas = tape.gradient(squared_norms, [z for _, z in records])
+    return dense_sums(records, [tf.abs(d) for d in deltas], tf.abs)
+
+
+def mas_importance(model: keras.Model, images: np.ndarray, columns: np.ndarray) -> Weights:
+    """1/N * sum_n |d ||f(x_n)||^2 / d theta| over ``images``, keyed by variable path."""
+    picked = tf.constant(np.asarray(columns), tf.int32)
+    step = tf.function(
+        lambda x: _chunk_sums(model, x, picked),
+        input_signature=[tf.TensorSpec((None, *images.shape[1:]), tf.float32)],
+    )
+    return mean_over_chunks(model, images, step, None)
+
+
+def reference_mas_importance(model: keras.Model, images: np.ndarray, columns: np.ndarray) -> Weights:
+    """The same, one example at a time with GradientTape: slow, for tests."""
+    variables = model.trainable_variables
+    totals = [np.zeros(v.shape, np.float64) for v in variables]
+    for n in range(len(images)):
+        with tf.GradientTape() as tape:
+            out = tf.gather(model(images[n : n + 1], training=False)[0], columns)
+            squared_norm = tf.reduce_sum(tf.square(out))
+        for total, g in zip(totals, tape.gradient(squared_norm, variables), strict=True):
+            total += np.abs(g.numpy().astype(np.float64))
+    return {v.path: (t / len(images)).astype(np.float32) for v, t in zip(variables, totals, strict=True)}
+
+
+class MAS(QuadraticPenalty):
+    name = "mas"
+
+    def __init__(self, strength: float, theta: Weights, omega: Weights, scenario: Scenario) -> None:
+        super().__init__(strength, theta, omega)
+        self.omega, self.scenario = omega, scenario
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any], task_a: TaskAState) -> MAS:
+        network = task_a.model()
+        omega = mas_importance(network, task_a.train_split().image, task_a.scenario.columns(0))
+        return cls(params["mas"]["lambda"], weights_by_path(network), omega, task_a.scenario)
+
+    def end_task(self, network: keras.Model, task: int, train: Split) -> None:
+        new = mas_importance(network, train.image, self.scenario.columns(task))
+        self.omega = {k: self.omega[k] + new[k] for k in new}
+        self.anchor_at(weights_by_path(network), self.omega)

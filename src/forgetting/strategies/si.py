@@ -1,0 +1,56 @@
+"""Synaptic Intelligence (Zenke et al. 2017): importance from the path integral of each task's training,
+
+    Omega_i = sum over finished tasks k of  max(0, w_k,i) / ((theta_k,i - theta_k-1,i)^2 + xi)
+    penalty = si.c / 2 * sum_i Omega_i * (theta_i - theta*_i)^2
+
+where w_k,i = sum over task k's optimiser steps of -g_i * delta theta_i (``PathIntegral``; task A's is recorded by
+the ``train_a`` stage), theta_k-1 and theta_k the weights where task k started and ended, and theta* the latest
+task's. A negative path integral (a parameter whose steps went uphill on balance) counts as no importance.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import numpy as np
+
+from forgetting.data import Split
+from forgetting.errors import ForgettingError
+from forgetting.model import weights_by_path
+from forgetting.strategies.base import PathIntegral, QuadraticPenalty, TaskAState, Weights
+
+
+def importance(integral: Weights, start: Weights, end: Weights, xi: float) -> Weights:
+    """max(0, w) / ((end - start)^2 + xi) per parameter."""
+    return {k: np.maximum(w, 0.0) / (np.square(end[k] - start[k]) + xi) for k, w in integral.items()}
+
+
+class SI(QuadraticPenalty):
+    name = "si"
+
+    def __init__(self, c: float, xi: float, theta: Weights, omega: Weights, network: keras.Model) -> None:
+        super().__init__(c, theta, omega)
+        self.xi = float(xi)
+        self.omega = omega
+        self.path_integral = PathIntegral(network)
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any], task_a: TaskAState) -> SI:
+        network = task_a.model()
+        theta = weights_by_path(network)
+        start, integral = PathIntegral.load(task_a.path_integral_path)
+        if start.keys() != theta.keys() or any(start[k].shape != v.shape for k, v in theta.items()):
+            raise ForgettingError(
+                f"{task_a.path_integral_path} was recorded for another network than {task_a.model_path}: "
+                "run `dvc repro --force train_a`"
+            )
+        own = params["si"]
+        return cls(own["c"], own["xi"], theta, importance(integral, start, theta, own["xi"]), network)
+
+    def end_task(self, network: keras.Model, task: int, train: Split) -> None:
+        theta = weights_by_path(network)
+        new = importance(self.path_integral.result(), self.path_integral.start, theta, self.xi)
+        self.omega = {k: self.omega[k] + new[k] for k in new}
+        self.anchor_at(theta, self.omega)
+        self.path_integral.restart(network)
