@@ -1,6 +1,6 @@
 """Speed and memory of the pipeline on real MNIST; prints each figure as measured in this one run.
 
-    python bench/benchmark.py               # everything (about 6 minutes on 2 cores)
+    python bench/benchmark.py               # everything (about 10 minutes on 2 cores)
     python bench/benchmark.py --part fisher # needs `dvc repro fisher` to have run
 
 Targets (reached, not asserted): exact Fisher <= 1.0 x one training epoch on task A; `dvc exp run -S alpha=50`
@@ -19,20 +19,20 @@ import time
 from pathlib import Path
 
 import yaml
-
-ROOT = Path(__file__).resolve().parents[1]
-GIT_ENV = {"GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@example.invalid"}
-GIT_ENV |= {"GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@example.invalid"}
+from project_copy import ROOT, copy_project, run
 
 
 def bench_fisher(reference_examples: int) -> None:
     import keras
 
     from forgetting import data, fisher, model, training
+    from forgetting.scenarios import Scenario
+    from forgetting.strategies.mas import mas_importance
 
-    train = data.load_split(ROOT / "data/prepared/task_a", "train")
-    net = model.load_model(ROOT / "models/task_a.keras", stage="train_a")
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    scenario = Scenario.from_params(params)
+    train = data.load_task("task_a", "train", scenario, ROOT / "data/prepared")
+    net = model.load_model(ROOT / "models/task_a.keras", stage="train_a")
 
     class EpochTimer(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
@@ -43,9 +43,10 @@ def bench_fisher(reference_examples: int) -> None:
 
     training.seed_everything(0)
     timer = EpochTimer()
-    fresh = model.build_mlp(params["model"]["hidden_units"], params["model"]["dropout"])
-    training.fit(fresh, train, None, epochs=2, batch_size=params["train"]["batch_size"],
-                 learning_rate=params["train"]["learning_rate"], callbacks=[timer], verbose=0)  # fmt: skip
+    fresh = model.build_mlp(scenario.num_outputs, params["model"]["hidden_units"], params["model"]["dropout"])
+    training.fit(training.ContinualModel(fresh, scenario), train, None, epochs=2,
+                 batch_size=params["train"]["batch_size"], learning_rate=params["train"]["learning_rate"],
+                 callbacks=[timer], verbose=0)  # fmt: skip
     epoch = timer.seconds  # the second epoch: no tracing
     print(f"one training epoch on task A ({len(train)} examples, batch 32): {epoch:.2f} s")
     per_example = {}
@@ -57,6 +58,10 @@ def bench_fisher(reference_examples: int) -> None:
         print(
             f"Fisher '{estimator}' on all {len(train)} task-A examples: {seconds:.2f} s = {seconds / epoch:.2f} epochs"
         )
+    start = time.perf_counter()
+    mas_importance(net, train.image, scenario.columns(0))
+    seconds = time.perf_counter() - start
+    print(f"MAS importance on all {len(train)} task-A examples: {seconds:.2f} s = {seconds / epoch:.2f} epochs")
     subset = train.subset(slice(0, reference_examples))
     start = time.perf_counter()
     fisher.reference_fisher(net, subset.image, subset.label, "exact")
@@ -67,28 +72,14 @@ def bench_fisher(reference_examples: int) -> None:
     )
 
 
-def _run(repo: Path, *command: str) -> tuple[float, str]:
-    start = time.perf_counter()
-    done = subprocess.run(command, cwd=repo, capture_output=True, text=True, env={**os.environ, **GIT_ENV})
-    if done.returncode:
-        sys.exit(f"{' '.join(command)} failed:\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
-    return time.perf_counter() - start, done.stdout + done.stderr
-
-
 def bench_pipeline(mnist: Path) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        repo = Path(tmp) / "repo"
-        tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True)
-        for name in tracked.stdout.split():
-            (repo / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, repo / name)
+        repo = copy_project(Path(tmp) / "repo")
         shutil.copytree(mnist, repo / "data/raw/mnist")
-        for command in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "bench"]):
-            _run(repo, *command)
-        full, _ = _run(repo, "dvc", "repro")
+        full, _ = run(repo, "dvc", "repro")
         print(f"full `dvc repro` from an empty cache: {full:.1f} s")
-        _run(repo, "git", "commit", "-qam", "results")
-        alpha, output = _run(repo, "dvc", "exp", "run", "-S", "alpha=50")
+        run(repo, "git", "commit", "-qam", "results")
+        alpha, output = run(repo, "dvc", "exp", "run", "-S", "alpha=50")
         ran = sorted(set(line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")))
         print(f"`dvc exp run -S alpha=50`: {alpha:.1f} s = {alpha / full:.2f} x the full run (ran {', '.join(ran)})")
         lock = yaml.safe_load((repo / "dvc.lock").read_text())

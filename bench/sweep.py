@@ -74,7 +74,7 @@ def main() -> None:
                     log,
                     epochs=params["finetune"]["epochs"],
                     batch_size=params["train"]["batch_size"],
-                    learning_rate=params["train"]["learning_rate"],
+                    learning_rate=params["finetune"]["learning_rate"],
                     verbose=0,
                 )
             results.append([metrics.accuracy(net, split, scenario) for split in validation.values()])

@@ -30,7 +30,7 @@ def main() -> None:
             training.TaskAccuracyLog(data.load_tasks("test", scenario), scenario, csv_path, task="task_a"),
             epochs=p["finetune"]["epochs"],
             batch_size=p["train"]["batch_size"],
-            learning_rate=p["train"]["learning_rate"],
+            learning_rate=p["finetune"]["learning_rate"],
         )
         model.save_model(net, f"models/{name}.keras")
 

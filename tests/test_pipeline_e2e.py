@@ -114,7 +114,9 @@ def test_pipeline_end_to_end(repo):
     assert metrics["ewc"]["task_a_accuracy"] > metrics["naive"]["task_a_accuracy"]
     assert metrics["l2"]["task_a_accuracy"] > metrics["naive"]["task_a_accuracy"]
     assert metrics["replay"]["mean_accuracy"] > 0.9
-    assert metrics["online_ewc"]["mean_accuracy"] == metrics["ewc"]["mean_accuracy"]  # two tasks, equal alphas
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    if params["online_ewc"]["alpha"] == params["alpha"]:  # with two tasks online EWC is EWC
+        assert metrics["online_ewc"]["mean_accuracy"] == metrics["ewc"]["mean_accuracy"]
     for name in ("l2", "ewc", "si", "mas", "lwf", "replay"):
         assert metrics[name]["task_a_accuracy"] > metrics["naive"]["task_a_accuracy"], name
     for name in STRATEGIES:
@@ -166,14 +168,14 @@ FIVE_TASKS = [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]]
 @pytest.mark.e2e
 @pytest.mark.parametrize("scenario", ["domain", "class"])
 def test_five_task_sequence_end_to_end(tmp_path, scenario):
-    """The standard 5-task split on a small real-MNIST subset (100 train examples per digit, one epoch per task):
+    """The standard 5-task split on a small real-MNIST subset (200 train examples per digit, two epochs per task):
     every strategy trains through all five tasks; the metrics hold the 5x5 accuracy matrix and BWT."""
     repo = copy_project(tmp_path / "repo")
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params |= {"tasks": FIVE_TASKS, "scenario": scenario}
-    params["data"]["train_per_digit"] = 100
+    params["data"]["train_per_digit"] = 200
     params["train"] |= {"epochs_a": 2, "epochs_joint": 2}
-    params["finetune"]["epochs"] = 1
+    params["finetune"]["epochs"] = 2
     params["replay"]["buffer_size"] = 100
     (repo / "params.yaml").write_text(yaml.safe_dump(params))
     assert stages_run(run(repo, "dvc", "repro")) == ALL_STAGES
@@ -194,8 +196,8 @@ def test_five_task_sequence_end_to_end(tmp_path, scenario):
         assert matrix[0] == pytest.approx([metrics["task_a"][f"{j}_accuracy"] for j in names], abs=2e-6)
         with open(repo / f"metrics/epochs/{name}.csv") as handle:
             tasks = [row["task"] for row in csv.DictReader(handle)]
-        assert tasks == ["task_a", *[n for n in names[1:]]], name  # one epoch per task
-    assert all(metrics[name]["accuracy_matrix"]["after_task_b"]["task_b"] > 0.8 for name in STRATEGIES)
+        assert tasks == ["task_a", *[n for n in names[1:] for _ in range(2)]], name  # two epochs per task
+    assert all(metrics["naive"]["accuracy_matrix"][f"after_{n}"][n] > 0.9 for n in names)  # each task is learnt
     if scenario == "class":  # the classic result: without replay, class-incremental learning forgets everything
         assert metrics["naive"]["bwt"] < -0.8
         assert metrics["replay"]["mean_accuracy"] > metrics["naive"]["mean_accuracy"] + 0.2

@@ -56,7 +56,8 @@ def _readers(declared: dict[str, set[str]], key: str) -> set[str]:
         ("train.epochs_joint", {"train_joint"}),
         ("data.validation_fraction", {"prepare"}),
         ("data.train_per_digit", {"prepare"}),
-        ("train.learning_rate", {"train_a", "train_joint", *(f"finetune@{s}" for s in STRATEGIES)}),
+        ("train.learning_rate", {"train_a", "train_joint"}),
+        ("finetune.learning_rate", {f"finetune@{s}" for s in STRATEGIES}),
         # the scenario and the task sequence shape every model and every evaluation, but not the data
         ("scenario", set(STAGES) - {"prepare"}),
         ("tasks", set(STAGES)),

@@ -87,6 +87,7 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "train.epochs_a": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
     "train.epochs_joint": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
     "finetune.epochs": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "finetune.learning_rate": (lambda v: _is_number(v) and v > 0, "a number > 0"),
     "fisher.estimator": (lambda v: v in FISHER_ESTIMATORS, "one of " + ", ".join(FISHER_ESTIMATORS)),
     "fisher.num_examples": (
         lambda v: v == "all" or (_is_int(v) and v >= 1),
