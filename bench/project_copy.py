@@ -15,9 +15,13 @@ GIT_ENV |= {"GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@example
 
 
 def run(repo: Path, *command: str) -> tuple[float, str]:
-    """Run ``command`` in ``repo``; exit with its output if it fails. Returns (seconds, output)."""
+    """Run ``command`` in ``repo`` with this interpreter's environment first on PATH (for `dvc` and the stages'
+    `python`); exit with its output if it fails. Returns (seconds, output)."""
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     start = time.perf_counter()
-    done = subprocess.run(command, cwd=repo, capture_output=True, text=True, env={**os.environ, **GIT_ENV})
+    done = subprocess.run(
+        command, cwd=repo, capture_output=True, text=True, env={**os.environ, **GIT_ENV, "PATH": path}
+    )
     if done.returncode:
         sys.exit(f"{' '.join(command)} failed:\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
     return time.perf_counter() - start, done.stdout + done.stderr

@@ -45,6 +45,7 @@ def test_committed_params_are_valid(defaults):
         ("si.c", -1, "si.c = -1 is invalid"),
         ("mas.lambda", -2, "mas.lambda = -2 is invalid"),
         ("replay.buffer_size", 0, "replay.buffer_size = 0 is invalid"),
+        ("replay.shift", 5, "replay.shift = 5 is invalid; set it to an integer from 0"),
         ("data.validation_fraction", 1.0, "data.validation_fraction = 1.0 is invalid"),
         ("model.dropout", 1.0, "model.dropout = 1.0 is invalid"),
         ("seed", True, "seed = True is invalid"),

@@ -46,6 +46,7 @@ def _readers(declared: dict[str, set[str]], key: str) -> set[str]:
         ("si.xi", {"finetune@si"}),
         ("mas.lambda", {"finetune@mas"}),
         ("replay.buffer_size", {"finetune@replay"}),
+        ("replay.shift", {"finetune@replay"}),
         ("lwf.temperature", {"finetune@lwf"}),
         ("lwf.weight", {"finetune@lwf"}),
         # later tasks' Fisher uses the same settings as task A's

@@ -7,7 +7,7 @@ from forgetting.errors import ForgettingError
 from forgetting.model import build_mlp, save_model
 from forgetting.scenarios import Scenario
 from forgetting.strategies import Naive, Replay, TaskAState, build_strategy
-from forgetting.strategies.replay import class_balanced_sample
+from forgetting.strategies.replay import class_balanced_sample, shifted
 
 DOMAIN = Scenario("domain", EVEN_ODD)
 
@@ -48,7 +48,7 @@ def test_replay_reads_task_a_train_split_and_mixes_it_into_task_b(tmp_path, make
     data.save_task(a, tmp_path / "data" / "task_a")
     save_model(tiny_model, tmp_path / "task_a.keras")
     state = TaskAState(DOMAIN, tmp_path / "task_a.keras", data_root=tmp_path / "data")
-    replay = build_strategy("replay", {"replay": {"buffer_size": 50}, "seed": 4}, state)
+    replay = build_strategy("replay", {"replay": {"buffer_size": 50, "shift": 0}, "seed": 4}, state)
     assert isinstance(replay, Replay)
     assert {img.tobytes() for img in replay.buffer.image} <= {img.tobytes() for img in a["train"].image}
     assert not {img.tobytes() for img in replay.buffer.image} & {img.tobytes() for img in a["validation"].image}
@@ -107,3 +107,29 @@ def test_replay_keeps_more_of_task_a_than_naive():
     assert results["naive"][0] < 0.5, "the setting forgets"
     assert results["replay"][0] > results["naive"][0] + 0.3
     assert results["replay"][1] > 0.9
+
+
+def test_shifted_copies_translate_each_image_within_the_limit():
+    images = np.zeros((50, 28, 28, 1), np.float32)
+    images[:, 10, 12, 0] = 1.0  # one bright pixel per image
+    moved = shifted(images, 2, np.random.default_rng(0))
+    assert moved.shape == images.shape
+    positions = [tuple(np.argwhere(m[..., 0] == 1.0)[0]) for m in moved]
+    assert all(abs(r - 10) <= 2 and abs(c - 12) <= 2 for r, c in positions)
+    assert len(set(positions)) > 5  # each image its own shift
+    np.testing.assert_array_equal(shifted(images, 0, np.random.default_rng(0)), images)
+    np.testing.assert_array_equal(moved, shifted(images, 2, np.random.default_rng(0)))  # seeded
+
+
+def test_replayed_copies_are_shifted_but_task_b_is_not(make_mnist):
+    task_a, task_b = split_into_tasks(make_mnist(600, seed=3), DOMAIN)
+    replay = Replay(class_balanced_sample(task_a, 30, seed=0), seed=0, shift=2)
+    mixed = replay.training_data(task_b)
+    np.testing.assert_array_equal(mixed.image[: len(task_b)], task_b.image)
+    replayed = mixed.subset(np.arange(len(task_b), len(mixed)))
+    assert np.all(replayed.task == 0) and len(replayed) % 30 == 0
+    np.testing.assert_array_equal(replayed.label, np.tile(replay.buffer.label, len(replayed) // 30))
+    assert not np.array_equal(replayed.image[:30], replay.buffer.image)
+    np.testing.assert_allclose(
+        replayed.image.sum(axis=(1, 2, 3))[:30], replay.buffer.image.sum(axis=(1, 2, 3)), rtol=0.35
+    )

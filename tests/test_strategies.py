@@ -245,7 +245,7 @@ def test_every_strategy_trains_through_a_sequence_in_every_scenario(make_mnist, 
         params = PARAMS | {
             "si": {"c": 1.0, "xi": 0.1},
             "lwf": {"temperature": 2.0, "weight": 1.0},
-            "replay": {"buffer_size": 30},
+            "replay": {"buffer_size": 30, "shift": 1},
         }
         for name in STRATEGIES:
             strategy = build_strategy(name, params, state)

@@ -73,6 +73,7 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "si.xi": (lambda v: _is_number(v) and v > 0, "a number > 0 (it keeps the importance finite)"),
     "mas.lambda": (lambda v: _is_number(v) and v >= 0, "a number >= 0"),
     "replay.buffer_size": (lambda v: _is_int(v) and v >= 1, "an integer >= 1 (task-A examples kept)"),
+    "replay.shift": (lambda v: _is_int(v) and 0 <= v <= 4, "an integer from 0 (exact copies) to 4 pixels"),
     "data.manual_dir": (lambda v: isinstance(v, str) and v != "", "a folder path"),
     "data.tfds_dir": (lambda v: isinstance(v, str) and v != "", "a folder path"),
     "data.train_per_digit": (

@@ -5,11 +5,14 @@ drawn without replacement, seeded, and class-balanced over the digits: each digi
 first N % digits digits one more. When a task finishes, the new buffer is drawn from the old buffer and that
 task's data, so no more than N old examples are ever kept: N is the strategy's memory cost. The buffer is repeated
 so that every finished task weighs as much as the new one in each epoch (with one finished task, half of each
-epoch is replay), as in van de Ven et al.'s replay.
+epoch is replay), as in van de Ven et al.'s replay; each repeat translates every image by a seeded random shift of
+up to ``replay.shift`` pixels in each direction (0: exact copies), so that the few kept examples are not simply
+memorised (data augmentation, one of the "bag of tricks" of Buzzega et al. 2020).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import keras
@@ -38,20 +41,33 @@ def class_balanced_sample(split: Split, size: int, seed: int) -> Split:
     return split.subset(np.sort(np.concatenate(chosen)))
 
 
+def shifted(images: np.ndarray, shift: int, rng: np.random.Generator) -> np.ndarray:
+    """Each image (N, H, W, C) translated by its own random (dy, dx) in [-shift, shift]^2, zeros shifted in."""
+    if shift == 0:
+        return images.copy()
+    padded = np.pad(images, ((0, 0), (shift, shift), (shift, shift), (0, 0)))
+    dy, dx = rng.integers(0, 2 * shift + 1, size=(2, len(images)))
+    height, width = images.shape[1:3]
+    return np.stack([p[y : y + height, x : x + width] for p, y, x in zip(padded, dy, dx, strict=True)])
+
+
 class Replay(Strategy):
     name = "replay"
 
-    def __init__(self, buffer: Split, seed: int) -> None:
-        self.buffer, self.seed, self.tasks_done = buffer, seed, 1
+    def __init__(self, buffer: Split, seed: int, shift: int = 0) -> None:
+        self.buffer, self.seed, self.shift, self.tasks_done = buffer, seed, shift, 1
 
     @classmethod
     def from_params(cls, params: dict[str, Any], task_a: TaskAState) -> Replay:
-        seed = params["seed"]
-        return cls(class_balanced_sample(task_a.train_split(), params["replay"]["buffer_size"], seed), seed)
+        own, seed = params["replay"], params["seed"]
+        return cls(class_balanced_sample(task_a.train_split(), own["buffer_size"], seed), seed, own["shift"])
 
     def training_data(self, train: Split) -> Split:
         copies = max(1, round(self.tasks_done * len(train) / len(self.buffer)))
-        return Split.concat(train, self.buffer.subset(np.tile(np.arange(len(self.buffer)), copies)))
+        repeated = self.buffer.subset(np.tile(np.arange(len(self.buffer)), copies))
+        rng = np.random.default_rng([self.seed, self.tasks_done])
+        repeated = replace(repeated, image=shifted(repeated.image, self.shift, rng))
+        return Split.concat(train, repeated)
 
     def end_task(self, network: keras.Model, task: int, train: Split) -> None:
         self.buffer = class_balanced_sample(Split.concat(self.buffer, train), len(self.buffer), self.seed + task)
