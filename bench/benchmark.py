@@ -86,9 +86,9 @@ def bench_pipeline(mnist: Path) -> None:
         print("peak resident memory per stage (each stage's command rerun on its own):")
         for stage, entry in lock["stages"].items():
             start = time.perf_counter()
-            process = subprocess.Popen(
-                entry["cmd"].split(), cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-            )
+            program, *arguments = entry["cmd"].split()
+            command = [sys.executable if program == "python" else program, *arguments]
+            process = subprocess.Popen(command, cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             _, status, usage = os.wait4(process.pid, 0)
             if status:
                 sys.exit(f"{stage} failed when rerun")
