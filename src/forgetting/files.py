@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from forgetting.errors import ForgettingError
+
 
 @contextmanager
 def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
@@ -56,8 +58,6 @@ def load_weight_sets(path: str | os.PathLike, names: tuple[str, ...], what: str,
     """The sets ``names`` from ``save_weight_sets``' file, which holds ``what`` (for messages) and is made by
     ``stage``; a missing, corrupt or inconsistent file (sets over different variables or shapes, or values that
     are not finite) is a ForgettingError naming the fix."""
-    from forgetting.errors import ForgettingError
-
     path = Path(path)
     fix = f"run `dvc repro --force {stage}`"
     if not path.is_file():

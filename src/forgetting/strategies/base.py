@@ -115,8 +115,9 @@ def _tensors(weights: Weights) -> dict[str, tf.Tensor]:
 
 class QuadraticPenalty(Strategy):
     """penalty = strength / 2 * sum_k sum_i importance_k,i * (theta_i - anchor_k,i)^2  over anchors k (importance
-    1 where not given). Most strategies keep one anchor and replace it after each task (``anchor_at``); EWC keeps
-    one per finished task (``add_anchor``)."""
+    1 where not given). EWC keeps one anchor per finished task (``add_anchor``); L2 replaces its anchor after each
+    task (``anchor_at``); online EWC, SI and MAS also fold the task's importance into a running one
+    (``consolidate``)."""
 
     def __init__(self, strength: float, anchor: Weights, importance: Weights | None = None) -> None:
         self.strength = float(strength)
@@ -129,6 +130,16 @@ class QuadraticPenalty(Strategy):
     def anchor_at(self, anchor: Weights, importance: Weights | None = None) -> None:
         self.terms = []
         self.add_anchor(anchor, importance)
+
+    def consolidate(self, anchor: Weights, importance: Weights, decay: float = 1.0) -> None:
+        """One anchor again, at ``anchor``, with importance  decay * (the current one) + ``importance``."""
+        self.anchor_at(anchor, {k: decay * v + importance[k] for k, v in self.running_importance.items()})
+
+    @property
+    def running_importance(self) -> Weights:
+        """The importance of the (single) anchor, as numpy arrays."""
+        ((_, importance),) = self.terms
+        return {k: v.numpy() for k, v in importance.items()}
 
     def penalty(self, model: keras.Model, x: dict | None = None, logits: tf.Tensor | None = None) -> tf.Tensor:
         total = tf.constant(0.0)

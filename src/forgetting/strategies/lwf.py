@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Any
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from forgetting.data import Split
@@ -27,13 +26,17 @@ def _frozen_copy(network: keras.Model) -> keras.Model:
     return copy
 
 
+def _groups(scenario: Scenario, tasks_done: int) -> list[tf.Tensor]:
+    return [tf.constant(group, tf.int32) for group in scenario.seen_columns(tasks_done)]
+
+
 class LwF(Strategy):
     name = "lwf"
 
     def __init__(self, teacher: keras.Model, scenario: Scenario, temperature: float, weight: float) -> None:
         self.teacher = _frozen_copy(teacher)
         self.scenario = scenario
-        self.groups = [tf.constant(g, tf.int32) for g in scenario.seen_columns(1)]
+        self.groups = _groups(scenario, 1)
         self.temperature = float(temperature)
         self.weight = float(weight)
 
@@ -56,4 +59,4 @@ class LwF(Strategy):
 
     def end_task(self, network: keras.Model, task: int, train: Split) -> None:
         self.teacher = _frozen_copy(network)
-        self.groups = [tf.constant(np.asarray(g), tf.int32) for g in self.scenario.seen_columns(task + 1)]
+        self.groups = _groups(self.scenario, task + 1)

@@ -59,7 +59,11 @@ class MAS(QuadraticPenalty):
 
     def __init__(self, strength: float, theta: Weights, omega: Weights, scenario: Scenario) -> None:
         super().__init__(strength, theta, omega)
-        self.omega, self.scenario = omega, scenario
+        self.scenario = scenario
+
+    @property
+    def omega(self) -> Weights:
+        return self.running_importance
 
     @classmethod
     def from_params(cls, params: dict[str, Any], task_a: TaskAState) -> MAS:
@@ -68,6 +72,4 @@ class MAS(QuadraticPenalty):
         return cls(params["mas"]["lambda"], weights_by_path(network), omega, task_a.scenario)
 
     def end_task(self, network: keras.Model, task: int, train: Split) -> None:
-        new = mas_importance(network, train.image, self.scenario.columns(task))
-        self.omega = {k: self.omega[k] + new[k] for k in new}
-        self.anchor_at(weights_by_path(network), self.omega)
+        self.consolidate(weights_by_path(network), mas_importance(network, train.image, self.scenario.columns(task)))

@@ -21,13 +21,15 @@ from forgetting.strategies.ewc import EWC
 class OnlineEWC(EWC):
     name = "online_ewc"
 
+    def __init__(self, gamma: float, *ewc_args) -> None:
+        super().__init__(*ewc_args)
+        self.gamma = float(gamma)
+
     @classmethod
     def from_params(cls, params: dict[str, Any], task_a: TaskAState) -> OnlineEWC:
         own = params["online_ewc"]
-        strategy = cls(own["alpha"], *cls.task_a_fisher(task_a), task_a.scenario, params["fisher"], params["seed"])
-        strategy.gamma = float(own["gamma"])
-        return strategy
+        fisher_a = cls.task_a_fisher(task_a)
+        return cls(own["gamma"], own["alpha"], *fisher_a, task_a.scenario, params["fisher"], params["seed"])
 
     def end_task(self, network: keras.Model, task: int, train: Split) -> None:
-        (_, running), new = self.terms[0], self.fisher_of(network, task, train)
-        self.anchor_at(weights_by_path(network), {k: self.gamma * running[k].numpy() + v for k, v in new.items()})
+        self.consolidate(weights_by_path(network), self.fisher_of(network, task, train), decay=self.gamma)

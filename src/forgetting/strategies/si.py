@@ -32,8 +32,11 @@ class SI(QuadraticPenalty):
     def __init__(self, c: float, xi: float, theta: Weights, omega: Weights, network: keras.Model) -> None:
         super().__init__(c, theta, omega)
         self.xi = float(xi)
-        self.omega = omega
         self.path_integral = PathIntegral(network)
+
+    @property
+    def omega(self) -> Weights:
+        return self.running_importance
 
     @classmethod
     def from_params(cls, params: dict[str, Any], task_a: TaskAState) -> SI:
@@ -50,7 +53,5 @@ class SI(QuadraticPenalty):
 
     def end_task(self, network: keras.Model, task: int, train: Split) -> None:
         theta = weights_by_path(network)
-        new = importance(self.path_integral.result(), self.path_integral.start, theta, self.xi)
-        self.omega = {k: self.omega[k] + new[k] for k in new}
-        self.anchor_at(theta, self.omega)
+        self.consolidate(theta, importance(self.path_integral.result(), self.path_integral.start, theta, self.xi))
         self.path_integral.restart(network)
