@@ -1,4 +1,5 @@
-"""Stage evaluate@<name>: test accuracy on every task, plus the accuracy matrix and BWT -> metrics/<name>.json.
+"""Stage evaluate@<name>: test accuracy on every task and BWT -> metrics/<name>.json, and the accuracy matrix
+-> metrics/accuracy_matrix/<name>.json.
 
 Usage: evaluate.py NAME MODEL REFERENCE. Final accuracies come from MODEL; the accuracy matrix from the training
 log metrics/epochs/NAME.csv. When REFERENCE (the task-A model) differs from MODEL, the metrics add
@@ -25,14 +26,15 @@ def main() -> None:
     if reference_path != model_path:
         reference = model.load_model(reference_path, stage="train_a")
         reference_a = metrics.accuracy(reference, tests["task_a"], scenario)
-    log = f"metrics/epochs/{name}.csv"
+    log = metrics.read_log(f"metrics/epochs/{name}.csv")
     result = metrics.task_metrics(
         {task: metrics.accuracy(net, split, scenario) for task, split in tests.items()},
         reference_a,
-        metrics.accuracy_matrix(metrics.read_log(log), scenario.names),
+        metrics.accuracy_matrix(log, scenario.names),
     )
+    metrics.write_metrics(metrics.matrix_records(log, scenario.names), f"metrics/accuracy_matrix/{name}.json")
     metrics.write_metrics(result, f"metrics/{name}.json")
-    print(name, {k: v for k, v in result.items() if k != "accuracy_matrix"})
+    print(name, result)
 
 
 if __name__ == "__main__":

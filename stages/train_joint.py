@@ -19,7 +19,13 @@ def main() -> None:
     with atomic_output("metrics/epochs/joint.csv") as csv_path:
         log = training.TaskAccuracyLog(data.load_tasks("test", scenario), scenario, csv_path, task="joint")
         net, _ = training.train_new_model(
-            p, scenario, every_task("train"), every_task("validation"), p["train"]["epochs_joint"], callbacks=[log]
+            p,
+            scenario,
+            every_task("train"),
+            every_task("validation"),
+            p["train"]["epochs_joint"],
+            callbacks=[log],
+            what="every task at once",
         )
         model.save_model(net, "models/joint.keras")
 

@@ -1,3 +1,5 @@
+import time
+
 import numpy as np
 import pytest
 from conftest import EVEN_ODD
@@ -81,15 +83,15 @@ def test_save_and_load_task_round_trip(make_mnist, tmp_path):
 
 def test_save_task_leaves_nothing_when_writing_fails(make_mnist, tmp_path, monkeypatch):
     task = data.build_task(make_mnist(100), make_mnist(20, seed=9), [0, 2], 0, 0.25, seed=0)
-    real_savez, written = np.savez, []
+    real_save, written = data.save_npz, []
 
-    def savez_then_fail(path, **arrays):
+    def save_then_fail(path, **arrays):
         if written:
             raise OSError("disk full")
         written.append(path)
-        real_savez(path, **arrays)
+        real_save(path, **arrays)
 
-    monkeypatch.setattr(data.np, "savez", savez_then_fail)
+    monkeypatch.setattr(data, "save_npz", save_then_fail)
     with pytest.raises(OSError, match="disk full"):
         data.save_task(task, tmp_path / "task_a")
     assert written, "the first split was written before the failure"
@@ -97,7 +99,7 @@ def test_save_task_leaves_nothing_when_writing_fails(make_mnist, tmp_path, monke
 
 
 def test_missing_split_file_names_the_fix(tmp_path):
-    with pytest.raises(ForgettingError, match=r"train\.npz is missing: run `dvc repro prepare`"):
+    with pytest.raises(ForgettingError, match=r"train\.npz is missing: run `dvc repro --force --single-item prepare`"):
         data.load_split(tmp_path, "train", DOMAIN)
 
 
@@ -110,11 +112,39 @@ def test_corrupt_split_file_is_a_clear_error(tmp_path):
 def test_missing_mnist_offline_names_folder_and_files(tmp_path, monkeypatch):
     monkeypatch.setattr(data, "_online", lambda timeout=3.0: False)
     (tmp_path / "mnist").mkdir()
-    (tmp_path / "mnist" / "train-images-idx3-ubyte.gz").write_bytes(b"")
     with pytest.raises(ForgettingError) as error:
         data.load_mnist(tmp_path / "mnist", tmp_path / "tfds")
     message = str(error.value)
     assert str(tmp_path / "mnist") in message
-    assert "missing: train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz" in message
+    assert "missing: train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, " in message
     assert "data.manual_dir" in message
     assert "\n" not in message
+
+
+def test_saved_splits_have_stable_bytes(make_mnist, tmp_path, monkeypatch):
+    """The same data gives the same bytes whenever it is written (zip entries carry no time of writing)."""
+    task = data.build_task(make_mnist(100), make_mnist(20, seed=9), [0, 2], 0, 0.25, seed=0)
+    data.save_task(task, tmp_path / "first")
+    monkeypatch.setattr(time, "time", lambda: 2_000_000_000.0)  # another day: zipfile stamps entries with it
+    data.save_task(task, tmp_path / "second")
+    for name in data.SPLITS:
+        assert (tmp_path / "first" / f"{name}.npz").read_bytes() == (tmp_path / "second" / f"{name}.npz").read_bytes()
+        with np.load(tmp_path / "second" / f"{name}.npz") as arrays:
+            np.testing.assert_array_equal(arrays["image"], task[name].image)
+
+
+def test_a_corrupt_mnist_file_is_named(tmp_path):
+    """Checked on every run of prepare, before tfds (which would reuse its prepared copy and not notice)."""
+    checksums = data.registered_checksums()
+    assert checksums["train-labels-idx1-ubyte.gz"] == (
+        "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c"
+    )
+    manual = tmp_path / "manual"
+    manual.mkdir()
+    (manual / "t10k-labels-idx1-ubyte.gz").write_bytes(b"not the original")
+    with pytest.raises(ForgettingError) as error:
+        data.load_mnist(manual, tmp_path / "tfds")
+    message = str(error.value)
+    assert message.startswith(f"MNIST file {manual / 't10k-labels-idx1-ubyte.gz'} is corrupt")
+    assert "replace it with the original t10k-labels-idx1-ubyte.gz" in message
+    assert not (tmp_path / "tfds").exists()

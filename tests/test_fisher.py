@@ -118,10 +118,10 @@ def test_save_and_load_round_trip(tmp_path, tiny_model, mnist_like):
 
 
 def test_missing_corrupt_and_inconsistent_fisher_files_are_clear_errors(tmp_path):
-    with pytest.raises(ForgettingError, match="missing: run `dvc repro fisher`"):
+    with pytest.raises(ForgettingError, match="missing: run `dvc repro --force --single-item fisher`"):
         fisher.load_fisher(tmp_path / "fisher.npz")
     (tmp_path / "fisher.npz").write_bytes(b"\x00garbage")
-    with pytest.raises(ForgettingError, match=r"corrupt \(.*\): run `dvc repro --force fisher`"):
+    with pytest.raises(ForgettingError, match=r"corrupt \(.*\): run `dvc repro --force --single-item fisher`"):
         fisher.load_fisher(tmp_path / "fisher.npz")
     np.savez(tmp_path / "half.npz", **{"theta/w": np.ones(3)})
     with pytest.raises(ForgettingError, match="does not hold matching theta/ and fisher/ arrays"):

@@ -4,7 +4,7 @@ import pytest
 import yaml
 
 from forgetting.errors import ForgettingError
-from forgetting.params import validate
+from forgetting.params import read, validate
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -49,6 +49,13 @@ def test_committed_params_are_valid(defaults):
         ("data.validation_fraction", 1.0, "data.validation_fraction = 1.0 is invalid"),
         ("model.dropout", 1.0, "model.dropout = 1.0 is invalid"),
         ("seed", True, "seed = True is invalid"),
+        ("seed", -1, "seed = -1 is invalid; set it to an integer from 0 to 2**32 - 1"),
+        ("seed", 2**32, "seed = 4294967296 is invalid"),
+        ("alpha", float("inf"), "alpha = inf is not a finite number; set it to a number >= 0"),
+        ("mas.lambda", float("nan"), "mas.lambda = nan is not a finite number"),
+        ("finetune.learning_rate", float("-inf"), "finetune.learning_rate = -inf is not a finite number"),
+        ("l2", 0.3, "l2 = 0.3 is invalid; set it to a mapping with the keys weight"),
+        ("finetune.learning_rate", "1e-4", "finetune.learning_rate = '1e-4' is invalid; set it to a number > 0"),
     ],
 )
 def test_bad_values_name_the_param_and_the_fix(defaults, key, value, fragment):
@@ -69,5 +76,35 @@ def test_overlapping_digit_sets_are_rejected(defaults):
         validate(defaults)
 
 
-def test_a_stage_only_validates_what_it_declares():
-    validate({"alpha": 3.0, "seed": 1})  # no other keys: nothing else to check
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda p: p.update(alhpa=50), "params.yaml: unknown key alhpa (did you mean alpha?)"),
+        (lambda p: p["l2"].update(wieght=0.3), "params.yaml: unknown key l2.wieght (did you mean l2.weight?)"),
+        # a renamed key is unknown and its old name missing: the unknown one is the typo to report
+        (lambda p: p["l2"].update(wieght=p["l2"].pop("weight")), "unknown key l2.wieght (did you mean l2.weight?)"),
+        (lambda p: p["mas"].update(lamda=1), "unknown key mas.lamda (did you mean mas.lambda?)"),
+        (lambda p: p.update(zzz=1), "unknown key zzz (the keys here are seed, scenario, alpha,"),
+        (lambda p: p.pop("si"), "params.yaml: si is missing; add it"),
+        (lambda p: p["fisher"].pop("estimator"), "params.yaml: fisher.estimator is missing; add it"),
+    ],
+)
+def test_unknown_and_missing_keys_are_named(defaults, edit, message):
+    edit(defaults)
+    with pytest.raises(ForgettingError) as error:
+        validate(defaults)
+    assert message in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_yaml_1_2_numbers_as_dvc_reads_them(tmp_path):
+    """`1e-4` is a number for DVC (YAML 1.2), so it is one here too."""
+    text = (ROOT / "params.yaml").read_text().replace("learning_rate: 0.0001", "learning_rate: 1e-4")
+    (tmp_path / "params.yaml").write_text(text)
+    assert validate(read(tmp_path / "params.yaml")).finetune.learning_rate == 1e-4
+
+
+def test_unreadable_params_file(tmp_path):
+    (tmp_path / "params.yaml").write_text("seed: [1\n")
+    with pytest.raises(ForgettingError, match=r"params.yaml is not valid YAML .*git diff"):
+        read(tmp_path / "params.yaml")

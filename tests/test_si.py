@@ -135,7 +135,8 @@ def test_si_builds_its_importance_from_train_as_file_and_accumulates_it(tmp_path
 def test_si_refuses_a_path_integral_of_another_network(tmp_path):
     state = TaskAState(DOMAIN, tmp_path / "task_a.keras", path_integral_path=tmp_path / "path.npz")
     save_model(build_mlp(5, hidden_units=8), state.model_path)
-    with pytest.raises(ForgettingError, match=r"SI path integral file .*path\.npz is missing: run `dvc repro train_a`"):
+    missing = r"SI path integral file .*path\.npz is missing: run `dvc repro --force --single-item train_a`"
+    with pytest.raises(ForgettingError, match=missing):
         build_strategy("si", {"si": {"c": 1.0, "xi": 0.1}}, state)
     PathIntegral(build_mlp(5, hidden_units=16)).save(state.path_integral_path)
     with pytest.raises(ForgettingError, match="recorded for another network"):

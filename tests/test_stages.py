@@ -58,7 +58,8 @@ def test_negative_alpha_fails_before_any_work(repo):
     code, stderr = run_stage(repo, "stages/finetune.py", "ewc")
     assert code == 1
     assert stderr == [
-        "error: params.yaml: alpha = -1 is invalid; set it to a number >= 0 (0 turns EWC into naive fine-tuning)"
+        "error: finetune@ewc: params.yaml: alpha = -1 is invalid; set it to a number >= 0 (0 turns EWC into naive "
+        "fine-tuning)"
     ]
     assert not (repo / "models").exists()
     assert not (repo / "metrics").exists()
@@ -85,6 +86,7 @@ def test_unknown_strategy_in_dvc_yaml(repo):
         "param": "alpha",
         "extra": "seed",
         "needs": "models/task_a.keras",
+        "builds_on": "base",
     }
     (repo / "dvc.yaml").write_text(yaml.safe_dump(pipeline))
     (repo / "models").mkdir()
@@ -104,7 +106,9 @@ def test_missing_si_path_integral_names_the_stage(repo):
     code, stderr = run_stage(repo, "stages/finetune.py", "si")
     assert code == 1
     assert_one_error_line(
-        stderr, "SI path integral file models/task_a_path_integral.npz is missing", "dvc repro train_a"
+        stderr,
+        "error: finetune@si: SI path integral file models/task_a_path_integral.npz is missing",
+        "run `dvc repro --force --single-item train_a`",
     )
     assert not (repo / "models" / "si.keras").exists()
     assert not (repo / "metrics" / "epochs" / "si.csv").exists()
@@ -127,7 +131,9 @@ def test_corrupt_checkpoint(repo):
     (repo / "models" / "task_a.keras").write_bytes(b"this is not a zip archive")
     code, stderr = run_stage(repo, "stages/fisher.py")
     assert code == 1
-    assert_one_error_line(stderr, "checkpoint models/task_a.keras is corrupt", "dvc repro --force train_a")
+    assert_one_error_line(
+        stderr, "error: fisher: checkpoint models/task_a.keras is corrupt", "dvc repro --force --single-item train_a"
+    )
     assert not (repo / "models" / "fisher.npz").exists()
 
 
@@ -138,7 +144,7 @@ def test_corrupt_fisher_leaves_no_ewc_outputs(repo):
     (repo / "models" / "fisher.npz").write_bytes(b"PK\x03\x04 cut short")
     code, stderr = run_stage(repo, "stages/finetune.py", "ewc")
     assert code == 1
-    assert_one_error_line(stderr, "Fisher file models/fisher.npz is corrupt", "dvc repro --force fisher")
+    assert_one_error_line(stderr, "Fisher file models/fisher.npz is corrupt", "dvc repro --force --single-item fisher")
     assert not (repo / "models" / "ewc.keras").exists()
     assert not (repo / "metrics" / "epochs" / "ewc.csv").exists()
     # a Fisher file of other weights is refused too

@@ -21,6 +21,7 @@ from forgetting.strategies import (
     Replay,
     TaskAState,
     build_strategy,
+    strategy_class,
 )
 from forgetting.strategies.base import PathIntegral
 
@@ -42,7 +43,8 @@ def test_registry_names_the_strategies():
         "mas": MAS,
         "lwf": LwF,
         "replay": Replay,
-    } == STRATEGIES
+    } == {name: strategy_class(name) for name in STRATEGIES}
+    assert all(strategy_class(name).name == name for name in STRATEGIES)
 
 
 def test_unknown_strategy_is_a_clear_error():
@@ -181,10 +183,11 @@ def test_ewc_refuses_a_fisher_file_of_other_weights(task_a_state):
 
 def test_missing_and_corrupt_checkpoints_are_clear_errors(tmp_path):
     state = TaskAState(DOMAIN, tmp_path / "task_a.keras", tmp_path / "fisher.npz")
-    with pytest.raises(ForgettingError, match=r"task_a\.keras is missing: run `dvc repro train_a`"):
+    rebuild = r"run `dvc repro --force --single-item train_a`"
+    with pytest.raises(ForgettingError, match=r"task_a\.keras is missing: " + rebuild):
         build_strategy("l2", PARAMS, state)
     (tmp_path / "task_a.keras").write_bytes(b"PK\x03\x04 truncated")
-    with pytest.raises(ForgettingError, match=r"corrupt or not a Keras model .*: run `dvc repro --force train_a`"):
+    with pytest.raises(ForgettingError, match=r"corrupt or not a Keras model .*: " + rebuild):
         build_strategy("l2", PARAMS, state)
 
 

@@ -132,9 +132,24 @@ def test_task_metrics_keys_forgetting_matrix_and_bwt():
     assert result["mean_accuracy"] == pytest.approx((0.25 + 0.6 + 0.97) / 3, abs=1e-6)
     assert result["task_a_forgetting"] == 0.73
     assert result["bwt"] == pytest.approx(((0.25 - 0.98) + (0.6 - 0.99)) / 2, abs=1e-6)
-    assert result["accuracy_matrix"]["after_task_b"] == {"task_a": 0.5, "task_b": 0.99, "task_c": 0.2}
+    assert "accuracy_matrix" not in result  # its own file: matrix_records
     only_a = metrics.task_metrics({"task_a": 0.98, "task_b": 0.1}, None, [[0.98, 0.1]])
-    assert "bwt" not in only_a and only_a["accuracy_matrix"] == {"after_task_a": {"task_a": 0.98, "task_b": 0.1}}
+    assert set(only_a) == {"task_a_accuracy", "task_b_accuracy", "mean_accuracy"}
+
+
+def test_matrix_records_are_the_last_row_of_each_stretch():
+    def row(task, a, b):
+        return {"task": task, "task_a_accuracy": str(a), "task_b_accuracy": str(b)}
+
+    names = ["task_a", "task_b"]
+    rows = [row("task_a", 0.9, 0.1), row("task_b", 0.6, 0.8), row("task_b", 0.5, 0.95)]
+    assert metrics.matrix_records(rows, names) == [
+        {"trained": "task_a", "task": "task_a", "accuracy": 0.9},
+        {"trained": "task_a", "task": "task_b", "accuracy": 0.1},
+        {"trained": "task_b", "task": "task_a", "accuracy": 0.5},
+        {"trained": "task_b", "task": "task_b", "accuracy": 0.95},
+    ]
+    assert [r["trained"] for r in metrics.matrix_records([row("joint", 0.9, 0.8)], names)] == ["joint", "joint"]
 
 
 def test_accuracy_matrix_needs_a_log_that_follows_the_sequence():

@@ -8,7 +8,12 @@ split is loaded (``forgetting.scenarios``).
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
+import io
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,7 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from forgetting.errors import ForgettingError
-from forgetting.files import atomic_output
+from forgetting.files import atomic_output, cheapest_fix, save_npz
 
 if TYPE_CHECKING:
     from forgetting.scenarios import Scenario
@@ -28,6 +33,7 @@ MNIST_FILES = (
     "t10k-labels-idx1-ubyte.gz",
 )
 SPLITS = ("train", "validation", "test")
+PREPARED = "data/prepared"  # prepare's output: one folder per task
 _DOWNLOAD_HOST = "storage.googleapis.com"
 
 
@@ -110,10 +116,13 @@ def build_task(
 def load_mnist(manual_dir: str | Path, tfds_dir: str | Path) -> tuple[Split, Split]:
     """MNIST's train and test splits through tensorflow-datasets.
 
-    tfds builds the dataset from the four original .gz files in ``manual_dir`` (checking their checksums) and
-    keeps the prepared copy in ``tfds_dir``; with the files absent it downloads them, if it can.
+    tfds builds the dataset from the four original .gz files in ``manual_dir`` and keeps the prepared copy in
+    ``tfds_dir`` (``~`` expands to the home folder; the defaults are tfds' own folders). The files are checked
+    against tfds' registered checksums on every call, so a corrupt or replaced file stops ``prepare`` with its
+    name even when tfds would reuse its prepared copy; with the files absent, tfds downloads them, if it can.
     """
-    manual_dir, tfds_dir = Path(manual_dir), Path(tfds_dir)
+    manual_dir, tfds_dir = Path(manual_dir).expanduser(), Path(tfds_dir).expanduser()
+    _check_files(manual_dir, registered_checksums())
     missing = [name for name in MNIST_FILES if not (manual_dir / name).is_file()]
     if missing and not _prepared(tfds_dir) and not _online():
         raise ForgettingError(
@@ -123,25 +132,62 @@ def load_mnist(manual_dir: str | Path, tfds_dir: str | Path) -> tuple[Split, Spl
         )
     import tensorflow_datasets as tfds
 
+    tfds.disable_progress_bar()
     config = tfds.download.DownloadConfig(manual_dir=str(manual_dir))
     try:
-        train, test = tfds.as_numpy(
-            tfds.load(
-                "mnist",
-                split=["train", "test"],
-                batch_size=-1,
-                as_supervised=True,
-                data_dir=str(tfds_dir),
-                download_and_prepare_kwargs={"download_config": config},
+        with _quiet():
+            train, test = tfds.as_numpy(
+                tfds.load(
+                    "mnist",
+                    split=["train", "test"],
+                    batch_size=-1,
+                    as_supervised=True,
+                    data_dir=str(tfds_dir),
+                    download_and_prepare_kwargs={"download_config": config},
+                )
             )
-        )
     except Exception as exc:  # tfds raises many types: checksum, network, corrupt archives
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ForgettingError(
             f"tensorflow-datasets could not build MNIST from {manual_dir}/ ({type(exc).__name__}: {first}); "
             f"put the original files {', '.join(MNIST_FILES)} there and delete {tfds_dir}/mnist"
         ) from exc
+    print(f"MNIST: {len(train[1])} train and {len(test[1])} test images (tensorflow-datasets, {tfds_dir})")
     return make_split(*train), make_split(*test)
+
+
+def registered_checksums() -> dict[str, str]:
+    """File name -> sha256 of the original MNIST files, as tensorflow-datasets registers them (read from its
+    package without importing it, which would import TensorFlow)."""
+    (root,) = importlib.util.find_spec("tensorflow_datasets").submodule_search_locations
+    rows = (line.split("\t") for line in (Path(root) / "url_checksums/mnist.txt").read_text().splitlines() if line)
+    return {Path(url).name: sha256 for url, _size, sha256, *_ in rows}
+
+
+def _check_files(manual_dir: Path, checksums: dict[str, str]) -> None:
+    """A ForgettingError naming the first MNIST file in ``manual_dir`` that is not the original."""
+    for name in MNIST_FILES:
+        path = manual_dir / name
+        if path.is_file() and hashlib.sha256(path.read_bytes()).hexdigest() != checksums[name]:
+            raise ForgettingError(
+                f"MNIST file {path} is corrupt (its sha256 is not the original's): replace it with the original "
+                f"{name} (or delete it: tfds then reuses its prepared copy, or downloads it if it can)"
+            )
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence what tfds prints while it builds MNIST offline: "Downloading ... Unknown size" and its absl
+    warnings, which read as a download or a failure (its progress bars are off)."""
+    from absl import logging as absl_logging
+
+    verbosity = absl_logging.get_verbosity()
+    absl_logging.set_verbosity(absl_logging.ERROR)
+    try:
+        with redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        absl_logging.set_verbosity(verbosity)
 
 
 def _prepared(tfds_dir: Path) -> bool:
@@ -163,29 +209,31 @@ def save_task(task: dict[str, Split], directory: str | Path) -> None:
     with atomic_output(directory) as tmp:
         tmp.mkdir()
         for name, split in task.items():
-            np.savez(tmp / f"{name}.npz", image=split.image, digit=split.digit, task=split.task)
+            save_npz(tmp / f"{name}.npz", image=split.image, digit=split.digit, task=split.task)
 
 
 def load_split(directory: str | Path, name: str, scenario: Scenario) -> Split:
     """One split of a task written by ``save_task``, labelled for ``scenario``."""
     path = Path(directory) / f"{name}.npz"
     if not path.is_file():
-        raise ForgettingError(f"{path} is missing: run `dvc repro prepare`")
+        raise ForgettingError(f"{path} is missing: {cheapest_fix(PREPARED, 'prepare')}")
     try:
         with np.load(path) as arrays:
             image, digit, task = arrays["image"], arrays["digit"], arrays["task"]
     except Exception as exc:
-        raise ForgettingError(f"{path} is unreadable ({type(exc).__name__}): run `dvc repro --force prepare`") from exc
+        raise ForgettingError(
+            f"{path} is unreadable ({type(exc).__name__}): {cheapest_fix(PREPARED, 'prepare')}"
+        ) from exc
     if len(task) and not 0 <= task.min() <= task.max() < len(scenario.tasks):
         raise ForgettingError(f"{path} was prepared for other tasks than params.yaml's: run `dvc repro prepare`")
     return Split(image, scenario.labels(digit, task), digit, task)
 
 
-def load_task(name: str, split: str, scenario: Scenario, root: str | Path = "data/prepared") -> Split:
+def load_task(name: str, split: str, scenario: Scenario, root: str | Path = PREPARED) -> Split:
     """Split ``split`` of the task called ``name`` (``task_a``, ...) from the prepared data."""
     return load_split(Path(root) / name, split, scenario)
 
 
-def load_tasks(split: str, scenario: Scenario, root: str | Path = "data/prepared") -> dict[str, Split]:
+def load_tasks(split: str, scenario: Scenario, root: str | Path = PREPARED) -> dict[str, Split]:
     """Split ``split`` of every task of the scenario, by task name, in order."""
     return {name: load_task(name, split, scenario, root) for name in scenario.names}

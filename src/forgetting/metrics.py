@@ -52,27 +52,36 @@ def accuracy_matrix(rows: list[dict[str, str]], names: list[str]) -> list[list[f
     return [[float(last[i][f"{j}_accuracy"]) for j in names] for i in trained]
 
 
+def matrix_records(rows: list[dict[str, str]], names: list[str]) -> list[dict[str, str | float]]:
+    """The accuracy matrix in long form, for DVC's plots and ``metrics/accuracy_matrix/<model>.json``: one record
+    ``{"trained": <task trained last>, "task": <task tested>, "accuracy": ...}`` per task tested, after each
+    stretch of the per-epoch log (each task of a sequence; the single ``joint`` stretch for the joint model)."""
+    last = {}
+    for row in rows:
+        last[row["task"]] = row
+    return [
+        {"trained": trained, "task": name, "accuracy": round(float(row[f"{name}_accuracy"]), 6)}
+        for trained, row in last.items()
+        for name in names
+    ]
+
+
 def task_metrics(final: dict[str, float], reference_a: float | None, matrix: list[list[float]] | None) -> dict:
     """The metrics of one model: ``<task>_accuracy`` on every task's test split and their mean; for a model
     trained on from the task-A model, ``task_a_forgetting`` = the task-A model's task-A accuracy minus this
-    model's; and with the accuracy matrix R of a whole sequence of T tasks, R itself (``accuracy_matrix``, keyed
-    ``after_<task>`` -> ``<task>``) and ``bwt`` = 1/(T-1) * sum_{i<T-1} (R[T-1][i] - R[i][i])."""
+    model's; and with the accuracy matrix R of a whole sequence of T tasks, ``bwt`` = 1/(T-1) * sum_{i<T-1}
+    (R[T-1][i] - R[i][i]). (R itself goes to its own file, ``matrix_records``, to keep ``dvc metrics show``
+    readable.)"""
     metrics = {f"{name}_accuracy": round(value, 6) for name, value in final.items()}
     metrics["mean_accuracy"] = round(float(np.mean(list(final.values()))), 6)
     if reference_a is not None:
         metrics["task_a_forgetting"] = round(reference_a - final["task_a"], 6)
-    if matrix is not None:
-        names = list(final)
-        metrics["accuracy_matrix"] = {
-            f"after_{names[i]}": {name: round(v, 6) for name, v in zip(names, row, strict=True)}
-            for i, row in enumerate(matrix)
-        }
-        if len(matrix) == len(names) > 1:
-            last = len(names) - 1
-            metrics["bwt"] = round(float(np.mean([matrix[last][i] - matrix[i][i] for i in range(last)])), 6)
+    if matrix is not None and len(matrix) == len(final) > 1:
+        last = len(final) - 1
+        metrics["bwt"] = round(float(np.mean([matrix[last][i] - matrix[i][i] for i in range(last)])), 6)
     return metrics
 
 
-def write_metrics(metrics: dict, path: str | Path) -> None:
+def write_metrics(metrics: dict | list, path: str | Path) -> None:
     with atomic_output(path) as tmp:
         tmp.write_text(json.dumps(metrics, indent=2) + "\n")

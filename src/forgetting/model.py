@@ -4,13 +4,14 @@ The number of logits is the scenario's (``Scenario.num_outputs``): 5 for the two
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import keras
 import numpy as np
 
 from forgetting.errors import ForgettingError
-from forgetting.files import atomic_output
+from forgetting.files import ZIP_EPOCH, atomic_output, cheapest_fix, restamp_zip
 
 IMAGE_SHAPE = (28, 28, 1)
 # Batches per compiled call in fit: the same updates in the same order, with a fraction of the per-step overhead
@@ -45,21 +46,32 @@ def weights_by_path(model: keras.Model) -> dict[str, np.ndarray]:
 
 
 def save_model(model: keras.Model, path: str | Path) -> None:
-    """Save in the native ``.keras`` format, atomically."""
+    """Save in the native ``.keras`` format, atomically, with stable bytes: Keras writes the time of saving into
+    the archive (``metadata.json``'s ``date_saved``, the zip entries' timestamps); both are set to a fixed date, so
+    the same weights always give the same file (and DVC the same hash). The weights file inside is untouched."""
     if Path(path).suffix != ".keras":
         raise ForgettingError(f"{path}: checkpoints are saved in the .keras format; name it *.keras")
     with atomic_output(path) as tmp:
         model.save(tmp)
+        restamp_zip(tmp, _fixed_date)
+
+
+def _fixed_date(name: str, content: bytes) -> bytes:
+    if name != "metadata.json":
+        return content
+    metadata = json.loads(content)
+    metadata["date_saved"] = "{:04d}-{:02d}-{:02d}@{:02d}:{:02d}:{:02d}".format(*ZIP_EPOCH)
+    return json.dumps(metadata, sort_keys=True).encode()
 
 
 def load_model(path: str | Path, stage: str) -> keras.Model:
     """Load a checkpoint; a missing or corrupt file names the stage that rebuilds it."""
     path = Path(path)
     if not path.is_file():
-        raise ForgettingError(f"checkpoint {path} is missing: run `dvc repro {stage}`")
+        raise ForgettingError(f"checkpoint {path} is missing: {cheapest_fix(path, stage)}")
     try:
         return keras.saving.load_model(path, compile=False)
     except Exception as exc:
         raise ForgettingError(
-            f"checkpoint {path} is corrupt or not a Keras model ({type(exc).__name__}): run `dvc repro --force {stage}`"
+            f"checkpoint {path} is corrupt or not a Keras model ({type(exc).__name__}): {cheapest_fix(path, stage)}"
         ) from exc

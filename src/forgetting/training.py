@@ -7,6 +7,7 @@ pick the logits that the loss and the accuracy see (the example's own head in th
 from __future__ import annotations
 
 import csv
+import math
 import sys
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import keras
 import tensorflow as tf
 
 from forgetting.data import Split
+from forgetting.errors import ForgettingError
 from forgetting.metrics import accuracy
 from forgetting.model import build_mlp, compile_for_training
 from forgetting.scenarios import Scenario
@@ -116,6 +118,27 @@ class TaskAccuracyLog(keras.callbacks.Callback):
         self._record(logs)
 
 
+class NonFiniteLossGuard(keras.callbacks.Callback):
+    """Stops training as soon as the loss is NaN or infinite, with a ForgettingError naming the epoch, what was
+    being trained and the params likely to blame (``suspects``), instead of training on and writing chance-level
+    metrics. Checked after every compiled step (``STEPS_PER_EXECUTION`` batches)."""
+
+    def __init__(self, what: str, suspects: str) -> None:
+        super().__init__()
+        self.what, self.suspects, self.epoch = what, suspects, 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = float((logs or {}).get("loss", 0.0))
+        if not math.isfinite(loss):
+            raise ForgettingError(
+                f"the loss became {loss} in epoch {self.epoch + 1} of training on {self.what}: "
+                f"lower {self.suspects} in params.yaml"
+            )
+
+
 def fit(
     model: ContinualModel,
     train: Split,
@@ -125,10 +148,13 @@ def fit(
     learning_rate: float,
     callbacks: list[keras.callbacks.Callback] | None = None,
     verbose: int | None = None,
+    guard: NonFiniteLossGuard | None = None,
 ) -> keras.callbacks.History:
     """Compile (Adam, cross-entropy from logits) and ``fit``; a progress bar on a terminal, a line per epoch
-    otherwise (as under ``dvc repro``)."""
+    otherwise (as under ``dvc repro``). A NaN or infinite loss stops it with an error (``guard``; by default it
+    blames the learning rate)."""
     compile_for_training(model, learning_rate)
+    guard = guard or NonFiniteLossGuard(model.network.name, "the learning rate")
     return model.fit(
         train.inputs(),
         train.label,
@@ -136,18 +162,26 @@ def fit(
         epochs=epochs,
         batch_size=batch_size,
         shuffle=True,
-        callbacks=callbacks or [],
+        callbacks=[guard, *(callbacks or [])],
         verbose=(1 if sys.stdout.isatty() else 2) if verbose is None else verbose,
     )
 
 
 def finetune(
-    network: keras.Model, strategy: Strategy, scenario: Scenario, train: Split, validation: Split | None, **fit_args
+    network: keras.Model,
+    strategy: Strategy,
+    scenario: Scenario,
+    train: Split,
+    validation: Split | None,
+    task: str = "the next task",
+    **fit_args,
 ):
-    """Fine-tune ``network`` in place on ``strategy.training_data(train)``, minimising its loss plus
+    """Fine-tune ``network`` in place on ``strategy.training_data(train)`` (task ``task``), minimising its loss plus
     ``strategy``'s penalty."""
     model = ContinualModel(network, scenario, strategy, strategy.path_integral)
-    return fit(model, strategy.training_data(train), validation, **fit_args)
+    suspects = " or ".join(filter(None, ["finetune.learning_rate", strategy.strength_param]))
+    guard = NonFiniteLossGuard(task, suspects)
+    return fit(model, strategy.training_data(train), validation, guard=guard, **fit_args)
 
 
 def train_sequence(
@@ -164,7 +198,7 @@ def train_sequence(
     for t in range(1, len(train)):
         print(f"{strategy.name}: training on {scenario.names[t]} ({t + 1} of {len(train)})", flush=True)
         log.task = scenario.names[t]
-        finetune(network, strategy, scenario, train[t], validation[t], callbacks=[log], **fit_args)
+        finetune(network, strategy, scenario, train[t], validation[t], scenario.names[t], callbacks=[log], **fit_args)
         if t < len(train) - 1:
             strategy.end_task(network, t, train[t])
 
@@ -177,10 +211,11 @@ def train_new_model(
     epochs: int,
     callbacks: list[keras.callbacks.Callback] | None = None,
     path_integral: bool = False,
+    what: str = "task_a",
 ) -> tuple[keras.Model, PathIntegral | None]:
     """A freshly initialised MLP (``params['model']``, the scenario's outputs), seeded with ``params['seed']``,
     trained with ``fit`` under ``params['train']``'s optimiser settings for ``epochs`` epochs; with
-    ``path_integral``, also SI's path integral over this training."""
+    ``path_integral``, also SI's path integral over this training. ``what`` names the training in errors."""
     seed_everything(params["seed"])
     network = build_mlp(scenario.num_outputs, params["model"]["hidden_units"], params["model"]["dropout"])
     recorder = PathIntegral(network) if path_integral else None
@@ -192,5 +227,6 @@ def train_new_model(
         batch_size=params["train"]["batch_size"],
         learning_rate=params["train"]["learning_rate"],
         callbacks=callbacks,
+        guard=NonFiniteLossGuard(what, "train.learning_rate"),
     )
     return network, recorder

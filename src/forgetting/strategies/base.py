@@ -92,6 +92,7 @@ class Strategy:
     they change and ``from_params`` (which reads only the strategy's own params)."""
 
     name: ClassVar[str] = "naive"
+    strength_param: ClassVar[str | None] = None  # the param that sets how hard it holds on (for error hints)
     path_integral: PathIntegral | None = None  # SI: recorded while training each task
 
     @classmethod

@@ -24,6 +24,7 @@ from forgetting.strategies.base import QuadraticPenalty, TaskAState, Weights
 
 class EWC(QuadraticPenalty):
     name = "ewc"
+    strength_param = "alpha"
 
     def __init__(
         self, alpha: float, theta: Weights, fisher: Weights, scenario: Scenario, settings: dict, seed: int

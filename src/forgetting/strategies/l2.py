@@ -14,6 +14,7 @@ from forgetting.strategies.base import QuadraticPenalty, TaskAState
 
 class L2(QuadraticPenalty):
     name = "l2"
+    strength_param = "l2.weight"
 
     @classmethod
     def from_params(cls, params: dict[str, Any], task_a: TaskAState) -> L2:

@@ -32,6 +32,7 @@ def _groups(scenario: Scenario, tasks_done: int) -> list[tf.Tensor]:
 
 class LwF(Strategy):
     name = "lwf"
+    strength_param = "lwf.weight"
 
     def __init__(self, teacher: keras.Model, scenario: Scenario, temperature: float, weight: float) -> None:
         self.teacher = _frozen_copy(teacher)

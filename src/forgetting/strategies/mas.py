@@ -56,6 +56,7 @@ def reference_mas_importance(model: keras.Model, images: np.ndarray, columns: np
 
 class MAS(QuadraticPenalty):
     name = "mas"
+    strength_param = "mas.lambda"
 
     def __init__(self, strength: float, theta: Weights, omega: Weights, scenario: Scenario) -> None:
         super().__init__(strength, theta, omega)

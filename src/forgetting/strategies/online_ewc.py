@@ -20,6 +20,7 @@ from forgetting.strategies.ewc import EWC
 
 class OnlineEWC(EWC):
     name = "online_ewc"
+    strength_param = "online_ewc.alpha"
 
     def __init__(self, gamma: float, *ewc_args) -> None:
         super().__init__(*ewc_args)

@@ -28,6 +28,7 @@ def importance(integral: Weights, start: Weights, end: Weights, xi: float) -> We
 
 class SI(QuadraticPenalty):
     name = "si"
+    strength_param = "si.c"
 
     def __init__(self, c: float, xi: float, theta: Weights, omega: Weights, network: keras.Model) -> None:
         super().__init__(c, theta, omega)
