@@ -9,13 +9,14 @@ task_a_forgetting = task-A accuracy of REFERENCE minus that of MODEL.
 import sys
 
 from forgetting import params
-from forgetting.cli import run_stage
+from forgetting.cli import import_tensorflow, run_stage
 
 
 def main() -> None:
     name, model_path, reference_path = sys.argv[1:4]
     p = params.load(f"evaluate@{name}")
-    from forgetting import data, metrics, model  # after validation: TensorFlow is slow to import
+    import_tensorflow()  # after validation: slow to import
+    from forgetting import data, metrics, model
     from forgetting.scenarios import Scenario
 
     scenario = Scenario.from_params(p)

@@ -4,14 +4,15 @@
 import sys
 
 from forgetting import params
-from forgetting.cli import run_stage
+from forgetting.cli import import_tensorflow, run_stage
 from forgetting.files import atomic_output
 
 
 def main() -> None:
     name = sys.argv[1]
     p = params.load(f"finetune@{name}")
-    from forgetting import data, model, training  # after validation: TensorFlow is slow to import
+    import_tensorflow()  # after validation: slow to import
+    from forgetting import data, model, training
     from forgetting.scenarios import Scenario
     from forgetting.strategies import TaskAState, build_strategy
 

@@ -3,12 +3,13 @@
 import time
 
 from forgetting import params
-from forgetting.cli import run_stage
+from forgetting.cli import import_tensorflow, run_stage
 
 
 def main() -> None:
     p = params.load("fisher")
-    from forgetting import data, fisher, model, training  # after validation: TensorFlow is slow to import
+    import_tensorflow()  # after validation: slow to import
+    from forgetting import data, fisher, model, training
     from forgetting.scenarios import Scenario
 
     training.seed_everything(p["seed"])

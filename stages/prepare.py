@@ -2,12 +2,13 @@
 folder per digit set of the ``tasks`` param."""
 
 from forgetting import params
-from forgetting.cli import run_stage
+from forgetting.cli import import_tensorflow, run_stage
 
 
 def main() -> None:
     p = params.load("prepare")
-    from forgetting import data, scenarios  # after validation: TensorFlow is slow to import
+    import_tensorflow()  # after validation: slow to import
+    from forgetting import data, scenarios
     from forgetting.files import atomic_output
 
     cfg = p["data"]

@@ -2,13 +2,14 @@
 training -> models/task_a_path_integral.npz, and test accuracy per epoch -> metrics/epochs/task_a.csv."""
 
 from forgetting import params
-from forgetting.cli import run_stage
+from forgetting.cli import import_tensorflow, run_stage
 from forgetting.files import atomic_output
 
 
 def main() -> None:
     p = params.load("train_a")
-    from forgetting import data, model, training  # after validation: TensorFlow is slow to import
+    import_tensorflow()  # after validation: slow to import
+    from forgetting import data, model, training
     from forgetting.scenarios import Scenario
 
     scenario = Scenario.from_params(p)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -23,3 +24,23 @@ def run_stage(main: Callable[[], None]) -> None:
     except ForgettingError as exc:
         print(f"error: {stage_name(sys.argv)}: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
+
+
+def import_tensorflow() -> None:
+    """Import TensorFlow and Keras with the process's stderr (file descriptor 2) pointed at /dev/null meanwhile.
+
+    TensorFlow's C++ runtime prints start-up lines ("All log messages before absl::InitializeLog()", oneDNN and
+    CUDA-driver notices) before its logging is configured, so no environment setting hides them; they would
+    appear, twice, in every stage of every run. An import that fails still raises, and its traceback prints after
+    stderr is back.
+    """
+    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    sys.stderr.flush()
+    os.dup2(null, 2)
+    try:
+        import keras  # noqa: F401
+        import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
