@@ -10,8 +10,8 @@ Targets (reached, not asserted): exact Fisher <= 1.0 x one training epoch on tas
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import yaml
-from project_copy import ROOT, copy_project, run
+from project_copy import ROOT, copy_project, read_mnist_from, run
 
 
 def bench_fisher(reference_examples: int) -> None:
@@ -72,10 +72,9 @@ def bench_fisher(reference_examples: int) -> None:
     )
 
 
-def bench_pipeline(mnist: Path) -> None:
+def bench_pipeline(mnist: Path | None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        repo = copy_project(Path(tmp) / "repo")
-        shutil.copytree(mnist, repo / "data/raw/mnist")
+        repo = copy_project(Path(tmp) / "repo", read_mnist_from(mnist))
         full, _ = run(repo, "dvc", "repro")
         print(f"full `dvc repro` from an empty cache: {full:.1f} s")
         run(repo, "git", "commit", "-qam", "results")
@@ -86,9 +85,12 @@ def bench_pipeline(mnist: Path) -> None:
         print("peak resident memory per stage (each stage's command rerun on its own):")
         for stage, entry in lock["stages"].items():
             start = time.perf_counter()
-            program, *arguments = entry["cmd"].split()
+            words = entry["cmd"].split()  # PYTHONPATH=src python stages/...
+            assignments = list(itertools.takewhile(lambda word: "=" in word, words))
+            program, *arguments = words[len(assignments) :]
             command = [sys.executable if program == "python" else program, *arguments]
-            process = subprocess.Popen(command, cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            env = {**os.environ, **dict(a.split("=", 1) for a in assignments)}
+            process = subprocess.Popen(command, cwd=repo, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             _, status, usage = os.wait4(process.pid, 0)
             if status:
                 sys.exit(f"{stage} failed when rerun")
@@ -98,7 +100,7 @@ def bench_pipeline(mnist: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--part", choices=["fisher", "pipeline", "all"], default="all")
-    parser.add_argument("--mnist", type=Path, default=ROOT / "data/raw/mnist", help="folder of the four .gz files")
+    parser.add_argument("--mnist", type=Path, help="folder of the four .gz files (default: params.yaml's)")
     parser.add_argument("--reference-examples", type=int, default=300)
     args = parser.parse_args()
     if args.part in ("pipeline", "all"):

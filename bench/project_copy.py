@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parents[1]
 GIT_ENV = {"GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@example.invalid"}
 GIT_ENV |= {"GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@example.invalid"}
@@ -38,3 +40,15 @@ def copy_project(repo: Path, edit_params=None) -> Path:
     for command in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "bench"]):
         run(repo, *command)
     return repo
+
+
+def read_mnist_from(mnist: Path | None):
+    """An ``edit_params`` that points the copy's ``data.manual_dir`` at ``mnist`` (None: keep params.yaml's)."""
+
+    def edit(path: Path) -> None:
+        if mnist is not None:
+            params = yaml.safe_load(path.read_text())
+            params["data"]["manual_dir"] = str(mnist)
+            path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+    return edit

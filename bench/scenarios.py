@@ -17,17 +17,17 @@ import time
 from pathlib import Path
 
 import yaml
-from project_copy import ROOT, copy_project, run
+from project_copy import copy_project, read_mnist_from, run
 
 SEQUENCES = {2: [[0, 2, 4, 6, 8], [1, 3, 5, 7, 9]], 5: [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]]}
 MODELS = ("naive", "l2", "ewc", "online_ewc", "si", "mas", "lwf", "replay", "joint")
 
 
-def run_pipeline(scenario: str, count: int, mnist: Path) -> dict[str, dict]:
+def run_pipeline(scenario: str, count: int, mnist: Path | None) -> dict[str, dict]:
     def edit(path: Path) -> None:
+        read_mnist_from(mnist)(path)
         params = yaml.safe_load(path.read_text())
         params |= {"scenario": scenario, "tasks": SEQUENCES[count]}
-        params["data"] |= {"manual_dir": str(mnist), "tfds_dir": str(ROOT / "data/raw/tfds")}
         path.write_text(yaml.safe_dump(params, sort_keys=False))
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -52,14 +52,14 @@ def main() -> None:
     parser.add_argument(
         "--runs", nargs="+", default=["domain:2", "task:2", "class:2", "domain:5", "class:5"], help="SCENARIO:TASKS"
     )
-    parser.add_argument("--mnist", type=Path, default=ROOT / "data/raw/mnist", help="folder of the four .gz files")
+    parser.add_argument("--mnist", type=Path, help="folder of the four .gz files (default: params.yaml's)")
     parser.add_argument("--json", type=Path, help="also write every run's metrics here")
     args = parser.parse_args()
     results = {}
     for spec in args.runs:
         scenario, count = spec.split(":")
         start = time.perf_counter()
-        metrics = run_pipeline(scenario, int(count), args.mnist.resolve())
+        metrics = run_pipeline(scenario, int(count), args.mnist and args.mnist.resolve())
         results[spec] = metrics
         print(f"\n{scenario} scenario, {count} tasks ({time.perf_counter() - start:.0f} s):\n")
         print(table(metrics, int(count)), flush=True)

@@ -6,6 +6,7 @@ import pytest
 from conftest import EVEN_ODD, split_into_tasks
 
 from forgetting import data, metrics, training
+from forgetting.errors import ForgettingError
 from forgetting.model import build_mlp, weights_by_path
 from forgetting.scenarios import Scenario
 from forgetting.strategies import L2, Naive
@@ -172,3 +173,27 @@ def test_accuracy_uses_argmax_of_logits():
     images[:, 0, 0, 0] = [0, 1, 2, 3]
     split = data.Split(images, np.array([0, 1, 2, 0]), np.zeros(4, np.uint8), np.zeros(4, np.int32))
     assert metrics.accuracy(Fixed(), split, DOMAIN) == 0.75
+
+
+def test_a_loss_that_becomes_nan_stops_training_with_one_line(mnist_like):
+    """An L2 strength so large that the penalty overflows: the stage must stop, naming the epoch, the task and
+    the params to lower, instead of training on NaN and writing chance-level metrics."""
+    training.seed_everything(0)
+    net = build_mlp(5, hidden_units=8)
+    strategy = L2(1e38, {k: v + 1e3 for k, v in weights_by_path(net).items()})
+    with pytest.raises(ForgettingError) as error:
+        training.finetune(
+            net, strategy, DOMAIN, mnist_like, None, "task_b", epochs=3, batch_size=32, learning_rate=1e-3, verbose=0
+        )
+    message = str(error.value)
+    assert message.startswith("the loss became inf in epoch 1 of training on task_b: ") or message.startswith(
+        "the loss became nan in epoch 1 of training on task_b: "
+    ), message
+    assert message.endswith("lower finetune.learning_rate or l2.weight in params.yaml")
+
+
+def test_training_a_new_model_blames_its_learning_rate(mnist_like):
+    params = {"seed": 0, "model": {"hidden_units": 8, "dropout": 0.0}, "train": {"batch_size": 32}}
+    params["train"]["learning_rate"] = 1e30
+    with pytest.raises(ForgettingError, match=r"training on task_a: lower train\.learning_rate in params\.yaml"):
+        training.train_new_model(params, DOMAIN, mnist_like, None, epochs=2)
