@@ -215,15 +215,15 @@ def save_task(task: dict[str, Split], directory: str | Path) -> None:
 def load_split(directory: str | Path, name: str, scenario: Scenario) -> Split:
     """One split of a task written by ``save_task``, labelled for ``scenario``."""
     path = Path(directory) / f"{name}.npz"
+    prepared = Path(directory).parent  # prepare's output, one folder per task
     if not path.is_file():
-        raise ForgettingError(f"{path} is missing: {cheapest_fix(PREPARED, 'prepare')}")
+        raise ForgettingError(f"{path} is missing: {cheapest_fix(prepared, 'prepare')}")
     try:
         with np.load(path) as arrays:
             image, digit, task = arrays["image"], arrays["digit"], arrays["task"]
     except Exception as exc:
-        raise ForgettingError(
-            f"{path} is unreadable ({type(exc).__name__}): {cheapest_fix(PREPARED, 'prepare')}"
-        ) from exc
+        problem = f"{path} is unreadable ({type(exc).__name__})"
+        raise ForgettingError(f"{problem}: {cheapest_fix(prepared, 'prepare')}") from exc
     if len(task) and not 0 <= task.min() <= task.max() < len(scenario.tasks):
         raise ForgettingError(f"{path} was prepared for other tasks than params.yaml's: run `dvc repro prepare`")
     return Split(image, scenario.labels(digit, task), digit, task)

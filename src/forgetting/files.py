@@ -6,6 +6,7 @@ for a missing or corrupt output."""
 from __future__ import annotations
 
 import io
+import json
 import os
 import shutil
 import zipfile
@@ -63,9 +64,9 @@ def write_zip(path: str | os.PathLike, entries: dict[str, bytes], compression: d
             archive.writestr(info, content)
 
 
-def restamp_zip(path: str | os.PathLike, edit: Callable[[str, bytes], bytes] = lambda name, content: content) -> None:
-    """Rewrite the zip at ``path`` in place through ``write_zip``, each entry compressed as it was (``edit`` may
-    change an entry's content)."""
+def restamp_zip(path: str | os.PathLike, edit: Callable[[str, bytes], bytes]) -> None:
+    """Rewrite the zip at ``path`` in place through ``write_zip``, each entry compressed as it was and its content
+    passed through ``edit(name, content)``."""
     with zipfile.ZipFile(path) as archive:
         entries = {info.filename: edit(info.filename, archive.read(info)) for info in archive.infolist()}
         compression = {info.filename: info.compress_type for info in archive.infolist()}
@@ -116,8 +117,8 @@ def load_weight_sets(path: str | os.PathLike, names: tuple[str, ...], what: str,
 
 def cheapest_fix(path: str | os.PathLike, stage: str) -> str:
     """What to run when ``path``, an output of ``stage``, is missing or corrupt: ``dvc checkout --force PATH``
-    (under a second) when DVC's cache holds the version that dvc.lock records, else ``dvc repro --force STAGE``
-    (which retrains)."""
+    (under a second) when DVC's cache holds the version that dvc.lock records, else ``dvc repro --force
+    --single-item STAGE`` (which reruns that stage alone)."""
     if _cached(Path(path), stage):
         return f"run `dvc checkout --force {Path(path).as_posix()}` (DVC's cache holds it)"
     return f"run `dvc repro --force --single-item {stage}`"
@@ -127,8 +128,6 @@ def _cached(path: Path, stage: str) -> bool:
     """Whether DVC's cache holds the content that dvc.lock records for output ``path`` of ``stage`` (all of it,
     for a folder)."""
     try:
-        import json
-
         from dvc.repo import Repo
 
         with Repo() as repo:

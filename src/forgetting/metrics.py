@@ -39,13 +39,16 @@ def read_log(path: str | Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
+def last_rows(rows: list[dict[str, str]]) -> dict[str, dict[str, str]]:
+    """The last row of each stretch of a per-epoch log (``TaskAccuracyLog``), keyed by the task trained then."""
+    return {row["task"]: row for row in rows}
+
+
 def accuracy_matrix(rows: list[dict[str, str]], names: list[str]) -> list[list[float]] | None:
     """R[i][j] = test accuracy on task j after training on tasks 0..i, from a per-epoch log
     (``TaskAccuracyLog``): row i is the log's last row of task i. None unless the log follows the sequence from
     its first task on."""
-    last = {}
-    for row in rows:
-        last[row["task"]] = row
+    last = last_rows(rows)
     trained = [name for name in names if name in last]
     if not trained or trained != names[: len(trained)] or set(last) - set(names):
         return None
@@ -56,12 +59,9 @@ def matrix_records(rows: list[dict[str, str]], names: list[str]) -> list[dict[st
     """The accuracy matrix in long form, for DVC's plots and ``metrics/accuracy_matrix/<model>.json``: one record
     ``{"trained": <task trained last>, "task": <task tested>, "accuracy": ...}`` per task tested, after each
     stretch of the per-epoch log (each task of a sequence; the single ``joint`` stretch for the joint model)."""
-    last = {}
-    for row in rows:
-        last[row["task"]] = row
     return [
         {"trained": trained, "task": name, "accuracy": round(float(row[f"{name}_accuracy"]), 6)}
-        for trained, row in last.items()
+        for trained, row in last_rows(rows).items()
         for name in names
     ]
 
