@@ -46,22 +46,38 @@ def weights_by_path(model: keras.Model) -> dict[str, np.ndarray]:
 
 
 def save_model(model: keras.Model, path: str | Path) -> None:
-    """Save in the native ``.keras`` format, atomically, with stable bytes: Keras writes the time of saving into
-    the archive (``metadata.json``'s ``date_saved``, the zip entries' timestamps); both are set to a fixed date, so
-    the same weights always give the same file (and DVC the same hash). The weights file inside is untouched."""
+    """Save in the native ``.keras`` format, atomically, with stable bytes. Keras writes the time of saving into
+    the archive (``metadata.json``'s ``date_saved``, the zip entries' timestamps), both set to a fixed date here,
+    and the memory address of each object that layers share (``shared_object_id`` in ``config.json``: the dtype
+    policy), renumbered 1, 2, ... in order of appearance (loading only matches equal ids). So the same weights
+    always give the same file, in any process (and DVC the same hash). The weights file inside is untouched."""
     if Path(path).suffix != ".keras":
         raise ForgettingError(f"{path}: checkpoints are saved in the .keras format; name it *.keras")
     with atomic_output(path) as tmp:
         model.save(tmp)
-        restamp_zip(tmp, _fixed_date)
+        restamp_zip(tmp, _stable_entry)
 
 
-def _fixed_date(name: str, content: bytes) -> bytes:
-    if name != "metadata.json":
-        return content
-    metadata = json.loads(content)
-    metadata["date_saved"] = "{:04d}-{:02d}-{:02d}@{:02d}:{:02d}:{:02d}".format(*ZIP_EPOCH)
-    return json.dumps(metadata, sort_keys=True).encode()
+def _stable_entry(name: str, content: bytes) -> bytes:
+    if name == "metadata.json":
+        metadata = json.loads(content)
+        metadata["date_saved"] = "{:04d}-{:02d}-{:02d}@{:02d}:{:02d}:{:02d}".format(*ZIP_EPOCH)
+        return json.dumps(metadata, sort_keys=True).encode()
+    if name == "config.json":
+        return json.dumps(_renumber_shared_objects(json.loads(content), {})).encode()
+    return content
+
+
+def _renumber_shared_objects(node, numbers: dict[int, int]):
+    """``node`` (a Keras config) with every ``shared_object_id`` replaced by its rank of first appearance."""
+    if isinstance(node, list):
+        return [_renumber_shared_objects(item, numbers) for item in node]
+    if not isinstance(node, dict):
+        return node
+    renumbered = {key: _renumber_shared_objects(value, numbers) for key, value in node.items()}
+    if "shared_object_id" in node:
+        renumbered["shared_object_id"] = numbers.setdefault(node["shared_object_id"], len(numbers) + 1)
+    return renumbered
 
 
 def load_model(path: str | Path, stage: str) -> keras.Model:
