@@ -130,11 +130,13 @@ def up_to_date(repo: Path) -> bool:
 
 @pytest.mark.e2e
 def test_pipeline_end_to_end(repo):
-    # A full run from an empty cache runs every stage (check_params, which has no outputs, only if params.yaml
-    # differs from the committed lock's), quietly: no error-level line of TensorFlow's C++ logging (E0000 ...
-    # cuInit), none of its start-up lines, no tfds download bars while it builds MNIST offline.
+    # A full run from an empty cache runs every stage that makes cached outputs. (check_params has no outputs,
+    # evaluate@* only git-tracked ones: with the committed params, the retrained models are byte-identical to the
+    # committed lock's, so DVC finds those stages up to date and skips them.) It runs quietly: no error-level line
+    # of TensorFlow's C++ logging (E0000 ... cuInit), none of its start-up lines, no tfds download bars.
     output = run(repo, "dvc", "repro")
-    assert stages_run(output) - {"check_params"} == ALL_STAGES - {"check_params"}
+    trained = {stage for stage in ALL_STAGES if stage != "check_params" and not stage.startswith("evaluate@")}
+    assert trained <= stages_run(output) <= ALL_STAGES
     noise = [line for line in output.splitlines() if re.match(r"[EFWI]\d{4} ", line) or "MiB/s" in line]
     noise += [line for line in output.splitlines() if "Downloading" in line or "absl::InitializeLog" in line]
     assert noise == []
