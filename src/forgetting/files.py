@@ -97,21 +97,24 @@ def load_weight_sets(path: str | os.PathLike, names: tuple[str, ...], what: str,
     ``stage``; a missing, corrupt or inconsistent file (sets over different variables or shapes, or values that
     are not finite) is a ForgettingError naming the fix."""
     path = Path(path)
-    fix = cheapest_fix(path, stage)
+
+    def problem(what_is_wrong: str) -> ForgettingError:  # the fix is looked up only when something is wrong
+        return ForgettingError(f"{what} file {path} {what_is_wrong}: {cheapest_fix(path, stage)}")
+
     if not path.is_file():
-        raise ForgettingError(f"{what} file {path} is missing: {fix}")
+        raise problem("is missing")
     try:
         with np.load(path) as arrays:
             content = {key: arrays[key] for key in arrays.files}
     except Exception as exc:
-        raise ForgettingError(f"{what} file {path} is corrupt ({type(exc).__name__}): {fix}") from exc
+        raise problem(f"is corrupt ({type(exc).__name__})") from exc
     sets = [{k.removeprefix(f"{n}/"): v for k, v in content.items() if k.startswith(f"{n}/")} for n in names]
     first = sets[0]
     consistent = all(s.keys() == first.keys() and all(s[k].shape == first[k].shape for k in first) for s in sets)
     if not first or not consistent:
-        raise ForgettingError(f"{what} file {path} does not hold matching {'/ and '.join(names)}/ arrays: {fix}")
+        raise problem(f"does not hold matching {'/ and '.join(names)}/ arrays")
     if any(not np.all(np.isfinite(v)) for s in sets for v in s.values()):
-        raise ForgettingError(f"{what} file {path} holds non-finite values: {fix}")
+        raise problem("holds non-finite values")
     return sets
 
 

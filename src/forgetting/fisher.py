@@ -28,7 +28,7 @@ import tensorflow as tf
 
 from forgetting.data import Split
 from forgetting.errors import ForgettingError
-from forgetting.files import load_weight_sets, save_weight_sets
+from forgetting.files import cheapest_fix, load_weight_sets, save_weight_sets
 from forgetting.params import FISHER_ESTIMATORS
 
 CHUNK = 4096
@@ -196,7 +196,7 @@ def load_fisher(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, np.n
     """(theta_A, Fisher) from ``save_fisher``'s file; a missing, corrupt or inconsistent file is an error."""
     theta, fisher = load_weight_sets(path, ("theta", "fisher"), "Fisher", "fisher")
     if any(np.any(f < 0) for f in fisher.values()):
-        raise ForgettingError(f"Fisher file {path} holds negative values: run `dvc repro --force fisher`")
+        raise ForgettingError(f"Fisher file {path} holds negative values: {cheapest_fix(path, 'fisher')}")
     return theta, fisher
 
 

@@ -17,6 +17,7 @@ import numpy as np
 
 from forgetting.data import Split
 from forgetting.errors import ForgettingError
+from forgetting.files import cheapest_fix
 from forgetting.model import weights_by_path
 from forgetting.strategies.base import PathIntegral, QuadraticPenalty, TaskAState, Weights
 
@@ -47,7 +48,7 @@ class SI(QuadraticPenalty):
         if start.keys() != theta.keys() or any(start[k].shape != v.shape for k, v in theta.items()):
             raise ForgettingError(
                 f"{task_a.path_integral_path} was recorded for another network than {task_a.model_path}: "
-                "run `dvc repro --force train_a`"
+                + cheapest_fix(task_a.path_integral_path, "train_a")
             )
         own = params["si"]
         return cls(own["c"], own["xi"], theta, importance(integral, start, theta, own["xi"]), network)
