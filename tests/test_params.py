@@ -84,6 +84,8 @@ def test_overlapping_digit_sets_are_rejected(defaults):
         # a renamed key is unknown and its old name missing: the unknown one is the typo to report
         (lambda p: p["l2"].update(wieght=p["l2"].pop("weight")), "unknown key l2.wieght (did you mean l2.weight?)"),
         (lambda p: p["mas"].update(lamda=1), "unknown key mas.lamda (did you mean mas.lambda?)"),
+        # the Python name of the `lambda` key is not a second spelling of it
+        (lambda p: p["mas"].update(lambda_=p["mas"].pop("lambda")), "unknown key mas.lambda_ (did you mean"),
         (lambda p: p.update(zzz=1), "unknown key zzz (the keys here are seed, scenario, alpha,"),
         (lambda p: p.pop("si"), "params.yaml: si is missing; add it"),
         (lambda p: p["fisher"].pop("estimator"), "params.yaml: fisher.estimator is missing; add it"),

@@ -38,7 +38,7 @@ AT_LEAST_ONE = _integer("an integer >= 1", ge=1)
 class Section(BaseModel):
     """Unknown keys, missing keys, non-finite numbers and strings for numbers are all errors."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True)
 
 
 class L2Params(Section):
@@ -202,8 +202,13 @@ def _explain(exc: ValidationError, params: dict[str, Any]) -> str:
     return f"{PARAMS_FILE}: {key} = {value!r} {problem}; set it to {_expected(model, path[-1])}"
 
 
+def _fields(model: type[BaseModel]) -> dict[str, Any]:
+    """The model's fields by their key in params.yaml (the alias, where a key is a Python keyword)."""
+    return {field.alias or name: field for name, field in model.model_fields.items()}
+
+
 def _keys(model: type[BaseModel]) -> list[str]:
-    return [field.alias or name for name, field in model.model_fields.items()]
+    return list(_fields(model))
 
 
 def _field_path(loc: tuple) -> tuple[type[BaseModel], list[str]]:
@@ -213,7 +218,7 @@ def _field_path(loc: tuple) -> tuple[type[BaseModel], list[str]]:
     path: list[str] = []
     for part in loc:
         path.append(str(part))
-        fields = {field.alias or name: field for name, field in model.model_fields.items()}
+        fields = _fields(model)
         annotation = fields[part].annotation if part in fields else None
         if isinstance(annotation, type) and issubclass(annotation, BaseModel) and len(path) < len(loc):
             model = annotation
@@ -230,8 +235,7 @@ def _value_at(params: dict[str, Any], path: list[str]) -> Any:
 
 
 def _expected(model: type[BaseModel], key: str) -> str:
-    fields = {field.alias or name: field for name, field in model.model_fields.items()}
-    field = fields.get(key)
+    field = _fields(model).get(key)
     if field is None:
         return "a valid value"
     if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
