@@ -1,15 +1,19 @@
-"""Stage evaluate@<name>: test accuracy on every task and BWT -> metrics/<name>.json, and the accuracy matrix
--> metrics/accuracy_matrix/<name>.json.
+"""Stage evaluate@<name>: every repetition's test accuracy on every task, forgetting and BWT -> the means and their
+95% confidence half-widths in metrics/<name>.json, each repetition's values in metrics/repetitions/<name>.json;
+the accuracy matrix -> metrics/accuracy_matrix/<name>.json and every task's accuracy per epoch (mean and 95% CI)
+-> metrics/accuracy_per_epoch/<name>.json (DVC plots).
 
-Usage: evaluate.py NAME MODEL REFERENCE. Final accuracies come from MODEL; the accuracy matrix from the training
-log metrics/epochs/NAME.csv. When REFERENCE (the task-A model) differs from MODEL, the metrics add
-task_a_forgetting = task-A accuracy of REFERENCE minus that of MODEL.
+Usage: evaluate.py NAME MODEL REFERENCE. Final accuracies come from MODEL; the accuracy matrices from the training
+logs metrics/epochs/NAME.csv (means) and metrics/epochs/repetitions/NAME.csv (per repetition). When REFERENCE (the
+task-A model) differs from MODEL, the metrics add task_a_forgetting = task-A accuracy of REFERENCE minus that of
+MODEL, repetition by repetition.
 """
 
 import sys
 
 from forgetting import params
 from forgetting.cli import import_tensorflow, run_stage
+from forgetting.errors import ForgettingError
 
 
 def main() -> None:
@@ -26,16 +30,29 @@ def main() -> None:
     reference_a = None
     if reference_path != model_path:
         reference = model.load_model(reference_path, stage="train_a")
+        if reference.seeds != net.seeds:
+            raise ForgettingError(
+                f"{model_path} holds the repetitions {net.seeds}, {reference_path} {reference.seeds}: "
+                f"run `dvc repro {producer}`"
+            )
         reference_a = metrics.accuracy(reference, tests["task_a"], scenario)
     log = metrics.read_log(f"metrics/epochs/{name}.csv")
-    result = metrics.task_metrics(
+    repetitions = metrics.repetition_metrics(
+        net.seeds,
         {task: metrics.accuracy(net, split, scenario) for task, split in tests.items()},
         reference_a,
-        metrics.accuracy_matrix(log, scenario.names),
+        metrics.read_log(f"metrics/epochs/repetitions/{name}.csv"),
+        scenario.names,
     )
+    result = metrics.summary(repetitions)
     metrics.write_metrics(metrics.matrix_records(log, scenario.names), f"metrics/accuracy_matrix/{name}.json")
+    metrics.write_metrics(metrics.epoch_records(log, scenario.names), f"metrics/accuracy_per_epoch/{name}.json")
+    metrics.write_metrics(repetitions, f"metrics/repetitions/{name}.json")
     metrics.write_metrics(result, f"metrics/{name}.json")
-    print(name, result)
+    print(
+        name,
+        ", ".join(f"{key} {result[key]:.4f} ± {result[f'{key}_ci95']:.4f}" for key in repetitions if key != "seed"),
+    )
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
-"""Stage finetune@<strategy>: from the task-A model, train on tasks B, C, ... in turn under one strategy
--> models/<strategy>.keras and metrics/epochs/<strategy>.csv (test accuracy on every task per epoch)."""
+"""Stage finetune@<strategy>: from the task-A model (every repetition), train on tasks B, C, ... in turn under one
+strategy -> models/<strategy>.keras, and test accuracy on every task per epoch -> metrics/epochs/<strategy>.csv
+(mean and 95% CI over repetitions) and metrics/epochs/repetitions/<strategy>.csv."""
 
 import sys
 
@@ -21,14 +22,18 @@ def main() -> None:
     task_a = TaskAState(scenario)
     strategy = build_strategy(name, p, task_a)
     net = task_a.model()
-    with atomic_output(f"metrics/epochs/{name}.csv") as csv_path:
+    with (
+        atomic_output(f"metrics/epochs/{name}.csv") as csv_path,
+        atomic_output(f"metrics/epochs/repetitions/{name}.csv") as repetitions_path,
+    ):
+        tests = data.load_tasks("test", scenario)
         training.train_sequence(
             net,
             strategy,
             scenario,
             list(data.load_tasks("train", scenario).values()),
             list(data.load_tasks("validation", scenario).values()),
-            training.TaskAccuracyLog(data.load_tasks("test", scenario), scenario, csv_path, task="task_a"),
+            training.TaskAccuracyLog(tests, scenario, csv_path, repetitions_path, task="task_a"),
             epochs=p["finetune"]["epochs"],
             batch_size=p["train"]["batch_size"],
             learning_rate=p["finetune"]["learning_rate"],

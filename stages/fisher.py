@@ -1,4 +1,4 @@
-"""Stage fisher: theta_A and the diagonal Fisher of task A at theta_A -> models/fisher.npz."""
+"""Stage fisher: theta_A and the diagonal Fisher of task A at theta_A, for every repetition -> models/fisher.npz."""
 
 import time
 
@@ -17,11 +17,11 @@ def main() -> None:
     net = model.load_model("models/task_a.keras", stage="train_a")
     start = time.perf_counter()
     diagonal = fisher.task_fisher(
-        net, data.load_task("task_a", "train", scenario), scenario.columns(0), p["fisher"], p["seed"]
+        net, data.load_task("task_a", "train", scenario), scenario.columns(0), p["fisher"], net.seeds
     )
     print(
         f"{p['fisher']['estimator']} Fisher of task A ({p['fisher']['num_examples']} examples) in "
-        f"{time.perf_counter() - start:.2f} s; mean F per variable: "
+        f"{time.perf_counter() - start:.2f} s for {net.repetitions} repetitions; mean F per variable: "
         + ", ".join(f"{k} {v.mean():.3g}" for k, v in diagonal.items())
     )
     fisher.save_fisher("models/fisher.npz", model.weights_by_path(net), diagonal)

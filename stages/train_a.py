@@ -1,5 +1,6 @@
-"""Stage train_a: train the MLP on task A (the first task) -> models/task_a.keras, SI's path integral over that
-training -> models/task_a_path_integral.npz, and test accuracy per epoch -> metrics/epochs/task_a.csv."""
+"""Stage train_a: train the MLP on task A (the first task), one repetition per seed, together -> models/task_a.keras,
+SI's path integral over that training -> models/task_a_path_integral.npz, and test accuracy per epoch ->
+metrics/epochs/task_a.csv (mean and 95% CI over repetitions) and metrics/epochs/repetitions/task_a.csv."""
 
 from forgetting import params
 from forgetting.cli import import_tensorflow, run_stage
@@ -13,8 +14,12 @@ def main() -> None:
     from forgetting.scenarios import Scenario
 
     scenario = Scenario.from_params(p)
-    with atomic_output("metrics/epochs/task_a.csv") as csv_path:
-        log = training.TaskAccuracyLog(data.load_tasks("test", scenario), scenario, csv_path, task="task_a")
+    with (
+        atomic_output("metrics/epochs/task_a.csv") as csv_path,
+        atomic_output("metrics/epochs/repetitions/task_a.csv") as repetitions_path,
+    ):
+        tests = data.load_tasks("test", scenario)
+        log = training.TaskAccuracyLog(tests, scenario, csv_path, repetitions_path, task="task_a")
         net, path_integral = training.train_new_model(
             p,
             scenario,

@@ -1,5 +1,6 @@
-"""Stage train_joint: train the MLP on all tasks at once (the upper bound) -> models/joint.keras and test accuracy
-per epoch -> metrics/epochs/joint.csv."""
+"""Stage train_joint: train the MLP on all tasks at once (the upper bound), one repetition per seed, together ->
+models/joint.keras, and test accuracy per epoch -> metrics/epochs/joint.csv (mean and 95% CI over repetitions)
+and metrics/epochs/repetitions/joint.csv."""
 
 from forgetting import params
 from forgetting.cli import import_tensorflow, run_stage
@@ -17,8 +18,12 @@ def main() -> None:
     def every_task(split: str) -> data.Split:
         return data.Split.concat(*data.load_tasks(split, scenario).values())
 
-    with atomic_output("metrics/epochs/joint.csv") as csv_path:
-        log = training.TaskAccuracyLog(data.load_tasks("test", scenario), scenario, csv_path, task="joint")
+    with (
+        atomic_output("metrics/epochs/joint.csv") as csv_path,
+        atomic_output("metrics/epochs/repetitions/joint.csv") as repetitions_path,
+    ):
+        tests = data.load_tasks("test", scenario)
+        log = training.TaskAccuracyLog(tests, scenario, csv_path, repetitions_path, task="joint")
         net, _ = training.train_new_model(
             p,
             scenario,

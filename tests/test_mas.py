@@ -1,43 +1,69 @@
-"""Memory Aware Synapses: importance = mean over examples of |d ||f(x)||^2 / d theta|, against a slow reference."""
+"""Memory Aware Synapses: importance = mean over examples of |d ||f(x)||^2 / d theta|, for every repetition of the
+stacked network, against a slow reference, a hand-derived form and one-repetition networks."""
 
-import keras
 import numpy as np
 import pytest
 from conftest import EVEN_ODD
 
-from forgetting.model import build_mlp, save_model, weights_by_path
+from forgetting.errors import ForgettingError
+from forgetting.model import build_mlp, build_network, save_model, weights_by_path
 from forgetting.scenarios import Scenario
 from forgetting.strategies import MAS, TaskAState, build_strategy
 from forgetting.strategies.mas import mas_importance, reference_mas_importance
 
+KEYS = {"mlp/hidden/kernel", "mlp/hidden/bias", "mlp/logits/kernel", "mlp/logits/bias"}
+
 
 @pytest.mark.parametrize("columns", [np.arange(5), np.arange(5, 10)])
 def test_vectorised_importance_matches_one_example_at_a_time(make_mnist, columns):
-    keras.utils.set_random_seed(4)
-    model = build_mlp(10, hidden_units=8, dropout=0.5)  # dropout must be off: importance is taken in inference
-    x = make_mnist(70, seed=5).image
-    fast = mas_importance(model, x, columns)
-    slow = reference_mas_importance(model, x, columns)
-    assert fast.keys() == slow.keys() == {"hidden/kernel", "hidden/bias", "logits/kernel", "logits/bias"}
-    for key in fast:
-        np.testing.assert_allclose(fast[key], slow[key], rtol=1e-5, atol=1e-7 * np.abs(slow[key]).max())
-        assert np.all(fast[key] >= 0)
+    # dropout must be off: importance is taken in inference
+    network = build_network(10, hidden_units=8, dropout=0.5, seeds=[4, 5])
+    x = make_mnist(50, seed=5).image
+    fast = mas_importance(network, x, columns)
+    slow = reference_mas_importance(network, x, columns)
+    assert fast.keys() == slow.keys() == KEYS
     other = np.setdiff1d(np.arange(10), columns)
-    assert not np.any(fast["logits/kernel"][:, other]) and np.all(fast["logits/bias"][columns] > 0)
+    for key in fast:
+        assert fast[key].shape == slow[key].shape and fast[key].shape[0] == 2, key
+        for s in range(2):  # each repetition on its own scale
+            np.testing.assert_allclose(
+                fast[key][s], slow[key][s], rtol=1e-5, atol=1e-7 * np.abs(slow[key][s]).max(), err_msg=f"{key} {s}"
+            )
+        assert np.all(fast[key] >= 0)
+        assert not np.allclose(fast[key][0], fast[key][1]), key  # two networks, two importances
+    assert not np.any(fast["mlp/logits/kernel"][:, :, other]) and not np.any(fast["mlp/logits/bias"][:, other])
+    assert np.all(fast["mlp/logits/bias"][:, columns] > 0)
 
 
-def test_importance_of_a_linear_model_matches_the_hand_derived_form():
-    # f(x) = x W + b: d ||f||^2 / d W_ij = 2 x_i f_j, so the importance is mean_n |x_ni| |f_nj|; for b, mean |2 f_j|
-    keras.utils.set_random_seed(3)
-    inputs = keras.Input(shape=(28, 28, 1))
-    outputs = keras.layers.Dense(3, name="logits")(keras.layers.Flatten()(inputs))
-    model = keras.Model(inputs, outputs)
+def test_each_repetition_importance_is_that_of_a_one_repetition_network(make_mnist):
+    seeds = [4, 5]
+    pair = build_network(10, hidden_units=8, dropout=0.5, seeds=seeds)
+    x = make_mnist(60, seed=6).image
+    columns = np.arange(5, 10)
+    together = mas_importance(pair, x, columns)
+    for s, seed in enumerate(seeds):
+        own = mas_importance(build_network(10, hidden_units=8, dropout=0.5, seeds=[seed]), x, columns)
+        for key in together:
+            assert own[key].shape == (1, *together[key].shape[1:])
+            # equal up to float32 rounding (S batched products may round differently from one's, on some backends)
+            np.testing.assert_allclose(together[key][s], own[key][0], rtol=1e-6, atol=0, err_msg=f"{key} {s}")
+
+
+def test_importance_of_the_logits_layer_matches_the_hand_derived_form():
+    # f(x) = h W + b (h the hidden activations, >= 0): d ||f||^2 / d W_ij = 2 h_i f_j, so the importance is
+    # mean_n h_ni |2 f_nj|; for b, mean |2 f_j|. Per repetition, with its own weights.
+    network = build_network(3, hidden_units=8, seeds=[3, 4])
+    network.hidden.bias.assign(np.random.default_rng(1).normal(0, 0.1, (2, 8)).astype(np.float32))
+    network.logits.bias.assign(np.array([[0.5, -0.2, 0.1], [-0.1, 0.4, 0.0]], np.float32))
     x = np.random.default_rng(0).normal(size=(40, 28, 28, 1)).astype(np.float32)
     flat = x.reshape(40, -1).astype(np.float64)
-    f = flat @ model.get_layer("logits").kernel.numpy() + model.get_layer("logits").bias.numpy()
-    got = mas_importance(model, x, np.arange(3))
-    np.testing.assert_allclose(got["logits/kernel"], np.abs(flat).T @ np.abs(2 * f) / 40, rtol=1e-4)
-    np.testing.assert_allclose(got["logits/bias"], np.abs(2 * f).mean(0), rtol=1e-4)
+    weights = weights_by_path(network)
+    got = mas_importance(network, x, np.arange(3))
+    for s in range(2):
+        h = np.maximum(flat @ weights["mlp/hidden/kernel"][s] + weights["mlp/hidden/bias"][s], 0.0)
+        f = h @ weights["mlp/logits/kernel"][s] + weights["mlp/logits/bias"][s]
+        np.testing.assert_allclose(got["mlp/logits/kernel"][s], h.T @ np.abs(2 * f) / 40, rtol=1e-4)
+        np.testing.assert_allclose(got["mlp/logits/bias"][s], np.abs(2 * f).mean(0), rtol=1e-4)
 
 
 def test_mas_reads_its_param_and_accumulates_importance(tmp_path, tiny_model, make_mnist):
@@ -51,11 +77,21 @@ def test_mas_reads_its_param_and_accumulates_importance(tmp_path, tiny_model, ma
     mas = build_strategy("mas", {"mas": {"lambda": 2.5}}, state)
     assert isinstance(mas, MAS) and mas.strength == 2.5
     omega_a = mas_importance(tiny_model, state.train_split().image, np.arange(5))
+    assert mas.omega.keys() == KEYS
     for key in omega_a:
+        assert mas.omega[key].shape == omega_a[key].shape and omega_a[key].shape[0] == 2
         np.testing.assert_allclose(mas.omega[key], omega_a[key], rtol=1e-6)
-    moved = {k: v + 0.1 for k, v in weights_by_path(tiny_model).items()}
+    # moving repetition s's weights costs lambda / 2 * sum omega_s * 0.1^2: each repetition is held by its own omega
+    theta_a = weights_by_path(tiny_model)
+    for s in range(2):
+        for variable in tiny_model.trainable_variables:
+            moved = theta_a[variable.path].copy()
+            moved[s] += np.float32(0.1)
+            variable.assign(moved)
+        expected = 0.5 * 2.5 * sum(np.sum(omega_a[key][s].astype(np.float64)) * 0.01 for key in omega_a)
+        np.testing.assert_allclose(float(mas.penalty(tiny_model)), expected, rtol=1e-4)
     for variable in tiny_model.trainable_variables:
-        variable.assign(moved[variable.path])
+        variable.assign(theta_a[variable.path] + np.float32(0.1))
     assert float(mas.penalty(tiny_model)) > 0
     task_b = data.make_split(np.zeros((10, 28, 28), np.uint8), np.full(10, 1))
     mas.end_task(tiny_model, 1, task_b)
@@ -63,3 +99,8 @@ def test_mas_reads_its_param_and_accumulates_importance(tmp_path, tiny_model, ma
     for key in omega_a:
         np.testing.assert_allclose(mas.omega[key], omega_a[key] + omega_b[key], rtol=1e-6)
     assert float(mas.penalty(tiny_model)) == 0.0  # re-anchored at the end of task B
+
+
+def test_importance_of_a_plain_keras_model_is_a_clear_error(make_mnist):
+    with pytest.raises(ForgettingError, match=r"mlp \(Functional\) is not a StackedMLP"):
+        mas_importance(build_mlp(5, hidden_units=8), make_mnist(4).image, np.arange(5))

@@ -51,6 +51,13 @@ def test_committed_params_are_valid(defaults):
         ("seed", True, "seed = True is invalid"),
         ("seed", -1, "seed = -1 is invalid; set it to an integer from 0 to 2**32 - 1"),
         ("seed", 2**32, "seed = 4294967296 is invalid"),
+        ("seeds", 0, "seeds = 0 is invalid; set it to an integer from 1 to 100 (repetitions trained together"),
+        ("seeds", 2.0, "seeds = 2.0 is invalid"),
+        (
+            "seed",
+            2**32 - 2,
+            "seed = 4294967294 with seeds = 5 is invalid: the last repetition's seed, seed + 4 = 4294967298",
+        ),
         ("alpha", float("inf"), "alpha = inf is not a finite number; set it to a number >= 0"),
         ("mas.lambda", float("nan"), "mas.lambda = nan is not a finite number"),
         ("finetune.learning_rate", float("-inf"), "finetune.learning_rate = -inf is not a finite number"),
@@ -86,7 +93,7 @@ def test_overlapping_digit_sets_are_rejected(defaults):
         (lambda p: p["mas"].update(lamda=1), "unknown key mas.lamda (did you mean mas.lambda?)"),
         # the Python name of the `lambda` key is not a second spelling of it
         (lambda p: p["mas"].update(lambda_=p["mas"].pop("lambda")), "unknown key mas.lambda_ (did you mean"),
-        (lambda p: p.update(zzz=1), "unknown key zzz (the keys here are seed, scenario, alpha,"),
+        (lambda p: p.update(zzz=1), "unknown key zzz (the keys here are seed, seeds, scenario, alpha,"),
         (lambda p: p.pop("si"), "params.yaml: si is missing; add it"),
         (lambda p: p["fisher"].pop("estimator"), "params.yaml: fisher.estimator is missing; add it"),
     ],

@@ -4,7 +4,7 @@ from conftest import EVEN_ODD, FIVE_PAIRS, split_into_tasks
 
 from forgetting import data, metrics, training
 from forgetting.errors import ForgettingError
-from forgetting.model import build_mlp, save_model
+from forgetting.model import build_network, save_model
 from forgetting.scenarios import Scenario
 from forgetting.strategies import Naive, Replay, TaskAState, build_strategy
 from forgetting.strategies.replay import class_balanced_sample, shifted
@@ -48,31 +48,73 @@ def test_replay_reads_task_a_train_split_and_mixes_it_into_task_b(tmp_path, make
     data.save_task(a, tmp_path / "data" / "task_a")
     save_model(tiny_model, tmp_path / "task_a.keras")
     state = TaskAState(DOMAIN, tmp_path / "task_a.keras", data_root=tmp_path / "data")
-    replay = build_strategy("replay", {"replay": {"buffer_size": 50, "shift": 0}, "seed": 4}, state)
+    replay = build_strategy("replay", {"replay": {"buffer_size": 50, "shift": 0}, "seed": 4, "seeds": 3}, state)
     assert isinstance(replay, Replay)
-    assert {img.tobytes() for img in replay.buffer.image} <= {img.tobytes() for img in a["train"].image}
-    assert not {img.tobytes() for img in replay.buffer.image} & {img.tobytes() for img in a["validation"].image}
-    assert replay.buffer.task.tolist() == [0] * 50
-    np.testing.assert_array_equal(replay.buffer.label, replay.buffer.digit // 2)
+    assert replay.seeds == [4, 5, 6]  # one buffer per repetition, each drawn from its own seed
+    assert len(replay.buffers) == 3
+    task_a_train = {img.tobytes() for img in a["train"].image}
+    task_a_validation = {img.tobytes() for img in a["validation"].image}
+    for buffer, seed in zip(replay.buffers, replay.seeds, strict=True):
+        expected = class_balanced_sample(a["train"].relabel(DOMAIN), 50, seed)
+        for field in ("image", "label", "digit", "task"):
+            np.testing.assert_array_equal(getattr(buffer, field), getattr(expected, field))
+        assert {img.tobytes() for img in buffer.image} <= task_a_train
+        assert not {img.tobytes() for img in buffer.image} & task_a_validation
+        assert buffer.task.tolist() == [0] * 50
+        np.testing.assert_array_equal(buffer.label, buffer.digit // 2)
+    assert not np.array_equal(replay.buffers[0].image, replay.buffers[1].image)
     b_train = b["train"].relabel(DOMAIN)
-    mixed = replay.training_data(b_train)
+    mixed = list(replay.training_data(b_train))
     copies = round(len(b_train) / 50)
-    assert len(mixed) == len(b_train) + 50 * copies  # the buffer weighs as much as task B
-    assert np.array_equal(mixed.image[: len(b_train)], b_train.image)
+    assert len(mixed) == 3
+    for own, buffer in zip(mixed, replay.buffers, strict=True):
+        assert len(own) == len(b_train) + 50 * copies  # the buffer weighs as much as task B
+        assert np.array_equal(own.image[: len(b_train)], b_train.image)
+        np.testing.assert_array_equal(own.image[len(b_train) :], np.tile(buffer.image, (copies, 1, 1, 1)))
     assert float(replay.penalty(tiny_model)) == 0.0
 
 
-def test_a_finished_task_enters_the_buffer_within_its_size(make_mnist):
+def _two_buffers(task: data.Split, size: int, seeds=(0, 1)) -> Replay:
+    return Replay([class_balanced_sample(task, size, seed=s) for s in seeds], seeds=list(seeds))
+
+
+def test_a_finished_task_enters_each_buffer_within_its_size(make_mnist):
     scenario = Scenario("domain", FIVE_PAIRS)
     tasks = split_into_tasks(make_mnist(1000, seed=1), scenario)
-    replay = Replay(class_balanced_sample(tasks[0], 40, seed=0), seed=0)
-    old = {img.tobytes() for img in replay.buffer.image}
+    replay = _two_buffers(tasks[0], 40)
+    old = list(replay.buffers)
     replay.end_task(None, 1, tasks[1])
-    assert len(replay.buffer) == 40 and replay.tasks_done == 2
-    assert [int((replay.buffer.digit == d).sum()) for d in range(4)] == [10, 10, 10, 10]
-    assert {img.tobytes() for img in replay.buffer.image[replay.buffer.task == 0]} <= old  # nothing new of task a
-    mixed = replay.training_data(tasks[2])
-    assert len(mixed) == len(tasks[2]) + 40 * round(2 * len(tasks[2]) / 40)  # two finished tasks: twice the weight
+    assert replay.tasks_done == 2 and len(replay.buffers) == 2
+    for s, (buffer, before) in enumerate(zip(replay.buffers, old, strict=True)):
+        assert len(buffer) == 40
+        assert [int((buffer.digit == d).sum()) for d in range(4)] == [10, 10, 10, 10]
+        kept = {img.tobytes() for img in before.image}
+        assert {img.tobytes() for img in buffer.image[buffer.task == 0]} <= kept  # nothing new of task a
+        # drawn from its own old buffer and the task, with its own seed + the task number
+        expected = class_balanced_sample(data.Split.concat(before, tasks[1]), 40, seed=s + 1)
+        np.testing.assert_array_equal(buffer.image, expected.image)
+    assert not np.array_equal(replay.buffers[0].image, replay.buffers[1].image)
+    for own in replay.training_data(tasks[2]):
+        assert len(own) == len(tasks[2]) + 40 * round(2 * len(tasks[2]) / 40)  # two finished tasks: twice the weight
+
+
+def test_each_repetitions_data_is_the_same_whatever_is_stacked_beside_it(make_mnist):
+    """Repetition s of a replay with seeds (5, 6) trains on exactly what a replay with seeds[s] alone trains on,
+    before and after a task enters the buffers."""
+    task_a, task_b = split_into_tasks(make_mnist(600, seed=3), DOMAIN)
+    both = Replay([class_balanced_sample(task_a, 30, seed=s) for s in (5, 6)], seeds=[5, 6], shift=2)
+    alone = [Replay([class_balanced_sample(task_a, 30, seed=s)], seeds=[s], shift=2) for s in (5, 6)]
+    for step in range(2):
+        stacked = list(both.training_data(task_b))
+        assert len(stacked) == 2 and not np.array_equal(stacked[0].image, stacked[1].image)
+        for s, single in enumerate(alone):
+            (own,) = single.training_data(task_b)
+            for field in ("image", "label", "digit", "task"):
+                np.testing.assert_array_equal(getattr(stacked[s], field), getattr(own, field))
+        if step == 0:
+            both.end_task(None, 1, task_b)
+            for single in alone:
+                single.end_task(None, 1, task_b)
 
 
 def _conflicting_tasks(count: int) -> tuple[data.Split, data.Split]:
@@ -96,17 +138,21 @@ def _conflicting_tasks(count: int) -> tuple[data.Split, data.Split]:
 
 def test_replay_keeps_more_of_task_a_than_naive():
     task_a, task_b = _conflicting_tasks(500)
+    seeds = [0, 1]
     results = {}
-    for strategy in (Naive(), Replay(class_balanced_sample(task_a, 100, seed=0), seed=0)):
-        training.seed_everything(0)
-        net = build_mlp(5, hidden_units=32)
-        training.fit(training.ContinualModel(net, DOMAIN), task_a, None, 3, 32, 3e-3, verbose=0)
-        assert metrics.accuracy(net, task_a, DOMAIN) > 0.95
-        training.finetune(net, strategy, DOMAIN, task_b, None, epochs=8, batch_size=32, learning_rate=3e-3, verbose=0)
+    for strategy in (Naive(), Replay([class_balanced_sample(task_a, 100, seed=s) for s in seeds], seeds)):
+        training.seed_everything(0)  # deterministic ops
+        net = build_network(5, hidden_units=32, seeds=seeds)
+        model = training.ContinualModel(net, DOMAIN, training.TrainingSet(task_a, seeds, salt=0))
+        training.fit(model, None, 3, 32, 3e-3, verbose=0)
+        assert np.all(metrics.accuracy(net, task_a, DOMAIN) > 0.95)
+        training.finetune(
+            net, strategy, DOMAIN, task_b, None, 1, epochs=8, batch_size=32, learning_rate=3e-3, verbose=0
+        )
         results[strategy.name] = (metrics.accuracy(net, task_a, DOMAIN), metrics.accuracy(net, task_b, DOMAIN))
-    assert results["naive"][0] < 0.5, "the setting forgets"
-    assert results["replay"][0] > results["naive"][0] + 0.3
-    assert results["replay"][1] > 0.9
+    assert np.all(results["naive"][0] < 0.5), "the setting forgets"
+    assert np.all(results["replay"][0] > results["naive"][0] + 0.3)  # in every repetition
+    assert np.all(results["replay"][1] > 0.9)
 
 
 def test_shifted_copies_translate_each_image_within_the_limit():
@@ -123,13 +169,14 @@ def test_shifted_copies_translate_each_image_within_the_limit():
 
 def test_replayed_copies_are_shifted_but_task_b_is_not(make_mnist):
     task_a, task_b = split_into_tasks(make_mnist(600, seed=3), DOMAIN)
-    replay = Replay(class_balanced_sample(task_a, 30, seed=0), seed=0, shift=2)
-    mixed = replay.training_data(task_b)
-    np.testing.assert_array_equal(mixed.image[: len(task_b)], task_b.image)
-    replayed = mixed.subset(np.arange(len(task_b), len(mixed)))
-    assert np.all(replayed.task == 0) and len(replayed) % 30 == 0
-    np.testing.assert_array_equal(replayed.label, np.tile(replay.buffer.label, len(replayed) // 30))
-    assert not np.array_equal(replayed.image[:30], replay.buffer.image)
-    np.testing.assert_allclose(
-        replayed.image.sum(axis=(1, 2, 3))[:30], replay.buffer.image.sum(axis=(1, 2, 3)), rtol=0.35
-    )
+    replay = Replay([class_balanced_sample(task_a, 30, seed=0)] * 2, seeds=[0, 1], shift=2)  # one buffer, two seeds
+    mixed = list(replay.training_data(task_b))
+    for own, buffer in zip(mixed, replay.buffers, strict=True):
+        np.testing.assert_array_equal(own.image[: len(task_b)], task_b.image)
+        replayed = own.subset(np.arange(len(task_b), len(own)))
+        assert np.all(replayed.task == 0) and len(replayed) % 30 == 0
+        np.testing.assert_array_equal(replayed.label, np.tile(buffer.label, len(replayed) // 30))
+        assert not np.array_equal(replayed.image[:30], buffer.image)
+        np.testing.assert_allclose(replayed.image.sum(axis=(1, 2, 3))[:30], buffer.image.sum(axis=(1, 2, 3)), rtol=0.35)
+    # each repetition shifts from its own seed: the same buffer, other shifts
+    assert not np.array_equal(mixed[0].image[len(task_b) :], mixed[1].image[len(task_b) :])

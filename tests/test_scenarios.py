@@ -42,11 +42,45 @@ def test_the_task_scenario_selects_each_examples_own_head():
     np.testing.assert_array_equal(scenario.columns(3), [6, 7])
 
 
+def _select_reference(logits: np.ndarray, task: np.ndarray, width: int) -> np.ndarray:
+    """Numpy: for every (repetition, example), the ``width`` logits of head ``task[s, b]``."""
+    repetitions, batch, _ = logits.shape
+    picked = np.empty((repetitions, batch, width), logits.dtype)
+    for s in range(repetitions):
+        for b in range(batch):
+            picked[s, b] = logits[s, b, task[s, b] * width : (task[s, b] + 1) * width]
+    return picked
+
+
+@pytest.mark.parametrize("tasks", [EVEN_ODD, FIVE_PAIRS])
+def test_the_task_scenario_selects_heads_for_every_repetition(tasks):
+    """Logits (S, B, outputs) of S repetitions: the task indices are one per example, shared by every repetition
+    (B,), or one per repetition and example (S, B), as when each repetition trains on its own batch."""
+    scenario = Scenario("task", tasks)
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(3, 6, scenario.num_outputs)).astype(np.float32)
+    shared = rng.integers(0, len(tasks), size=6)
+    own = rng.integers(0, len(tasks), size=(3, 6))
+    assert len({row.tobytes() for row in own}) == 3
+    picked = scenario.select(tf.constant(logits), tf.constant(shared)).numpy()
+    assert picked.shape == (3, 6, scenario.width)
+    np.testing.assert_array_equal(picked, _select_reference(logits, np.broadcast_to(shared, (3, 6)), scenario.width))
+    picked = scenario.select(tf.constant(logits), tf.constant(own, tf.int64)).numpy()
+    np.testing.assert_array_equal(picked, _select_reference(logits, own, scenario.width))
+    # repetition s's slice is what select gives for its logits alone (B, outputs)
+    for s in range(3):
+        alone = scenario.select(tf.constant(logits[s]), tf.constant(own[s])).numpy()
+        np.testing.assert_array_equal(picked[s], alone)
+
+
 @pytest.mark.parametrize("kind", ["domain", "class"])
 def test_without_task_identity_every_logit_is_used(kind):
     scenario = Scenario(kind, EVEN_ODD)
     logits = tf.ones((3, scenario.num_outputs))
     assert scenario.select(logits, tf.constant([0, 1, 1])) is logits
+    stacked = tf.ones((2, 3, scenario.num_outputs))  # (S, B, outputs)
+    assert scenario.select(stacked, tf.constant([0, 1, 1])) is stacked
+    assert scenario.select(stacked, tf.constant([[0, 1, 1], [1, 1, 0]])) is stacked
     np.testing.assert_array_equal(scenario.columns(1), np.arange(scenario.num_outputs))
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import json
 import os
 import shutil
 import subprocess
@@ -11,9 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from conftest import EVEN_ODD
+from scipy import stats
 
-from forgetting import fisher
-from forgetting.model import build_mlp, save_model, weights_by_path
+from forgetting import data, fisher
+from forgetting.model import build_network, save_model, weights_by_path
+from forgetting.scenarios import Scenario
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -90,7 +95,7 @@ def test_unknown_strategy_in_dvc_yaml(repo):
     }
     (repo / "dvc.yaml").write_text(yaml.safe_dump(pipeline))
     (repo / "models").mkdir()
-    save_model(build_mlp(5), repo / "models" / "task_a.keras")
+    save_model(build_network(5, hidden_units=8, seeds=[42, 43]), repo / "models" / "task_a.keras")
     code, stderr = run_stage(repo, "stages/finetune.py", "agem")
     assert code == 1
     assert_one_error_line(
@@ -98,11 +103,12 @@ def test_unknown_strategy_in_dvc_yaml(repo):
     )
     assert sorted(p.name for p in (repo / "models").iterdir()) == ["task_a.keras"]
     assert not (repo / "metrics" / "epochs" / "agem.csv").exists()
+    assert not (repo / "metrics" / "epochs" / "repetitions" / "agem.csv").exists()
 
 
 def test_missing_si_path_integral_names_the_stage(repo):
     (repo / "models").mkdir()
-    save_model(build_mlp(5), repo / "models" / "task_a.keras")
+    save_model(build_network(5, hidden_units=8, seeds=[42, 43]), repo / "models" / "task_a.keras")
     code, stderr = run_stage(repo, "stages/finetune.py", "si")
     assert code == 1
     assert_one_error_line(
@@ -112,6 +118,7 @@ def test_missing_si_path_integral_names_the_stage(repo):
     )
     assert not (repo / "models" / "si.keras").exists()
     assert not (repo / "metrics" / "epochs" / "si.csv").exists()
+    assert not (repo / "metrics" / "epochs" / "repetitions" / "si.csv").exists()
 
 
 def test_missing_mnist(repo, tmp_path_factory):
@@ -139,7 +146,7 @@ def test_corrupt_checkpoint(repo):
 
 def test_corrupt_fisher_leaves_no_ewc_outputs(repo):
     (repo / "models").mkdir()
-    net = build_mlp(5)
+    net = build_network(5, hidden_units=8, seeds=[42, 43])
     save_model(net, repo / "models" / "task_a.keras")
     (repo / "models" / "fisher.npz").write_bytes(b"PK\x03\x04 cut short")
     code, stderr = run_stage(repo, "stages/finetune.py", "ewc")
@@ -147,9 +154,120 @@ def test_corrupt_fisher_leaves_no_ewc_outputs(repo):
     assert_one_error_line(stderr, "Fisher file models/fisher.npz is corrupt", "dvc repro --force --single-item fisher")
     assert not (repo / "models" / "ewc.keras").exists()
     assert not (repo / "metrics" / "epochs" / "ewc.csv").exists()
+    assert not (repo / "metrics" / "epochs" / "repetitions" / "ewc.csv").exists()
     # a Fisher file of other weights is refused too
     theta = {k: v + 1 for k, v in weights_by_path(net).items()}
     fisher.save_fisher(repo / "models" / "fisher.npz", theta, {k: np.ones_like(v) for k, v in theta.items()})
     code, stderr = run_stage(repo, "stages/finetune.py", "ewc")
     assert code == 1
     assert_one_error_line(stderr, "was computed for other weights", "dvc repro fisher")
+
+
+def test_too_few_seeds_fail_before_any_work(repo):
+    set_param(repo, "seeds", 0)
+    code, stderr = run_stage(repo, "stages/train_a.py")
+    assert code == 1
+    assert_one_error_line(stderr, "error: train_a: params.yaml: seeds = 0 is invalid", "an integer from 1 to 100")
+    assert not (repo / "models").exists()
+    assert not (repo / "metrics").exists()
+
+
+def _write_csv(path: Path, rows: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _answering(seeds: list[int], classes: list[int]):
+    """A stacked network whose repetition s answers class ``classes[s]`` whatever the image."""
+    network = build_network(5, hidden_units=8, seeds=seeds)
+    bias = np.zeros((len(seeds), 5), np.float32)
+    bias[np.arange(len(seeds)), classes] = 1e4
+    network.logits.bias.assign(bias)
+    return network
+
+
+def test_evaluate_writes_every_repetition_and_the_mean_with_its_interval(repo, make_mnist):
+    """evaluate@naive on synthetic data, with a model and a task-A model whose repetitions answer one class each
+    (so every accuracy is a share of labels) and hand-written training logs: the per-repetition metrics, their
+    means and 95% half-widths, the accuracy matrix and the per-epoch records. A log of other repetitions than the
+    model's is refused, leaving none of them."""
+    seeds, scenario = [42, 43, 44], Scenario("domain", EVEN_ODD)
+    tests = {}
+    for t, (name, digits) in enumerate(zip(scenario.names, EVEN_ODD, strict=True)):
+        task = data.build_task(make_mnist(200, seed=1), make_mnist(300, seed=2 + t), list(digits), t, 0.1, seed=0)
+        # unbalanced classes (5, 8, 11, ... test examples of label 0, 1, 2, ...), so that the accuracies differ
+        label = task["test"].relabel(scenario).label
+        task["test"] = task["test"].subset(
+            np.concatenate([np.flatnonzero(label == c)[: 5 + 3 * c + t] for c in range(5)])
+        )
+        data.save_task(task, repo / "data" / "prepared" / name)
+        tests[name] = task["test"].relabel(scenario).label
+    (repo / "models").mkdir()
+    save_model(_answering(seeds, [0, 1, 2]), repo / "models" / "naive.keras")
+    save_model(_answering(seeds, [1, 2, 3]), repo / "models" / "task_a.keras")
+    matrices = {42: [[0.98, 0.1], [0.6, 0.95]], 43: [[0.97, 0.05], [0.5, 0.96]], 44: [[0.99, 0.12], [0.7, 0.94]]}
+    repetition_rows = [
+        {"epoch": e, "task": task, "seed": seed, "task_a_accuracy": m[i][0], "task_b_accuracy": m[i][1]}
+        for e, task, i in [(0, "task_a", 0), (1, "task_b", 1)]
+        for seed, m in matrices.items()
+    ]
+    mean_rows = [
+        {"epoch": e, "task": task}
+        | {f"{n}_accuracy": np.mean([m[e][j] for m in matrices.values()]) for j, n in enumerate(scenario.names)}
+        | {f"{n}_accuracy_ci95": 0.01 * (e + 1) for n in scenario.names}
+        for e, task in [(0, "task_a"), (1, "task_b")]
+    ]
+    _write_csv(repo / "metrics" / "epochs" / "naive.csv", mean_rows)
+    _write_csv(
+        repo / "metrics" / "epochs" / "repetitions" / "naive.csv", [r for r in repetition_rows if r["seed"] != 44]
+    )
+    outputs = [
+        repo / "metrics" / "naive.json",
+        repo / "metrics" / "repetitions" / "naive.json",
+        repo / "metrics" / "accuracy_matrix" / "naive.json",
+        repo / "metrics" / "accuracy_per_epoch" / "naive.json",
+    ]
+    command = ("stages/evaluate.py", "naive", "models/naive.keras", "models/task_a.keras")
+    code, stderr = run_stage(repo, *command)
+    assert code == 1
+    assert_one_error_line(
+        stderr, "error: evaluate@naive: the training log holds the repetitions [42, 43], the model [42, 43, 44]"
+    )
+    assert not any(path.exists() for path in outputs)
+
+    _write_csv(repo / "metrics" / "epochs" / "repetitions" / "naive.csv", repetition_rows)
+    code, stderr = run_stage(repo, *command)
+    assert code == 0, stderr
+    final = {name: np.array([np.mean(labels == c) for c in (0, 1, 2)]) for name, labels in tests.items()}
+    reference_a = np.array([np.mean(tests["task_a"] == c) for c in (1, 2, 3)])
+    expected = {
+        "task_a_accuracy": final["task_a"],
+        "task_b_accuracy": final["task_b"],
+        "mean_accuracy": (final["task_a"] + final["task_b"]) / 2,
+        "task_a_forgetting": reference_a - final["task_a"],
+        "bwt": np.array([m[1][0] - m[0][0] for m in matrices.values()]),
+    }
+    repetitions = json.loads(outputs[1].read_text())
+    assert list(repetitions) == ["seed", *expected]
+    assert repetitions["seed"] == seeds
+    summary = json.loads(outputs[0].read_text())
+    assert list(summary) == [key for name in expected for key in (name, f"{name}_ci95")]
+    for key, values in expected.items():
+        assert np.ptp(values) > 0, key  # so that the intervals are not trivially 0
+        np.testing.assert_allclose(repetitions[key], values, atol=1e-6, err_msg=key)
+        low, high = stats.t.interval(0.95, 2, loc=np.mean(values), scale=stats.sem(values))
+        assert summary[key] == pytest.approx(np.mean(values), abs=1e-6), key
+        assert summary[f"{key}_ci95"] == pytest.approx((high - low) / 2, abs=1e-6), key
+    matrix = json.loads(outputs[2].read_text())
+    assert [(r["trained"], r["task"]) for r in matrix] == [(t, n) for t in scenario.names for n in scenario.names]
+    per_epoch = json.loads(outputs[3].read_text())
+    assert len(per_epoch) == 4
+    for record in per_epoch:
+        row = mean_rows[record["epoch"]]
+        assert record["trained"] == row["task"]
+        assert record["accuracy"] == pytest.approx(row[f"{record['task']}_accuracy"], abs=1e-6)
+        half = row[f"{record['task']}_accuracy_ci95"]
+        assert (record["low"], record["high"]) == pytest.approx((record["accuracy"] - half, record["accuracy"] + half))

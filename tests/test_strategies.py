@@ -1,12 +1,11 @@
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import EVEN_ODD, split_into_tasks
+from conftest import EVEN_ODD, split_into_tasks, synthetic_mnist
 
 from forgetting import data, fisher, training
 from forgetting.errors import ForgettingError
-from forgetting.model import build_mlp, save_model, weights_by_path
+from forgetting.model import build_network, load_model, save_model, weights_by_path
 from forgetting.scenarios import Scenario
 from forgetting.strategies import (
     EWC,
@@ -23,7 +22,6 @@ from forgetting.strategies import (
     build_strategy,
     strategy_class,
 )
-from forgetting.strategies.base import PathIntegral
 
 DOMAIN = Scenario("domain", EVEN_ODD)
 
@@ -31,6 +29,21 @@ DOMAIN = Scenario("domain", EVEN_ODD)
 def _shifted_copy(theta: dict[str, np.ndarray], seed: int) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     return {k: (v + rng.normal(size=v.shape)).astype(np.float32) for k, v in theta.items()}
+
+
+def _assign(network, weights: dict[str, np.ndarray]) -> None:
+    for variable in network.trainable_variables:
+        variable.assign(weights[variable.path])
+
+
+def _teacher_weights(lwf) -> dict[str, np.ndarray]:
+    """LwF's teacher's weights by path (it is frozen: none of them is trainable)."""
+    return {v.path: np.array(v.numpy()) for v in lwf.teacher.weights}
+
+
+def _slice(weights: dict[str, np.ndarray], s: int) -> dict[str, np.ndarray]:
+    """Repetition s's weights, with a repetition axis of one."""
+    return {k: v[s : s + 1] for k, v in weights.items()}
 
 
 def test_registry_names_the_strategies():
@@ -59,6 +72,7 @@ def test_naive_has_no_penalty(tiny_model):
 @pytest.mark.parametrize("with_importance", [False, True])
 def test_quadratic_penalty_value_and_gradient(tiny_model, with_importance):
     theta = weights_by_path(tiny_model)
+    assert theta["mlp/hidden/kernel"].shape == (2, 784, 8)  # every weight has the repetition axis first
     anchor = _shifted_copy(theta, seed=1)
     rng = np.random.default_rng(2)
     importance = {k: rng.random(v.shape).astype(np.float32) for k, v in theta.items()} if with_importance else None
@@ -74,6 +88,31 @@ def test_quadratic_penalty_value_and_gradient(tiny_model, with_importance):
     for variable, grad in zip(variables, grads, strict=True):
         k = variable.path
         np.testing.assert_allclose(grad.numpy(), strength * weight[k] * (theta[k] - anchor[k]), rtol=1e-5, atol=1e-6)
+
+
+def test_quadratic_penalty_is_the_sum_of_each_repetitions_own(tiny_model):
+    """The stacked penalty is the sum over repetitions of the penalty of each repetition alone (built from its seed,
+    with its slice of the anchor and importance), and its gradient on slice s is repetition s's own."""
+    theta = weights_by_path(tiny_model)
+    anchor = _shifted_copy(theta, seed=4)
+    rng = np.random.default_rng(5)
+    importance = {k: rng.random(v.shape).astype(np.float32) for k, v in theta.items()}
+    variables = tiny_model.trainable_variables
+    with tf.GradientTape() as tape:
+        stacked = QuadraticPenalty(2.5, anchor, importance).penalty(tiny_model)
+    grads = {v.path: g.numpy() for v, g in zip(variables, tape.gradient(stacked, variables), strict=True)}
+    total = 0.0
+    for s, seed in enumerate(tiny_model.seeds):
+        alone = build_network(5, hidden_units=8, dropout=0.5, seeds=(seed,))
+        for k, v in weights_by_path(alone).items():
+            np.testing.assert_array_equal(v[0], theta[k][s])  # repetition s is initialised from its seed only
+        with tf.GradientTape() as tape:
+            own = QuadraticPenalty(2.5, _slice(anchor, s), _slice(importance, s)).penalty(alone)
+        own_variables = alone.trainable_variables
+        for variable, grad in zip(own_variables, tape.gradient(own, own_variables), strict=True):
+            np.testing.assert_allclose(grads[variable.path][s], grad.numpy()[0], rtol=1e-6)
+        total += float(own)
+    assert float(stacked) == pytest.approx(total, rel=1e-6)
 
 
 def test_penalty_sums_its_anchors_and_anchor_at_replaces_them(tiny_model):
@@ -116,7 +155,8 @@ def task_a_state(tmp_path, tiny_model, make_mnist) -> TaskAState:
 
 
 PARAMS = {
-    "seed": 3,
+    "seed": 7,
+    "seeds": 2,
     "alpha": 40.0,
     "fisher": {"estimator": "exact", "num_examples": "all"},
     "online_ewc": {"alpha": 40.0, "gamma": 0.5},
@@ -132,6 +172,7 @@ def test_l2_ewc_and_online_ewc_read_their_own_params(task_a_state):
     online = build_strategy("online_ewc", PARAMS, task_a_state)
     assert (l2.strength, l2.terms[0][1]) == (0.7, None)
     assert ewc.strength == online.strength == 40.0 and online.gamma == 0.5
+    assert diagonal["mlp/hidden/kernel"].shape == (2, 784, 8)
     for strategy in (ewc, online):
         ((anchor, importance),) = strategy.terms
         for key in theta_a:
@@ -148,8 +189,7 @@ def test_after_a_task_ewc_adds_a_penalty_and_online_ewc_keeps_one_with_a_running
     online = build_strategy("online_ewc", PARAMS, task_a_state)
     assert float(ewc.penalty(tiny_model)) == 0.0 == float(online.penalty(tiny_model))  # two tasks: the same penalty
     moved = _shifted_copy(theta_a, 7)
-    for variable in tiny_model.trainable_variables:
-        variable.assign(moved[variable.path])
+    _assign(tiny_model, moved)
     assert float(ewc.penalty(tiny_model)) == pytest.approx(float(online.penalty(tiny_model)), rel=1e-6)
     ewc.end_task(tiny_model, 1, task_b)
     online.end_task(tiny_model, 1, task_b)
@@ -163,11 +203,31 @@ def test_after_a_task_ewc_adds_a_penalty_and_online_ewc_keeps_one_with_a_running
         np.testing.assert_array_equal(anchor[key].numpy(), moved[key])
 
 
+@pytest.mark.parametrize("name", ["ewc", "online_ewc"])
+def test_a_later_tasks_fisher_is_drawn_from_each_repetitions_seed_plus_the_task(task_a_state, tiny_model, name):
+    """With a sampled Fisher on a subsample, repetition s's Fisher of task 1 is the one that a network holding
+    repetition s alone draws with seed ``seeds[s] + 1``: its own examples and labels, whatever is stacked beside."""
+    settings = {"estimator": "sampled", "num_examples": 64}  # 64 x 5 outputs: see SEQUENCE
+    task_b = data.load_task("task_b", "train", DOMAIN, task_a_state.data_root)
+    strategy = build_strategy(name, PARAMS | {"fisher": settings}, task_a_state)
+    moved = _shifted_copy(weights_by_path(tiny_model), 9)
+    _assign(tiny_model, moved)
+    strategy.end_task(tiny_model, 1, task_b)
+    fisher_b = strategy.fisher_of(tiny_model, 1, task_b)
+    assert not np.array_equal(fisher_b["mlp/hidden/kernel"][0], fisher_b["mlp/hidden/kernel"][1])
+    for s, seed in enumerate(tiny_model.seeds):
+        alone = build_network(5, hidden_units=8, dropout=0.5, seeds=(seed,))
+        _assign(alone, _slice(moved, s))
+        own = fisher.task_fisher(alone, task_b, DOMAIN.columns(1), settings, [seed + 1])
+        other_draw = fisher.task_fisher(alone, task_b, DOMAIN.columns(1), settings, [seed])
+        for key, value in own.items():
+            np.testing.assert_array_equal(fisher_b[key][s], value[0])
+        assert any(not np.allclose(fisher_b[k][s], v[0]) for k, v in other_draw.items())
+
+
 def test_l2_re_anchors_after_each_task(task_a_state, tiny_model):
     l2 = build_strategy("l2", PARAMS, task_a_state)
-    moved = _shifted_copy(weights_by_path(tiny_model), 8)
-    for variable in tiny_model.trainable_variables:
-        variable.assign(moved[variable.path])
+    _assign(tiny_model, _shifted_copy(weights_by_path(tiny_model), 8))
     assert float(l2.penalty(tiny_model)) > 0
     l2.end_task(tiny_model, 1, task_a_state.train_split())
     assert float(l2.penalty(tiny_model)) == 0.0
@@ -191,22 +251,22 @@ def test_missing_and_corrupt_checkpoints_are_clear_errors(tmp_path):
         build_strategy("l2", PARAMS, state)
 
 
-def _finetune(strategy, model_path, split, seed=0):
-    training.seed_everything(seed)
-    net = keras.saving.load_model(model_path, compile=False)
-    training.finetune(net, strategy, DOMAIN, split, None, epochs=2, batch_size=16, learning_rate=1e-2, verbose=0)
+def _finetune(strategy, model_path, split):
+    net = load_model(model_path, stage="train_a")
+    training.finetune(net, strategy, DOMAIN, split, None, 1, epochs=2, batch_size=16, learning_rate=1e-2, verbose=0)
     return weights_by_path(net)
 
 
 def test_ewc_with_alpha_zero_equals_naive(task_a_state, mnist_like):
     theta_a, diagonal = task_a_state.fisher()
-    args = (DOMAIN, PARAMS["fisher"], 0)
+    args = (DOMAIN, PARAMS["fisher"])
     naive = _finetune(Naive(), task_a_state.model_path, mnist_like)
     ewc_zero = _finetune(EWC(0.0, theta_a, diagonal, *args), task_a_state.model_path, mnist_like)
     ewc_strong = _finetune(EWC(1e4, theta_a, diagonal, *args), task_a_state.model_path, mnist_like)
     for key in naive:
         np.testing.assert_array_equal(naive[key], ewc_zero[key])
-    assert any(not np.array_equal(naive[k], ewc_strong[k]) for k in naive)
+    for s in range(2):  # each repetition is held back by the penalty
+        assert any(not np.array_equal(naive[k][s], ewc_strong[k][s]) for k in naive)
 
 
 def test_a_strong_penalty_keeps_weights_near_the_anchor(task_a_state, mnist_like):
@@ -214,54 +274,182 @@ def test_a_strong_penalty_keeps_weights_near_the_anchor(task_a_state, mnist_like
     naive = _finetune(Naive(), task_a_state.model_path, mnist_like)
     held = _finetune(L2(100.0, theta_a), task_a_state.model_path, mnist_like)
 
-    def distance(theta):
-        return np.sqrt(sum(np.sum((theta[k] - theta_a[k]) ** 2) for k in theta))
+    def distance(theta, s):
+        return np.sqrt(sum(np.sum((theta[k][s] - theta_a[k][s]) ** 2) for k in theta))
 
-    assert distance(held) < 0.5 * distance(naive)
+    for s in range(2):
+        assert distance(held, s) < 0.5 * distance(naive, s)
 
 
 def _consolidated_task_b(strategy, theta_a: dict[str, np.ndarray]) -> bool:
-    """Whether ``strategy`` holds something of task B (task 1) after the sequence, by what kind of strategy it is."""
+    """Whether ``strategy`` holds something of task B (task 1) in every repetition after the sequence, by what kind
+    of strategy it is."""
     if isinstance(strategy, QuadraticPenalty):
         anchor = strategy.terms[-1][0]
-        return any(not np.array_equal(anchor[k].numpy(), theta_a[k]) for k in theta_a)
+        return all(any(not np.array_equal(anchor[k].numpy()[s], theta_a[k][s]) for k in theta_a) for s in range(2))
     if isinstance(strategy, LwF):
-        return any(not np.array_equal(v.numpy(), theta_a[v.path]) for v in strategy.teacher.weights)
+        teacher = _teacher_weights(strategy)
+        return all(any(not np.array_equal(teacher[k][s], theta_a[k][s]) for k in theta_a) for s in range(2))
     if isinstance(strategy, Replay):
-        return bool(np.any(strategy.buffer.task == 1))
+        return len(strategy.buffers) == 2 and all(np.any(buffer.task == 1) for buffer in strategy.buffers)
     return True  # naive keeps nothing
+
+
+SEQUENCE_PARAMS = PARAMS | {
+    "seed": 3,
+    "model": {"hidden_units": 12, "dropout": 0.25},
+    "train": {"batch_size": 32, "learning_rate": 1e-2},
+    "si": {"c": 1.0, "xi": 0.1},
+    "lwf": {"temperature": 2.0, "weight": 1.0},
+    "replay": {"buffer_size": 30, "shift": 1},
+}
+
+
+def _write_task_a_state(network, recorder, scenario, train, params, folder, data_root) -> TaskAState:
+    """Task A's files as the train_a and fisher stages write them."""
+    folder.mkdir(parents=True)
+    state = TaskAState(scenario, folder / "task_a.keras", folder / "fisher.npz", folder / "path.npz", data_root)
+    save_model(network, state.model_path)
+    recorder.save(state.path_integral_path)
+    diagonal = fisher.task_fisher(network, train, scenario.columns(0), params["fisher"], network.seeds)
+    fisher.save_fisher(state.fisher_path, weights_by_path(network), diagonal)
+    return state
 
 
 @pytest.mark.parametrize("kind", ["domain", "task", "class"])
 def test_every_strategy_trains_through_a_sequence_in_every_scenario(make_mnist, tmp_path, kind):
-    """The whole registry on three synthetic tasks: each strategy ends with finite weights, a log of every task,
-    and something of task B consolidated before task C."""
+    """The whole registry on three synthetic tasks, two repetitions: each strategy ends with finite weights, a log
+    of every task and repetition, and something of task B consolidated before task C in every repetition."""
     scenario = Scenario(kind, ((0, 1, 2), (3, 4, 5), (6, 7, 8)))
     train = split_into_tasks(make_mnist(450, seed=1), scenario)
-    training.seed_everything(0)
-    net = build_mlp(scenario.num_outputs, hidden_units=8)
-    recorder = PathIntegral(net)
-    training.fit(training.ContinualModel(net, scenario, path_integral=recorder), train[0], None, 1, 32, 1e-2, verbose=0)
+    params = SEQUENCE_PARAMS | {"model": {"hidden_units": 8, "dropout": 0.0}}
+    net, recorder = training.train_new_model(params, scenario, train[0], None, epochs=1, path_integral=True)
+    assert net.seeds == [3, 4]
     for t, split in enumerate(train):
         data.save_task({"train": split}, tmp_path / "data" / scenario.names[t])
-    state = TaskAState(scenario, tmp_path / "a.keras", tmp_path / "f.npz", tmp_path / "p.npz", tmp_path / "data")
-    save_model(net, state.model_path)
-    task_a_fisher = fisher.fisher_diagonal(net, train[0].image, train[0].label, columns=scenario.columns(0))
-    fisher.save_fisher(state.fisher_path, weights_by_path(net), task_a_fisher)
-    recorder.save(state.path_integral_path)
-    params = PARAMS | {
-        "si": {"c": 1.0, "xi": 0.1},
-        "lwf": {"temperature": 2.0, "weight": 1.0},
-        "replay": {"buffer_size": 30, "shift": 1},
-    }
+    state = _write_task_a_state(net, recorder, scenario, train[0], params, tmp_path / "a", tmp_path / "data")
     tests = dict(zip(scenario.names, train, strict=True))
     for name in STRATEGIES:
         strategy = build_strategy(name, params, state)
-        model = keras.saving.load_model(state.model_path, compile=False)
-        log = training.TaskAccuracyLog(tests, scenario, tmp_path / f"{name}.csv", "task_a")
+        model = state.model()
+        log = training.TaskAccuracyLog(tests, scenario, tmp_path / f"{name}.csv", tmp_path / f"{name}_r.csv", "task_a")
         training.train_sequence(
-            model, strategy, scenario, train, train, log, epochs=1, batch_size=32, learning_rate=1e-2, verbose=0
+            model, strategy, scenario, train, [None] * 3, log, epochs=1, batch_size=32, learning_rate=1e-2, verbose=0
         )
         assert all(np.all(np.isfinite(v)) for v in weights_by_path(model).values()), name
         assert [r["task"] for r in log.rows] == ["task_a", "task_b", "task_c"], name
+        assert [(r["task"], r["seed"]) for r in log.repetition_rows] == [
+            (task, seed) for task in ("task_a", "task_b", "task_c") for seed in (3, 4)
+        ], name
         assert _consolidated_task_b(strategy, weights_by_path(net)), name
+
+
+# The per-repetition test: task A for seeds (3, 4) together and for each seed alone, then every strategy through a
+# three-task sequence (so that end_task runs) in the task scenario (per-head columns, LwF's own forward pass).
+# The shapes are chosen so that TensorFlow's CPU kernels compute each repetition's slice of a stacked tensor in the
+# same order as the tensor of a repetition alone, so that "the same training" can be checked bit for bit: every
+# batch full (128 examples per task, replay's data a multiple of 32 too). With a short last batch, a batched matrix
+# product over the repetitions may round differently from a single one (by about 1e-8 for the shapes tried); the
+# default pipeline's shapes are bit-identical too (README).
+SEQUENCE = Scenario("task", ((0, 1), (2, 3), (4, 5)))  # 6 outputs, heads of 2
+SAMPLED = {"estimator": "sampled", "num_examples": 64}  # each repetition its own examples and labels
+
+
+@pytest.fixture(scope="module")
+def stacked_and_alone(tmp_path_factory):
+    """(the tasks' train splits, {seeds: (params, TaskAState)} for seeds (3, 4) together, 3 alone and 4 alone),
+    task A trained with ``train_new_model`` (and SI's path integral) and its files written as the stages do."""
+    root = tmp_path_factory.mktemp("repetitions")
+    train = split_into_tasks(synthetic_mnist(640, seed=1), SEQUENCE)
+    assert [len(split) for split in train] == [128] * 3
+    for t, split in enumerate(train):
+        data.save_task({"train": split}, root / "data" / SEQUENCE.names[t])
+    states = {}
+    for seeds in ((3, 4), (3,), (4,)):
+        params = SEQUENCE_PARAMS | {
+            "seed": seeds[0],
+            "seeds": len(seeds),
+            "model": {"hidden_units": 16, "dropout": 0.25},
+            "fisher": SAMPLED,
+            "replay": {"buffer_size": 32, "shift": 1},
+        }
+        net, recorder = training.train_new_model(params, SEQUENCE, train[0], None, epochs=1, path_integral=True)
+        assert net.seeds == list(seeds)
+        folder = root / "_".join(map(str, seeds))
+        states[seeds] = params, _write_task_a_state(net, recorder, SEQUENCE, train[0], params, folder, root / "data")
+    return train, states
+
+
+def _repetition_state(strategy, s: int) -> dict[str, np.ndarray]:
+    """Everything ``strategy`` keeps for repetition s, by name."""
+    state = {}
+    if isinstance(strategy, QuadraticPenalty):
+        for k, (anchor, importance) in enumerate(strategy.terms):
+            state |= {f"terms[{k}].anchor.{path}": v.numpy()[s] for path, v in anchor.items()}
+            state |= {f"terms[{k}].importance.{path}": v.numpy()[s] for path, v in (importance or {}).items()}
+    if strategy.path_integral is not None:
+        state |= {f"path_integral.start.{path}": v[s] for path, v in strategy.path_integral.start.items()}
+        state |= {f"path_integral.total.{path}": v[s] for path, v in strategy.path_integral.result().items()}
+    if isinstance(strategy, LwF):
+        state |= {f"teacher.{path}": v[s] for path, v in _teacher_weights(strategy).items()}
+        state |= {f"groups[{g}]": group.numpy() for g, group in enumerate(strategy.groups)}
+    if isinstance(strategy, Replay):
+        state["seed"] = np.array(strategy.seeds[s])
+        state |= {
+            f"buffer.{field}": getattr(strategy.buffers[s], field) for field in ("image", "label", "digit", "task")
+        }
+    return state
+
+
+def _settings(strategy) -> dict:
+    """The strategy's state that is not per repetition."""
+    names = ("strength", "gamma", "xi", "temperature", "weight", "shift", "tasks_done")
+    return {name: getattr(strategy, name) for name in names if hasattr(strategy, name)} | {
+        "terms": len(getattr(strategy, "terms", []))
+    }
+
+
+@pytest.mark.parametrize("name", list(STRATEGIES))
+def test_each_repetition_keeps_its_own_state_through_a_sequence(stacked_and_alone, tmp_path, name):
+    """Repetition s of a run with seeds (3, 4) is bit-identical to the run with seeds[s] alone: its weights after
+    the sequence, its test accuracies along the way, and the strategy's state of it (anchors and importances,
+    SI's path integral, LwF's teacher, replay's buffer and the data it replays next)."""
+    train, states = stacked_and_alone
+    tests = dict(zip(SEQUENCE.names, train, strict=True))
+    runs = {}
+    for seeds, (params, state) in states.items():
+        strategy = build_strategy(name, params, state)
+        network = state.model()
+        csv = tmp_path / "_".join(map(str, seeds))
+        log = training.TaskAccuracyLog(tests, SEQUENCE, csv.with_suffix(".csv"), csv.with_suffix(".r.csv"), "task_a")
+        training.train_sequence(
+            network, strategy, SEQUENCE, train, [None] * 3, log, epochs=1, batch_size=32, learning_rate=1e-2, verbose=0
+        )
+        runs[seeds] = network, strategy, log
+    stacked, stacked_strategy, stacked_log = runs[3, 4]
+    stacked_weights = weights_by_path(stacked)
+    assert any(not np.array_equal(v[0], v[1]) for v in stacked_weights.values())  # two different repetitions
+    kept = [_repetition_state(stacked_strategy, s) for s in range(2)]
+    if name != "naive":
+        assert kept[0] and any(not np.array_equal(kept[0][k], v) for k, v in kept[1].items() if "groups" not in k)
+
+    for s, seed in enumerate(stacked.seeds):
+        alone, alone_strategy, alone_log = runs[(seed,)]
+        where = f"{name}, repetition {s} (seed {seed})"
+        alone_weights = weights_by_path(alone)
+        assert stacked_weights.keys() == alone_weights.keys()
+        for key, value in alone_weights.items():
+            np.testing.assert_array_equal(stacked_weights[key][s], value[0], err_msg=f"{where}: {key}")
+        assert [r for r in stacked_log.repetition_rows if r["seed"] == seed] == alone_log.repetition_rows, where
+
+        assert _settings(stacked_strategy) == _settings(alone_strategy), where
+        alone_state = _repetition_state(alone_strategy, 0)
+        assert kept[s].keys() == alone_state.keys(), where
+        for key, value in alone_state.items():
+            np.testing.assert_array_equal(kept[s][key], value, err_msg=f"{where}: {key}")
+        if name == "replay":  # what it replays on the next task: its own buffer, shifted from its own seed
+            (own,) = alone_strategy.training_data(train[2])
+            beside = list(stacked_strategy.training_data(train[2]))
+            assert len(beside) == 2, where
+            for field in ("image", "label", "digit", "task"):
+                np.testing.assert_array_equal(getattr(beside[s], field), getattr(own, field), err_msg=where)

@@ -1,33 +1,118 @@
+"""Training every repetition at once: each repetition's own data order, the same training as a run alone, the
+per-epoch logs (means, confidence intervals and every repetition's accuracies), and the NaN guard."""
+
 import csv
 
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 from conftest import EVEN_ODD, split_into_tasks
+from scipy import stats
 
 from forgetting import data, metrics, training
 from forgetting.errors import ForgettingError
-from forgetting.model import build_mlp, weights_by_path
+from forgetting.model import build_network, weights_by_path
 from forgetting.scenarios import Scenario
 from forgetting.strategies import L2, Naive
 
 DOMAIN = Scenario("domain", EVEN_ODD)
 
 
-def _train(seed: int, split: data.Split) -> dict[str, np.ndarray]:
-    training.seed_everything(seed)
-    net = build_mlp(5, hidden_units=16)
-    training.fit(
-        training.ContinualModel(net, DOMAIN), split, None, epochs=2, batch_size=32, learning_rate=1e-3, verbose=0
+def _params(seed: int, seeds: int, dropout: float = 0.0, hidden_units: int = 16) -> dict:
+    return {
+        "seed": seed,
+        "seeds": seeds,
+        "model": {"hidden_units": hidden_units, "dropout": dropout},
+        "train": {"batch_size": 32, "learning_rate": 1e-3},
+    }
+
+
+def _train_new(seed: int, seeds: int, split: data.Split, dropout: float = 0.0):
+    network, recorder = training.train_new_model(
+        _params(seed, seeds, dropout), DOMAIN, split, None, epochs=2, path_integral=True
     )
-    return weights_by_path(net)
+    return network, weights_by_path(network), recorder.result()
 
 
-def test_same_seed_gives_identical_weights_and_another_seed_does_not(mnist_like):
-    first, second, other = _train(5, mnist_like), _train(5, mnist_like), _train(6, mnist_like)
-    for key in first:
-        np.testing.assert_array_equal(first[key], second[key])
-    assert any(not np.array_equal(first[k], other[k]) for k in first)
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+def test_a_repetition_trains_exactly_as_it_would_alone(mnist_like, dropout):
+    """Seeds 5, 6, 7 trained together: repetition 1 (seed 6) ends bit-identical to seed 6 trained alone, weights
+    and SI path integral; the repetitions themselves differ (their own initialisation and data order)."""
+    stacked, weights, integral = _train_new(5, 3, mnist_like, dropout)
+    alone, alone_weights, alone_integral = _train_new(6, 1, mnist_like, dropout)
+    assert stacked.seeds == [5, 6, 7] and alone.seeds == [6]
+    assert weights.keys() == alone_weights.keys() == integral.keys()
+    for key in weights:
+        assert weights[key].shape == (3, *alone_weights[key].shape[1:])
+        np.testing.assert_array_equal(weights[key][1], alone_weights[key][0])
+        np.testing.assert_array_equal(integral[key][1], alone_integral[key][0])
+        for a, b in ((0, 1), (0, 2), (1, 2)):
+            assert not np.array_equal(weights[key][a], weights[key][b]), (key, a, b)
+    # and seed 6 alone again gives the same bits (the run is reproducible)
+    _, again, _ = _train_new(6, 1, mnist_like, dropout)
+    for key in again:
+        np.testing.assert_array_equal(again[key], alone_weights[key])
+
+
+def test_each_repetition_visits_the_examples_in_its_own_order(mnist_like):
+    n = len(mnist_like)
+    data_set = training.TrainingSet(mnist_like, [5, 6, 7], salt=0)
+    assert len(data_set) == n and data_set.shared
+    orders = data_set.permutations(0)
+    assert orders.shape == (3, n)
+    for row in orders:  # a permutation of the examples
+        np.testing.assert_array_equal(np.sort(row), np.arange(n))
+    assert len({row.tobytes() for row in orders}) == 3  # one order per repetition
+    for s, seed in enumerate([5, 6, 7]):  # drawn from (seed, salt, epoch)
+        np.testing.assert_array_equal(orders[s], np.random.default_rng([seed, 0, 0]).permutation(n))
+    assert not np.array_equal(data_set.permutations(1), orders)  # a new order every epoch
+    np.testing.assert_array_equal(training.TrainingSet(mnist_like, [5, 6, 7], 0).permutations(0), orders)
+    # a seed's order is the same whatever is stacked beside it; another salt (task) draws others
+    np.testing.assert_array_equal(training.TrainingSet(mnist_like, [6], 0).permutations(0)[0], orders[1])
+    np.testing.assert_array_equal(
+        training.TrainingSet(mnist_like, [9, 6], 0).permutations(3)[1], data_set.permutations(3)[1]
+    )
+    assert not np.array_equal(training.TrainingSet(mnist_like, [5, 6, 7], salt=1).permutations(0), orders)
+
+
+def test_a_batch_gathers_each_repetitions_examples_in_its_order(mnist_like):
+    data_set = training.TrainingSet(mnist_like, [5, 6], salt=2)
+    data_set.shuffle(4)
+    order = data_set.permutations(4)
+    np.testing.assert_array_equal(data_set.order.numpy(), order)
+    positions = np.array([0, 1, 2, 3, 390], np.int32)
+    x, y = data_set.batch(tf.constant(positions))
+    assert tuple(x["image"].shape) == (2, 5, 28, 28, 1) and x["image"].dtype == tf.float32
+    for s in range(2):
+        picked = order[s, positions]
+        np.testing.assert_array_equal(x["image"][s].numpy(), mnist_like.image[picked])  # uint8 / 255: exact
+        np.testing.assert_array_equal(y[s].numpy(), mnist_like.label[picked])
+        np.testing.assert_array_equal(x["task"][s].numpy(), mnist_like.task[picked])
+
+
+def test_a_repetition_can_have_its_own_examples(make_mnist):
+    own = [make_mnist(50, seed=1), make_mnist(50, seed=2)]
+    data_set = training.TrainingSet(iter(own), [5, 6], salt=1)  # an iterable, as replay's training data is
+    assert not data_set.shared
+    data_set.shuffle(0)
+    order = data_set.permutations(0)
+    x, y = data_set.batch(tf.range(50))
+    for s in range(2):
+        np.testing.assert_array_equal(x["image"][s].numpy(), own[s].image[order[s]])
+        np.testing.assert_array_equal(y[s].numpy(), own[s].label[order[s]])
+    with pytest.raises(ValueError, match="lengths"):
+        training.TrainingSet([make_mnist(50), make_mnist(40)], [5, 6], salt=1)
+    with pytest.raises(ValueError, match="for 3 repetitions"):
+        training.TrainingSet(own, [5, 6, 7], salt=1)
+
+
+def test_fit_draws_a_new_order_every_epoch(mnist_like):
+    network = build_network(5, hidden_units=8, seeds=(3, 4))
+    data_set = training.TrainingSet(mnist_like, network.seeds, salt=0)
+    model = training.ContinualModel(network, DOMAIN, data_set)
+    training.fit(model, None, epochs=3, batch_size=64, learning_rate=1e-3, verbose=0)
+    np.testing.assert_array_equal(data_set.order.numpy(), data_set.permutations(2))  # the last epoch's
 
 
 @pytest.mark.parametrize("kind", ["domain", "task", "class"])
@@ -36,26 +121,74 @@ def test_fit_learns_the_synthetic_tasks_in_every_scenario(make_mnist, kind):
     train = data.Split.concat(*split_into_tasks(make_mnist(600, seed=1), scenario))
     test = data.Split.concat(*split_into_tasks(make_mnist(200, seed=2), scenario))
     training.seed_everything(0)
-    net = build_mlp(scenario.num_outputs, hidden_units=32)
+    net = build_network(scenario.num_outputs, hidden_units=32, seeds=(0, 1))
     before = metrics.accuracy(net, test, scenario)
-    model = training.ContinualModel(net, scenario)
-    training.fit(model, train, None, epochs=5, batch_size=32, learning_rate=3e-3, verbose=0)
-    assert metrics.accuracy(net, test, scenario) > max(0.9, before + 0.3)
+    model = training.ContinualModel(net, scenario, training.TrainingSet(train, net.seeds, salt=0))
+    training.fit(model, None, epochs=5, batch_size=32, learning_rate=3e-3, verbose=0)
+    after = metrics.accuracy(net, test, scenario)
+    assert after.shape == (2,)
+    assert np.all(after > np.maximum(0.9, before + 0.3)), (before, after)
 
 
-def test_task_scenario_accuracy_uses_only_the_examples_own_head():
-    class Fixed(keras.Model):
-        """Logits 0..9 for every image: head 0 is [0..4] (argmax 4), head 1 is [5..9] (argmax 4)."""
-
-        def call(self, x):
-            return keras.ops.tile(keras.ops.arange(10, dtype="float32")[None], (keras.ops.shape(x)[0], 1))
-
-    scenario = Scenario("task", EVEN_ODD)
-    images = np.zeros((4, 28, 28, 1), np.float32)
-    split = data.Split(images, np.array([4, 4, 0, 3]), np.zeros(4, np.uint8), np.array([0, 1, 0, 1], np.int32))
-    assert metrics.accuracy(Fixed(), split, scenario) == 0.5
-    # the same logits without task identity: the argmax is output 9, which no label here names
-    assert metrics.accuracy(Fixed(), split, Scenario("class", EVEN_ODD)) == 0.0
+def test_task_accuracy_log_writes_means_ci95_and_every_repetition(make_mnist, tmp_path):
+    """Repetition s made to answer class s whatever the image: its accuracy on a split is the share of labels s,
+    so both logs are checked against numpy and scipy, not against the model."""
+    tasks = split_into_tasks(make_mnist(400, seed=3), DOMAIN)
+    # unbalanced classes (6, 10, 14, ... examples of label 0, 1, 2, ...), so that the repetitions' accuracies differ
+    tests = {
+        name: split.subset(np.concatenate([np.flatnonzero(split.label == c)[: 6 + 4 * c + t] for c in range(5)]))
+        for t, (name, split) in enumerate(zip(DOMAIN.names, tasks, strict=True))
+    }
+    net = build_network(5, hidden_units=8, seeds=(5, 6, 7))
+    log = training.TaskAccuracyLog(tests, DOMAIN, tmp_path / "epochs.csv", tmp_path / "reps.csv", "task_a", net)
+    log.on_train_begin()  # epoch 0
+    bias = np.zeros((3, 5), np.float32)
+    bias[[0, 1, 2], [0, 1, 2]] = 1e4
+    net.logits.bias.assign(bias)
+    log.task = "task_b"
+    logs = {"loss": 1.25, "penalty": 0.5}
+    log.on_epoch_end(0, logs)
+    expected = {name: np.array([np.mean(split.label == s) for s in range(3)]) for name, split in tests.items()}
+    with open(tmp_path / "epochs.csv", newline="") as handle:
+        reader = csv.DictReader(handle)
+        rows = list(reader)
+    assert reader.fieldnames == [
+        "epoch",
+        "task",
+        "task_a_accuracy",
+        "task_a_accuracy_ci95",
+        "task_b_accuracy",
+        "task_b_accuracy_ci95",
+        "loss",
+        "penalty",
+    ]
+    assert [(r["epoch"], r["task"]) for r in rows] == [("0", "task_a"), ("1", "task_b")]
+    assert rows[0]["loss"] == "" and float(rows[1]["loss"]) == 1.25 and float(rows[1]["penalty"]) == 0.5
+    for name, values in expected.items():
+        assert len(np.unique(values)) == 3  # the interval is not trivially 0
+        mean = np.mean(values)
+        low, high = stats.t.interval(0.95, 2, loc=mean, scale=stats.sem(values))
+        assert float(rows[1][f"{name}_accuracy"]) == pytest.approx(mean, abs=1e-6)
+        assert float(rows[1][f"{name}_accuracy_ci95"]) == pytest.approx((high - low) / 2, abs=1e-6)
+        assert logs[f"{name}_accuracy"] == pytest.approx(mean, abs=1e-6)  # later callbacks see it too
+        before = metrics.accuracy(build_network(5, hidden_units=8, seeds=(5, 6, 7)), tests[name], DOMAIN)
+        assert float(rows[0][f"{name}_accuracy"]) == pytest.approx(np.mean(before), abs=1e-6)
+    with open(tmp_path / "reps.csv", newline="") as handle:
+        reader = csv.DictReader(handle)
+        repetitions = list(reader)
+    assert reader.fieldnames == ["epoch", "task", "seed", "task_a_accuracy", "task_b_accuracy"]
+    assert [(r["epoch"], r["task"], r["seed"]) for r in repetitions] == [
+        ("0", "task_a", "5"),
+        ("0", "task_a", "6"),
+        ("0", "task_a", "7"),
+        ("1", "task_b", "5"),
+        ("1", "task_b", "6"),
+        ("1", "task_b", "7"),
+    ]
+    for name, values in expected.items():
+        got = [float(r[f"{name}_accuracy"]) for r in repetitions[3:]]
+        np.testing.assert_allclose(got, values, atol=1e-6)
+        assert np.mean(got) == pytest.approx(float(rows[1][f"{name}_accuracy"]), abs=2e-6)
 
 
 def test_a_sequence_logs_every_task_and_epoch(make_mnist, tmp_path):
@@ -63,9 +196,10 @@ def test_a_sequence_logs_every_task_and_epoch(make_mnist, tmp_path):
     train = split_into_tasks(make_mnist(600, seed=1), scenario)
     tests = dict(zip(scenario.names, split_into_tasks(make_mnist(200, seed=2), scenario), strict=True))
     training.seed_everything(0)
-    net = build_mlp(scenario.num_outputs, hidden_units=16)
-    training.fit(training.ContinualModel(net, scenario), train[0], None, 2, 32, 3e-3, verbose=0)
-    log = training.TaskAccuracyLog(tests, scenario, tmp_path / "epochs.csv", task="task_a")
+    net = build_network(scenario.num_outputs, hidden_units=16, seeds=(0, 1))
+    model = training.ContinualModel(net, scenario, training.TrainingSet(train[0], net.seeds, salt=0))
+    training.fit(model, None, 2, 32, 3e-3, verbose=0)
+    log = training.TaskAccuracyLog(tests, scenario, tmp_path / "epochs.csv", tmp_path / "reps.csv", task="task_a")
     ended = []
 
     class Recorder(Naive):
@@ -87,16 +221,31 @@ def test_a_sequence_logs_every_task_and_epoch(make_mnist, tmp_path):
     matrix = metrics.accuracy_matrix(rows, scenario.names)
     assert np.array(matrix).shape == (3, 3)
     assert matrix[2] == [float(rows[-1][f"{n}_accuracy"]) for n in scenario.names]
-    assert matrix[2][2] == metrics.accuracy(net, tests["task_c"], scenario)
+    final = {name: metrics.accuracy(net, split, scenario) for name, split in tests.items()}
+    assert matrix[2][2] == round(float(np.mean(final["task_c"])), 6)
+    # the per-repetition log follows the same epochs, one row per seed, and gives each repetition's matrix
+    repetitions = metrics.read_log(tmp_path / "reps.csv")
+    assert [(int(r["epoch"]), r["task"], int(r["seed"])) for r in repetitions] == [
+        (e, t, s) for e, t in [(int(r["epoch"]), r["task"]) for r in rows] for s in (0, 1)
+    ]
+    for s, (seed, own) in enumerate(metrics.by_seed(repetitions).items()):
+        assert seed == s
+        own_matrix = metrics.accuracy_matrix(own, scenario.names)
+        assert own_matrix[2] == [round(float(final[n][s]), 6) for n in scenario.names]
+    means = np.mean([metrics.accuracy_matrix(own, scenario.names) for own in metrics.by_seed(repetitions).values()], 0)
+    np.testing.assert_allclose(means, matrix, atol=1e-6)
 
 
 def test_finetune_logs_penalty_and_per_epoch_task_accuracy(make_mnist, tmp_path):
     task_a, task_b = split_into_tasks(make_mnist(1000, seed=1), DOMAIN)
     training.seed_everything(0)
-    net = build_mlp(5, hidden_units=16)
-    training.fit(training.ContinualModel(net, DOMAIN), task_a, None, 3, 32, 3e-3, verbose=0)
+    net = build_network(5, hidden_units=16, seeds=(0, 1))
+    training.fit(
+        training.ContinualModel(net, DOMAIN, training.TrainingSet(task_a, net.seeds, 0)), None, 3, 32, 3e-3, verbose=0
+    )
     accuracy_a = metrics.accuracy(net, task_a, DOMAIN)
-    log = training.TaskAccuracyLog({"task_a": task_a, "task_b": task_b}, DOMAIN, tmp_path / "epochs.csv", "task_a")
+    tests = {"task_a": task_a, "task_b": task_b}
+    log = training.TaskAccuracyLog(tests, DOMAIN, tmp_path / "epochs.csv", tmp_path / "reps.csv", "task_a")
     log.task = "task_b"
     history = training.finetune(
         net,
@@ -104,6 +253,7 @@ def test_finetune_logs_penalty_and_per_epoch_task_accuracy(make_mnist, tmp_path)
         DOMAIN,
         task_b,
         task_b,
+        1,
         epochs=3,
         batch_size=32,
         learning_rate=1e-3,
@@ -113,77 +263,24 @@ def test_finetune_logs_penalty_and_per_epoch_task_accuracy(make_mnist, tmp_path)
     with open(tmp_path / "epochs.csv") as handle:
         rows = list(csv.DictReader(handle))
     assert [int(r["epoch"]) for r in rows] == [0, 1, 2, 3]
-    assert {"task_a_accuracy", "task_b_accuracy", "loss", "penalty", "val_loss"} <= set(rows[0]) | set(rows[1])
-    assert float(rows[0]["task_a_accuracy"]) == accuracy_a  # epoch 0: before fine-tuning
+    assert {"task_a_accuracy", "task_a_accuracy_ci95", "task_b_accuracy", "loss", "penalty", "val_loss"} <= set(rows[1])
+    assert float(rows[0]["task_a_accuracy"]) == round(float(np.mean(accuracy_a)), 6)  # epoch 0: before fine-tuning
     assert rows[0]["penalty"] == ""  # nothing trained yet
     penalties = [float(r["penalty"]) for r in rows[1:]]
     assert all(p > 0 for p in penalties)
-    assert history.history["penalty"] == keras.ops.convert_to_numpy(penalties).tolist()
+    np.testing.assert_allclose(history.history["penalty"], penalties, atol=1e-6)
     assert float(rows[-1]["task_b_accuracy"]) > float(rows[0]["task_b_accuracy"])
-
-
-def test_task_metrics_keys_forgetting_matrix_and_bwt():
-    assert metrics.task_metrics({"task_a": 0.9, "task_b": 0.5}, None, None) == {
-        "task_a_accuracy": 0.9,
-        "task_b_accuracy": 0.5,
-        "mean_accuracy": 0.7,
-    }
-    matrix = [[0.98, 0.1, 0.0], [0.5, 0.99, 0.2], [0.25, 0.6, 0.97]]
-    result = metrics.task_metrics({"task_a": 0.25, "task_b": 0.6, "task_c": 0.97}, 0.98, matrix)
-    assert result["mean_accuracy"] == pytest.approx((0.25 + 0.6 + 0.97) / 3, abs=1e-6)
-    assert result["task_a_forgetting"] == 0.73
-    assert result["bwt"] == pytest.approx(((0.25 - 0.98) + (0.6 - 0.99)) / 2, abs=1e-6)
-    assert "accuracy_matrix" not in result  # its own file: matrix_records
-    only_a = metrics.task_metrics({"task_a": 0.98, "task_b": 0.1}, None, [[0.98, 0.1]])
-    assert set(only_a) == {"task_a_accuracy", "task_b_accuracy", "mean_accuracy"}
-
-
-def test_matrix_records_are_the_last_row_of_each_stretch():
-    def row(task, a, b):
-        return {"task": task, "task_a_accuracy": str(a), "task_b_accuracy": str(b)}
-
-    names = ["task_a", "task_b"]
-    rows = [row("task_a", 0.9, 0.1), row("task_b", 0.6, 0.8), row("task_b", 0.5, 0.95)]
-    assert metrics.matrix_records(rows, names) == [
-        {"trained": "task_a", "task": "task_a", "accuracy": 0.9},
-        {"trained": "task_a", "task": "task_b", "accuracy": 0.1},
-        {"trained": "task_b", "task": "task_a", "accuracy": 0.5},
-        {"trained": "task_b", "task": "task_b", "accuracy": 0.95},
-    ]
-    assert [r["trained"] for r in metrics.matrix_records([row("joint", 0.9, 0.8)], names)] == ["joint", "joint"]
-
-
-def test_accuracy_matrix_needs_a_log_that_follows_the_sequence():
-    def row(task, a, b):
-        return {"task": task, "task_a_accuracy": str(a), "task_b_accuracy": str(b)}
-
-    names = ["task_a", "task_b"]
-    rows = [row("task_a", 0.9, 0.1), row("task_b", 0.6, 0.8), row("task_b", 0.5, 0.95)]
-    assert metrics.accuracy_matrix(rows, names) == [[0.9, 0.1], [0.5, 0.95]]
-    assert metrics.accuracy_matrix([row("joint", 0.9, 0.9)], names) is None
-    assert metrics.accuracy_matrix([row("task_b", 0.9, 0.9)], names) is None
-
-
-def test_accuracy_uses_argmax_of_logits():
-    class Fixed(keras.Model):
-        def call(self, x):
-            return keras.ops.one_hot(keras.ops.cast(keras.ops.sum(x, axis=(1, 2, 3)), "int32"), 5)
-
-    images = np.zeros((4, 28, 28, 1), np.float32)
-    images[:, 0, 0, 0] = [0, 1, 2, 3]
-    split = data.Split(images, np.array([0, 1, 2, 0]), np.zeros(4, np.uint8), np.zeros(4, np.int32))
-    assert metrics.accuracy(Fixed(), split, DOMAIN) == 0.75
 
 
 def test_a_loss_that_becomes_nan_stops_training_with_one_line(mnist_like):
     """An L2 strength so large that the penalty overflows: the stage must stop, naming the epoch, the task and
     the params to lower, instead of training on NaN and writing chance-level metrics."""
     training.seed_everything(0)
-    net = build_mlp(5, hidden_units=8)
+    net = build_network(5, hidden_units=8, seeds=(0, 1))
     strategy = L2(1e38, {k: v + 1e3 for k, v in weights_by_path(net).items()})
     with pytest.raises(ForgettingError) as error:
         training.finetune(
-            net, strategy, DOMAIN, mnist_like, None, "task_b", epochs=3, batch_size=32, learning_rate=1e-3, verbose=0
+            net, strategy, DOMAIN, mnist_like, None, 1, epochs=3, batch_size=32, learning_rate=1e-3, verbose=0
         )
     message = str(error.value)
     assert message.startswith("the loss became inf in epoch 1 of training on task_b: ") or message.startswith(
@@ -193,7 +290,24 @@ def test_a_loss_that_becomes_nan_stops_training_with_one_line(mnist_like):
 
 
 def test_training_a_new_model_blames_its_learning_rate(mnist_like):
-    params = {"seed": 0, "model": {"hidden_units": 8, "dropout": 0.0}, "train": {"batch_size": 32}}
+    params = _params(0, 2, hidden_units=8)
     params["train"]["learning_rate"] = 1e30
     with pytest.raises(ForgettingError, match=r"training on task_a: lower train\.learning_rate in params\.yaml"):
         training.train_new_model(params, DOMAIN, mnist_like, None, epochs=2)
+
+
+def test_logged_loss_and_accuracy_are_means_over_repetitions(mnist_like):
+    """``loss`` is the mean over repetitions of each one's mean cross-entropy (+ penalty); validation shares its
+    examples with every repetition."""
+    net = build_network(5, hidden_units=8, seeds=(3, 4, 5))
+    model = training.ContinualModel(net, DOMAIN, training.TrainingSet(mnist_like, net.seeds, salt=0))
+    model.compile(optimizer=keras.optimizers.Adam(0.0))
+    result = model.evaluate(
+        mnist_like.inputs(), mnist_like.label, batch_size=len(mnist_like), verbose=0, return_dict=True
+    )
+    logits = net.per_repetition(mnist_like.image).numpy().astype(np.float64)
+    logits -= logits.max(axis=-1, keepdims=True)
+    log_p = logits - np.log(np.exp(logits).sum(axis=-1, keepdims=True))
+    cross_entropy = -np.take_along_axis(log_p, np.broadcast_to(mnist_like.label, (3, len(mnist_like)))[..., None], -1)
+    assert result["loss"] == pytest.approx(cross_entropy.mean(axis=(1, 2)).mean(), rel=1e-5)
+    assert result["accuracy"] == pytest.approx(np.mean(metrics.accuracy(net, mnist_like, DOMAIN)), abs=1e-6)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
+from scipy import stats
 
 from forgetting.data import Split
 from forgetting.errors import ForgettingError
@@ -16,18 +17,28 @@ from forgetting.files import atomic_output
 from forgetting.scenarios import Scenario
 
 
-def accuracy(network: keras.Model, split: Split, scenario: Scenario, batch_size: int = 2048) -> float:
-    """Top-1 accuracy of the scenario's logits for ``split`` (Keras' SparseCategoricalAccuracy).
+def accuracy(network: keras.Model, split: Split, scenario: Scenario, batch_size: int = 2048) -> np.ndarray:
+    """Top-1 accuracy of each repetition of ``network`` (a ``StackedMLP``) on ``split``, from the scenario's
+    logits: an array of S values.
 
     Calls the network directly on large batches: ``model.predict`` builds a tf.data pipeline per call, which costs
     more than the forward pass itself when accuracy is taken after every epoch.
     """
-    metric = keras.metrics.SparseCategoricalAccuracy()
+    correct = np.zeros(network.repetitions, np.int64)
     for start in range(0, len(split), batch_size):
         stop = start + batch_size
-        logits = scenario.select(network(split.image[start:stop], training=False), split.task[start:stop])
-        metric.update_state(split.label[start:stop], logits)
-    return float(metric.result())
+        logits = scenario.select(network.per_repetition(split.image[start:stop]), split.task[start:stop])
+        correct += np.sum(np.argmax(logits.numpy(), axis=-1) == split.label[None, start:stop], axis=1)
+    return correct / max(len(split), 1)
+
+
+def ci95(values) -> float:
+    """The half-width of the 95% confidence interval of the mean of ``values`` (Student t, n - 1 degrees of
+    freedom): t_0.975,n-1 * sd / sqrt(n), with sd the sample standard deviation; 0 for a single value."""
+    values = np.asarray(values, np.float64)
+    if len(values) < 2:
+        return 0.0
+    return float(stats.t.ppf(0.975, len(values) - 1) * stats.sem(values))
 
 
 def read_log(path: str | Path) -> list[dict[str, str]]:
@@ -55,10 +66,28 @@ def accuracy_matrix(rows: list[dict[str, str]], names: list[str]) -> list[list[f
     return [[float(last[i][f"{j}_accuracy"]) for j in names] for i in trained]
 
 
+def paired_difference(a, b) -> tuple[float, float, float]:
+    """(mean of a - b, its 95% confidence half-width, the paired t-test's two-sided p-value) over repetitions
+    that share their seeds (the same task-A model, data order and initialisation), so seed-to-seed variation
+    common to both cancels. p is NaN when every difference is the same."""
+    difference = np.asarray(a, np.float64) - np.asarray(b, np.float64)
+    p = float(stats.ttest_rel(a, b).pvalue) if len(difference) > 1 and np.ptp(difference) > 0 else float("nan")
+    return float(np.mean(difference)), ci95(difference), p
+
+
+def by_seed(rows: list[dict[str, str]]) -> dict[int, list[dict[str, str]]]:
+    """A per-repetition log's rows (``TaskAccuracyLog``'s ``repetitions_path``), grouped by repetition seed."""
+    groups: dict[int, list[dict[str, str]]] = {}
+    for row in rows:
+        groups.setdefault(int(row["seed"]), []).append(row)
+    return groups
+
+
 def matrix_records(rows: list[dict[str, str]], names: list[str]) -> list[dict[str, str | float]]:
     """The accuracy matrix in long form, for DVC's plots and ``metrics/accuracy_matrix/<model>.json``: one record
     ``{"trained": <task trained last>, "task": <task tested>, "accuracy": ...}`` per task tested, after each
-    stretch of the per-epoch log (each task of a sequence; the single ``joint`` stretch for the joint model)."""
+    stretch of the per-epoch log (each task of a sequence; the single ``joint`` stretch for the joint model);
+    accuracy is the mean over repetitions."""
     return [
         {"trained": trained, "task": name, "accuracy": round(float(row[f"{name}_accuracy"]), 6)}
         for trained, row in last_rows(rows).items()
@@ -66,20 +95,84 @@ def matrix_records(rows: list[dict[str, str]], names: list[str]) -> list[dict[st
     ]
 
 
+def epoch_records(rows: list[dict[str, str]], names: list[str]) -> list[dict[str, str | float]]:
+    """Every task's test accuracy per epoch in long form, for DVC's plots (``metrics/accuracy_per_epoch/``): one
+    record ``{"epoch", "trained", "task", "accuracy", "low", "high"}`` per epoch and task, with the mean over
+    repetitions and its 95% confidence interval, from the per-epoch log (``TaskAccuracyLog``'s ``path``)."""
+    records = []
+    for row in rows:
+        for name in names:
+            mean, half = float(row[f"{name}_accuracy"]), float(row.get(f"{name}_accuracy_ci95") or 0.0)
+            records.append(
+                {
+                    "epoch": int(row["epoch"]),
+                    "trained": row["task"],
+                    "task": name,
+                    "accuracy": round(mean, 6),
+                    "low": round(mean - half, 6),
+                    "high": round(mean + half, 6),
+                }
+            )
+    return records
+
+
 def task_metrics(final: dict[str, float], reference_a: float | None, matrix: list[list[float]] | None) -> dict:
-    """The metrics of one model: ``<task>_accuracy`` on every task's test split and their mean; for a model
-    trained on from the task-A model, ``task_a_forgetting`` = the task-A model's task-A accuracy minus this
-    model's; and with the accuracy matrix R of a whole sequence of T tasks, ``bwt`` = 1/(T-1) * sum_{i<T-1}
-    (R[T-1][i] - R[i][i]). (R itself goes to its own file, ``matrix_records``, to keep ``dvc metrics show``
-    readable.)"""
-    metrics = {f"{name}_accuracy": round(value, 6) for name, value in final.items()}
-    metrics["mean_accuracy"] = round(float(np.mean(list(final.values()))), 6)
+    """The metrics of one model (one repetition): ``<task>_accuracy`` on every task's test split and their mean;
+    for a model trained on from the task-A model, ``task_a_forgetting`` = the task-A model's task-A accuracy minus
+    this model's; and with the accuracy matrix R of a whole sequence of T tasks, ``bwt`` = 1/(T-1) *
+    sum_{i<T-1} (R[T-1][i] - R[i][i]). (R itself goes to its own file, ``matrix_records``, to keep ``dvc metrics
+    show`` readable.)"""
+    metrics = {f"{name}_accuracy": float(value) for name, value in final.items()}
+    metrics["mean_accuracy"] = float(np.mean(list(final.values())))
     if reference_a is not None:
-        metrics["task_a_forgetting"] = round(reference_a - final["task_a"], 6)
+        metrics["task_a_forgetting"] = float(reference_a - final["task_a"])
     if matrix is not None and len(matrix) == len(final) > 1:
         last = len(final) - 1
-        metrics["bwt"] = round(float(np.mean([matrix[last][i] - matrix[i][i] for i in range(last)])), 6)
+        metrics["bwt"] = float(np.mean([matrix[last][i] - matrix[i][i] for i in range(last)]))
     return metrics
+
+
+def repetition_metrics(
+    seeds: list[int],
+    final: dict[str, np.ndarray],
+    reference_a: np.ndarray | None,
+    repetition_rows: list[dict[str, str]],
+    names: list[str],
+) -> dict[str, list[float]]:
+    """``task_metrics`` of every repetition (``final``: each task's accuracies, one per repetition;
+    ``reference_a``: the task-A model's task-A accuracy per repetition; ``repetition_rows``: the per-repetition
+    training log, which gives each one's accuracy matrix): ``{"seed": seeds, <metric>: [one value per
+    repetition], ...}``."""
+    logs = by_seed(repetition_rows)
+    if sorted(logs) != sorted(seeds):
+        raise ForgettingError(
+            f"the training log holds the repetitions {sorted(logs)}, the model {seeds}: run `dvc repro` (the "
+            "stage that trained the model)"
+        )
+    each = [
+        task_metrics(
+            {task: values[r] for task, values in final.items()},
+            None if reference_a is None else reference_a[r],
+            accuracy_matrix(logs[seed], names),
+        )
+        for r, seed in enumerate(seeds)
+    ]
+    if any(m.keys() != each[0].keys() for m in each):
+        raise ForgettingError(
+            "the per-repetition training log does not follow every repetition through the same tasks: run `dvc "
+            "repro` (the stage that trained the model)"
+        )
+    return {"seed": list(seeds)} | {key: [round(m[key], 6) for m in each] for key in each[0]}
+
+
+def summary(repetitions: dict[str, list[float]]) -> dict[str, float]:
+    """Each metric's mean over the repetitions and its 95% confidence half-width, ``<metric>_ci95`` (``ci95``)."""
+    result = {}
+    for key, values in repetitions.items():
+        if key != "seed":
+            result[key] = round(float(np.mean(values)), 6)
+            result[f"{key}_ci95"] = round(ci95(values), 6)
+    return result
 
 
 def write_metrics(metrics: dict | list, path: str | Path) -> None:

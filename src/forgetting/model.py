@@ -1,14 +1,22 @@
-"""The network: Flatten -> Dense(hidden, relu) -> Dropout -> Dense(outputs) logits, and its checkpoints.
+"""The network: S independent repetitions of the MLP  Flatten -> Dense(hidden, relu) -> Dropout -> Dense(outputs)
+logits, trained together as one model with a leading repetition axis (a "stacked seed axis"), and its checkpoints.
 
-The number of logits is the scenario's (``Scenario.num_outputs``): 5 for the two-task domain scenario."""
+Every weight has a leading repetition dimension (``hidden/kernel`` is (S, 784, hidden)); repetition s is the MLP
+whose weights are slice s, initialised from its own seed (``seeds[s]``) and never mixed with another's: each
+layer is a batched matrix product over the repetitions, so the repetitions' computations are the same as if each
+were trained alone (``forgetting.training`` gives each its own data order and sums their losses, so each one's
+gradient is exactly its own). The number of logits is the scenario's (``Scenario.num_outputs``).
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from forgetting.errors import ForgettingError
 from forgetting.files import ZIP_EPOCH, atomic_output, cheapest_fix, restamp_zip
@@ -19,8 +27,149 @@ IMAGE_SHAPE = (28, 28, 1)
 STEPS_PER_EXECUTION = 32
 
 
+def sum_over_batch(x: tf.Tensor) -> tf.Tensor:
+    """x (S, batch, units) summed over the batch, (S, units), as a batched product with ones: each repetition's
+    sum is one matrix product of its own, added in the same order whatever else is stacked beside it (a
+    ``reduce_sum`` over the middle axis adds in another order for S = 1 than for S > 1 at some widths)."""
+    ones = tf.ones(tf.stack([tf.shape(x)[0], 1, tf.shape(x)[1]]), x.dtype)
+    return tf.matmul(ones, x)[:, 0, :]
+
+
+@tf.custom_gradient
+def _add_bias(z: tf.Tensor, bias: tf.Tensor):
+    """z (S, batch, units) + bias (S, units), whose bias gradient is ``sum_over_batch``."""
+
+    def gradient(upstream):
+        return upstream, sum_over_batch(upstream)
+
+    return z + bias[:, None, :], gradient
+
+
+@keras.saving.register_keras_serializable(package="forgetting")
+class StackedDense(keras.layers.Layer):
+    """S dense layers side by side: z[s] = a[s] @ kernel[s] + bias[s], kernel (S, inputs, units), bias (S, units).
+
+    The input is (batch, inputs), shared by every repetition, or (S, batch, inputs), one batch per repetition;
+    the output is (S, batch, units)."""
+
+    def __init__(self, repetitions: int, units: int, activation: str | None = None, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.repetitions, self.units = int(repetitions), int(units)
+        self.activation = keras.activations.get(activation)
+
+    def build(self, input_shape) -> None:
+        inputs = int(input_shape[-1])
+        self.kernel = self.add_weight(name="kernel", shape=(self.repetitions, inputs, self.units), initializer="zeros")
+        self.bias = self.add_weight(name="bias", shape=(self.repetitions, self.units), initializer="zeros")
+
+    def pre_activation(self, a: tf.Tensor) -> tf.Tensor:
+        if len(a.shape) == 2:  # one batch for all repetitions: copied for each, so that each product is computed
+            # as in training (a broadcast product takes another kernel, which rounds differently)
+            a = tf.broadcast_to(a[None], tf.concat([[self.repetitions], tf.shape(a)], axis=0))
+        return _add_bias(tf.matmul(a, self.kernel.value), self.bias.value)
+
+    def call(self, a):
+        return self.activation(self.pre_activation(a))
+
+    def get_config(self) -> dict:
+        activation = keras.activations.serialize(self.activation)
+        return {**super().get_config(), "repetitions": self.repetitions, "units": self.units, "activation": activation}
+
+
+@keras.saving.register_keras_serializable(package="forgetting")
+class StackedDropout(keras.layers.Layer):
+    """Dropout on (S, batch, units) with repetition s's mask drawn from its own seed (``seeds[s]``), so that a
+    repetition draws the same masks whatever else is stacked beside it."""
+
+    def __init__(self, rate: float, seeds: Sequence[int], **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.rate, self.seeds = float(rate), [int(s) for s in seeds]
+        self.generators = [keras.random.SeedGenerator(s) for s in self.seeds] if self.rate > 0 else []
+
+    def call(self, x, training=False):
+        if not training or self.rate == 0:
+            return x
+        return tf.stack([keras.random.dropout(x[s], self.rate, seed=g) for s, g in enumerate(self.generators)], axis=0)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "rate": self.rate, "seeds": self.seeds}
+
+
+@keras.saving.register_keras_serializable(package="forgetting")
+class StackedMLP(keras.Model):
+    """The S repetitions of the MLP. Called on images (batch, 28, 28, 1) it returns every repetition's logits,
+    (batch, S, outputs); ``per_repetition`` also takes one batch per repetition and keeps the repetition axis
+    first. ``repetition(model, s)`` gives repetition s as a plain Keras MLP."""
+
+    def __init__(
+        self, num_outputs: int, hidden_units: int = 128, dropout: float = 0.0, seeds: Sequence[int] = (0,), **kwargs
+    ) -> None:
+        super().__init__(**kwargs)
+        self.num_outputs, self.hidden_units, self.rate = int(num_outputs), int(hidden_units), float(dropout)
+        self.seeds = [int(s) for s in seeds]
+        self.hidden = StackedDense(len(self.seeds), self.hidden_units, "relu", name="hidden")
+        self.dropout = StackedDropout(self.rate, self.seeds, name="dropout")
+        self.logits = StackedDense(len(self.seeds), self.num_outputs, name="logits")
+
+    def build(self, input_shape=(None, *IMAGE_SHAPE)) -> None:
+        """Create the weights, named ``hidden/kernel``, ``hidden/bias``, ``logits/kernel``, ``logits/bias``
+        whether built here or by Keras when a checkpoint loads."""
+        self.hidden.build((None, int(np.prod(IMAGE_SHAPE))))
+        self.logits.build((None, self.hidden_units))
+        self.built = True
+
+    @property
+    def repetitions(self) -> int:
+        return len(self.seeds)
+
+    @property
+    def dense_layers(self) -> list[StackedDense]:
+        return [self.hidden, self.logits]
+
+    def per_repetition(self, images, training=False):
+        """Logits (S, batch, outputs) for images (batch, 28, 28, 1), shared, or (S, batch, 28, 28, 1)."""
+        shape = tf.shape(images)
+        flat = tf.reshape(images, tf.concat([shape[:-3], [-1]], axis=0))
+        if len(images.shape) == 4:
+            flat = tf.ensure_shape(flat, (None, int(np.prod(IMAGE_SHAPE))))
+        else:
+            flat = tf.ensure_shape(flat, (self.repetitions, None, int(np.prod(IMAGE_SHAPE))))
+        return self.logits(self.dropout(self.hidden(flat), training=training))
+
+    def call(self, images, training=False):
+        return tf.transpose(self.per_repetition(images, training), (1, 0, 2))
+
+    def get_config(self) -> dict:
+        return {
+            **super().get_config(),
+            "num_outputs": self.num_outputs,
+            "hidden_units": self.hidden_units,
+            "dropout": self.rate,
+            "seeds": self.seeds,
+        }
+
+
+def glorot_uniform(shape: tuple[int, int], seed: int, layer: int) -> np.ndarray:
+    """Keras' default Dense kernel initialisation, drawn by NumPy from (seed, layer number)."""
+    limit = np.sqrt(6.0 / (shape[0] + shape[1]))
+    return np.random.default_rng([seed, layer]).uniform(-limit, limit, size=shape).astype(np.float32)
+
+
+def build_network(
+    num_outputs: int, hidden_units: int = 128, dropout: float = 0.0, seeds: Sequence[int] = (0,)
+) -> StackedMLP:
+    """One MLP per seed, stacked: repetition s's kernels are Glorot-uniform draws from ``seeds[s]``, its biases
+    zero; its weights depend on nothing but its own seed."""
+    network = StackedMLP(num_outputs, hidden_units, dropout, seeds, name="mlp")
+    network.build((None, *IMAGE_SHAPE))
+    for number, layer in enumerate(network.dense_layers):
+        shape = tuple(layer.kernel.shape[1:])
+        layer.kernel.assign(np.stack([glorot_uniform(shape, seed, number) for seed in network.seeds]))
+    return network
+
+
 def build_mlp(num_outputs: int, hidden_units: int = 128, dropout: float = 0.0) -> keras.Model:
-    """The MLP; its variables are named by layer (``hidden/kernel``, ``logits/bias``, ...)."""
+    """A plain Keras MLP (one repetition); its variables are named by layer (``hidden/kernel``, ...)."""
     inputs = keras.Input(shape=IMAGE_SHAPE, name="image")
     x = keras.layers.Flatten(name="flatten")(inputs)
     x = keras.layers.Dense(hidden_units, activation="relu", name="hidden")(x)
@@ -29,15 +178,16 @@ def build_mlp(num_outputs: int, hidden_units: int = 128, dropout: float = 0.0) -
     return keras.Model(inputs, outputs, name="mlp")
 
 
-def compile_for_training(model: keras.Model, learning_rate: float) -> keras.Model:
-    """Adam and sparse categorical cross-entropy from logits, with accuracy as a Keras metric."""
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-        steps_per_execution=STEPS_PER_EXECUTION,
-    )
-    return model
+def repetition(network: StackedMLP, index: int) -> keras.Model:
+    """Repetition ``index`` of ``network`` as a plain Keras MLP (Dense layers, logits (batch, outputs))."""
+    if not 0 <= index < network.repetitions:
+        raise ForgettingError(
+            f"there is no repetition {index}: the model holds {network.repetitions} (0 to {network.repetitions - 1})"
+        )
+    plain = build_mlp(network.num_outputs, network.hidden_units, network.rate)
+    for layer in network.dense_layers:
+        plain.get_layer(layer.name).set_weights([layer.kernel.numpy()[index], layer.bias.numpy()[index]])
+    return plain
 
 
 def weights_by_path(model: keras.Model) -> dict[str, np.ndarray]:

@@ -13,7 +13,7 @@ import difflib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from forgetting.errors import ForgettingError
 
@@ -111,6 +111,9 @@ class Params(Section):
     """The whole of params.yaml."""
 
     seed: _integer("an integer from 0 to 2**32 - 1 (NumPy's seed range)", ge=0, lt=2**32)
+    seeds: _integer(
+        "an integer from 1 to 100 (repetitions trained together; 2 or more give confidence intervals)", ge=1, le=100
+    )
     scenario: Annotated[Literal[SCENARIOS], Field(description="one of " + ", ".join(SCENARIOS))]
     alpha: _number("a number >= 0 (0 turns EWC into naive fine-tuning)", ge=0)
     online_ewc: OnlineEWCParams
@@ -129,6 +132,16 @@ class Params(Section):
         Field(min_length=2, max_length=10, description=TASKS),
     ]
 
+    @model_validator(mode="after")
+    def _last_seed_in_range(self) -> Params:
+        last = self.seed + self.seeds - 1
+        if last >= 2**32:
+            raise ValueError(
+                f"seed = {self.seed} with seeds = {self.seeds} is invalid: the last repetition's seed, seed + "
+                f"{self.seeds - 1} = {last}, is past 2**32 - 1; lower seed or seeds"
+            )
+        return self
+
     @field_validator("tasks")
     @classmethod
     def _disjoint(cls, tasks: list[list[int]]) -> list[list[int]]:
@@ -142,6 +155,13 @@ class Params(Section):
                 )
             seen |= set(task)
         return tasks
+
+
+def repetition_seeds(params: dict[str, Any]) -> list[int]:
+    """The seeds of the repetitions that every model stage trains together: ``seed``, ``seed + 1``, ...
+    (``seeds`` of them). Repetition r of a run trains as it would alone, as the one repetition of seed + r (on the
+    same data: the split is the one ``seed`` picks)."""
+    return [params["seed"] + r for r in range(params["seeds"])]
 
 
 def validate(params: dict[str, Any]) -> Params:
@@ -196,6 +216,8 @@ def _explain(exc: ValidationError, params: dict[str, Any]) -> str:
     if error["type"] == "missing":
         return f"{PARAMS_FILE}: {key} is missing; add it (`git diff {PARAMS_FILE}` shows what changed)"
     value = _value_at(params, path)
+    if error["type"] == "value_error" and not path:  # a check across keys
+        return f"{PARAMS_FILE}: {error['ctx']['error']}"
     if error["type"] == "value_error":
         return f"{PARAMS_FILE}: {key} = {value!r} is invalid: {error['ctx']['error']}"
     problem = "is not a finite number" if error["type"] == "finite_number" else "is invalid"

@@ -86,8 +86,12 @@ class Scenario:
 
     def select(self, logits: tf.Tensor, task: tf.Tensor) -> tf.Tensor:
         """The logits that the loss and the prediction use: the example's own head in the task scenario, all
-        logits otherwise."""
+        logits otherwise. ``logits`` is (..., outputs), ``task`` the examples' task indices, broadcast to
+        ``logits``' leading dimensions (one per example, shared by every repetition, or one per repetition)."""
         if self.kind != "task":
             return logits
-        heads = tf.reshape(logits, (-1, len(self.tasks), self.width))
-        return tf.gather(heads, tf.cast(task, tf.int32), axis=1, batch_dims=1)
+        leading = tf.shape(logits)[:-1]
+        heads = tf.reshape(logits, tf.concat([leading, [len(self.tasks), self.width]], axis=0))
+        task = tf.broadcast_to(tf.cast(task, tf.int32), leading)[..., None]
+        rank = len(logits.shape) - 1
+        return tf.squeeze(tf.gather(heads, task, axis=rank, batch_dims=rank), axis=rank)

@@ -1,7 +1,16 @@
-"""Training, written once: Keras ``fit`` on the strategy's training data, its penalty added in ``compute_loss``.
+"""Training, written once: Keras ``fit`` over every repetition at once, the strategy's penalty added in
+``compute_loss``.
 
-Every model is trained through ``ContinualModel``, which feeds the images to the network and lets the scenario
-pick the logits that the loss and the accuracy see (the example's own head in the task scenario).
+The network holds S repetitions (``forgetting.model``). Each compiled step gathers each repetition's own batch
+(``TrainingSet``: repetition s visits the examples in its own seeded order, and may have its own examples, as
+replay's buffers are) and minimises
+
+    sum over repetitions s of  [ mean over s's batch of CE(scenario.select(logits_s)) + penalty_s ]
+
+so that each repetition's gradient (and Adam's update, which is per parameter) is exactly what it would be if it
+were trained alone: repetition s of S is the same training as a one-repetition run with seed ``seeds[s]``.
+Every model is trained through ``ContinualModel``, which lets the scenario pick the logits that the loss and the
+accuracy see (the example's own head in the task scenario).
 """
 
 from __future__ import annotations
@@ -9,15 +18,18 @@ from __future__ import annotations
 import csv
 import math
 import sys
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from forgetting.data import Split
 from forgetting.errors import ForgettingError
-from forgetting.metrics import accuracy
-from forgetting.model import build_mlp, compile_for_training
+from forgetting.metrics import accuracy, ci95
+from forgetting.model import STEPS_PER_EXECUTION, StackedMLP, build_network
+from forgetting.params import repetition_seeds
 from forgetting.scenarios import Scenario
 from forgetting.strategies import Strategy
 from forgetting.strategies.base import PathIntegral
@@ -29,86 +41,183 @@ def seed_everything(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
-class ContinualModel(keras.Model):
-    """Wraps a network so that ``fit`` minimises  loss(scenario.select(logits)) + strategy.penalty(...).
+def as_uint8(images: np.ndarray) -> np.ndarray:
+    """[0, 1] images (multiples of 1/255, as ``data.make_split`` makes them) back to their uint8 pixels, exactly:
+    a quarter of the memory, and ``uint8 / 255`` in float32 gives back the same floats."""
+    return np.rint(np.asarray(images, np.float32) * np.float32(255.0)).astype(np.uint8)
 
-    Inputs are ``Split.inputs()`` ({"image", "task"}). The penalty is logged as a metric. With a ``PathIntegral``
-    every training step also adds -g * (theta after - theta before) to it (Synaptic Intelligence); the step
-    itself is Keras' own, so the weights are the same with or without recording.
+
+class TrainingSet:
+    """The examples each repetition trains on, and the order it visits them in.
+
+    Built from one split shared by every repetition, or from one split per repetition (all of one length). The
+    images are kept as uint8 (and scaled in the compiled step). ``shuffle(epoch)`` draws each repetition's own
+    permutation for the epoch from (its seed, ``salt``, epoch); ``batch(positions)`` gathers, for positions
+    p of the epoch, example order[s, p] of repetition s's examples: (images (S, B, 28, 28, 1), {task}, labels).
+    """
+
+    def __init__(self, splits: Split | Sequence[Split] | Iterable[Split], seeds: Sequence[int], salt: int) -> None:
+        splits = [splits] if isinstance(splits, Split) else splits
+        images, labels, tasks = [], [], []
+        for split in splits:  # one at a time: a generator's splits are converted (to uint8) as they come
+            images.append(as_uint8(split.image))
+            labels.append(np.asarray(split.label, np.int32))
+            tasks.append(np.asarray(split.task, np.int32))
+        lengths = {len(label) for label in labels}
+        if len(lengths) != 1 or len(images) not in (1, len(seeds)):
+            raise ValueError(f"{len(images)} training sets of lengths {sorted(lengths)} for {len(seeds)} repetitions")
+        self.seeds, self.salt, self.length = list(seeds), int(salt), lengths.pop()
+        self.shared = len(images) == 1
+        self.images = tf.constant(np.concatenate(images))
+        self.labels = tf.constant(np.concatenate(labels))
+        self.tasks = tf.constant(np.concatenate(tasks))
+        del images
+        offsets = np.zeros(len(seeds)) if self.shared else np.arange(len(seeds)) * self.length
+        self.offsets = tf.constant(offsets[:, None], tf.int32)
+        self.order = tf.Variable(tf.zeros((len(seeds), self.length), tf.int32), trainable=False)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def permutations(self, epoch: int) -> np.ndarray:
+        return np.stack([np.random.default_rng([s, self.salt, epoch]).permutation(self.length) for s in self.seeds])
+
+    def shuffle(self, epoch: int) -> None:
+        self.order.assign(self.permutations(epoch).astype(np.int32))
+
+    def batch(self, positions: tf.Tensor) -> tuple[tf.Tensor, dict, tf.Tensor]:
+        index = tf.gather(self.order, tf.cast(positions, tf.int32), axis=1) + self.offsets
+        images = tf.cast(tf.gather(self.images, index), tf.float32) / 255.0
+        return {"image": images, "task": tf.gather(self.tasks, index)}, tf.gather(self.labels, index)
+
+
+class Reshuffle(keras.callbacks.Callback):
+    """Draws every repetition's order for each epoch (``TrainingSet.shuffle``) before the epoch starts."""
+
+    def __init__(self, data: TrainingSet) -> None:
+        super().__init__()
+        self.data = data
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.data.shuffle(epoch)
+
+
+class ContinualModel(keras.Model):
+    """Wraps a ``StackedMLP`` so that ``fit`` minimises, per repetition, loss(scenario.select(logits)) +
+    strategy.penalty(...), summed over repetitions (the module docstring).
+
+    ``fit`` is given the positions 0..N-1 of the epoch (``TrainingSet``); validation data are shared by every
+    repetition. Logged: ``loss`` (mean over repetitions of each one's loss + penalty), ``penalty`` and
+    ``accuracy`` (means over repetitions). With a ``PathIntegral`` every step also adds -g * (theta after the step -
+    theta before it) to it (Synaptic Intelligence); the step itself is Keras' optimiser's.
     """
 
     def __init__(
         self,
-        network: keras.Model,
+        network: StackedMLP,
         scenario: Scenario,
+        data: TrainingSet,
         strategy: Strategy | None = None,
         path_integral: PathIntegral | None = None,
     ) -> None:
         super().__init__(name=f"{network.name}_{scenario.kind}")
         self.network = network
         self.scenario = scenario
+        self.data = data
         self.strategy = strategy or Strategy()
         self.path_integral = path_integral
+        self.loss_tracker = keras.metrics.Mean(name="loss")
         self.penalty_tracker = keras.metrics.Mean(name="penalty")
+        self.accuracy_tracker = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker, self.penalty_tracker, self.accuracy_tracker]
 
     def call(self, inputs, training=False):
-        return self.scenario.select(self.network(inputs["image"], training=training), inputs["task"])
+        """Logits (S, batch, scenario outputs) for {"image", "task"}: shared or one batch per repetition."""
+        return self.scenario.select(self.network.per_repetition(inputs["image"], training), inputs["task"])
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        loss = super().compute_loss(x, y, y_pred, sample_weight, training)
-        penalty = self.strategy.penalty(self.network, x, y_pred)
-        self.penalty_tracker.update_state(penalty)
-        return loss + penalty
+        """Per repetition: mean cross-entropy over its batch + its penalty; summed over repetitions. Logs the
+        means over repetitions."""
+        labels = tf.broadcast_to(tf.cast(y, tf.int32), tf.shape(y_pred)[:-1])
+        cross_entropy = keras.losses.sparse_categorical_crossentropy(labels, y_pred, from_logits=True)
+        penalty = self.strategy.penalty(self.network, x, y_pred) if training else tf.constant(0.0)
+        total = tf.reduce_sum(tf.reduce_mean(cross_entropy, axis=-1)) + penalty
+        repetitions = float(self.network.repetitions)
+        self.loss_tracker.update_state(total / repetitions)
+        self.penalty_tracker.update_state(penalty / repetitions)
+        self.accuracy_tracker.update_state(tf.reshape(labels, (-1,)), tf.reshape(y_pred, (-1, y_pred.shape[-1])))
+        return total
 
-    def train_step(self, data):
-        if self.path_integral is None:
-            return super().train_step(data)
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+    def train_step(self, positions):
+        x, y = self.data.batch(positions)
         with tf.GradientTape() as tape:
-            y_pred = self(x, training=True)
-            loss = self._compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True)
-            self._loss_tracker.update_state(loss, sample_weight=tf.shape(x["image"])[0])
-            loss = self.optimizer.scale_loss(loss)
+            loss = self.compute_loss(x, y, self(x, training=True))
         variables = self.trainable_weights
         gradients = tape.gradient(loss, variables)
-        before = [tf.identity(v.value) for v in variables]  # copies: reading after the update must differ
+        before = [tf.identity(v.value) for v in variables] if self.path_integral else None
         self.optimizer.apply_gradients(zip(gradients, variables, strict=True))
-        self.path_integral.add(variables, gradients, before)
-        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+        if self.path_integral is not None:
+            self.path_integral.add(variables, gradients, before)
+        return {m.name: m.result() for m in self.metrics}
+
+    def test_step(self, data):
+        x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
+        self.compute_loss(x, y, self(x, training=False), training=False)
+        return {m.name: m.result() for m in self.metrics if m is not self.penalty_tracker}
 
 
 class TaskAccuracyLog(keras.callbacks.Callback):
-    """Writes a CSV row of test accuracy on every task before training (epoch 0) and after every epoch.
+    """Test accuracy of every repetition on every task, before training (epoch 0) and after every epoch.
 
-    Columns: ``epoch`` (counted across consecutive ``fit`` calls: one log follows a whole task sequence),
-    ``task`` (the task trained so far: ``task`` on the first row, then ``log.task``, set before each task),
-    ``<task>_accuracy`` for each task, then
-    the epoch's training logs (loss, penalty, ...). Rows are written to ``path`` as they arrive, so forgetting can
-    be watched as it happens; the last row of each task is its row of the accuracy matrix.
+    Writes two CSVs as rows arrive (so forgetting can be watched as it happens):
+      - ``path``: one row per epoch: ``epoch`` (counted across consecutive ``fit`` calls: one log follows a whole
+        task sequence), ``task`` (the task trained so far: ``task`` on the first row, then ``log.task``, set
+        before each task), ``<task>_accuracy`` (mean over repetitions) and ``<task>_accuracy_ci95`` (its 95%
+        confidence half-width) for each task, then the epoch's training logs (means over repetitions);
+      - ``repetitions_path``: one row per epoch and repetition: ``epoch``, ``task``, ``seed``,
+        ``<task>_accuracy`` for each task.
+    The last rows of each task make the accuracy matrix.
     """
 
-    def __init__(self, tests: dict[str, Split], scenario: Scenario, path: str | Path, task: str) -> None:
+    def __init__(
+        self,
+        tests: dict[str, Split],
+        scenario: Scenario,
+        path: str | Path,
+        repetitions_path: str | Path,
+        task: str,
+        network: StackedMLP | None = None,
+    ) -> None:
         super().__init__()
-        self.tests = tests
-        self.scenario = scenario
-        self.path = Path(path)
+        self.tests, self.scenario, self.network = tests, scenario, network
+        self.path, self.repetitions_path = Path(path), Path(repetitions_path)
         self.first_task = task
         self.task = task
         self.rows: list[dict[str, float | str]] = []
+        self.repetition_rows: list[dict[str, float | str | int]] = []
 
     def _record(self, logs: dict | None) -> None:
-        row: dict[str, float | str] = {"epoch": len(self.rows), "task": self.task if self.rows else self.first_task}
-        for name, split in self.tests.items():
-            row[f"{name}_accuracy"] = accuracy(self.model.network, split, self.scenario)
-        row.update({k: float(v) for k, v in (logs or {}).items()})
+        network = self.network if self.network is not None else self.model.network
+        task = self.task if self.rows else self.first_task
+        row: dict[str, float | str] = {"epoch": len(self.rows), "task": task}
+        per_task = {name: accuracy(network, split, self.scenario) for name, split in self.tests.items()}
+        for name, values in per_task.items():
+            row[f"{name}_accuracy"] = round(float(np.mean(values)), 6)
+            row[f"{name}_accuracy_ci95"] = round(ci95(values), 6)
+        row.update({k: round(float(v), 6) for k, v in (logs or {}).items()})
         if logs is not None:  # let later callbacks see the task accuracies too
             logs.update({k: v for k, v in row.items() if k.endswith("_accuracy")})
+        for s, seed in enumerate(network.seeds):
+            self.repetition_rows.append(
+                {"epoch": row["epoch"], "task": task, "seed": seed}
+                | {f"{name}_accuracy": round(float(values[s]), 6) for name, values in per_task.items()}
+            )
         self.rows.append(row)
-        fields = list(dict.fromkeys(k for r in self.rows for k in r))
-        with open(self.path, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=fields)
-            writer.writeheader()
-            writer.writerows(self.rows)
+        _write_csv(self.path, self.rows)
+        _write_csv(self.repetitions_path, self.repetition_rows)
 
     def on_train_begin(self, logs=None):
         if not self.rows:
@@ -116,6 +225,14 @@ class TaskAccuracyLog(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self._record(logs)
+
+
+def _write_csv(path: Path, rows: list[dict]) -> None:
+    fields = list(dict.fromkeys(k for r in rows for k in r))
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 class NonFiniteLossGuard(keras.callbacks.Callback):
@@ -141,7 +258,6 @@ class NonFiniteLossGuard(keras.callbacks.Callback):
 
 def fit(
     model: ContinualModel,
-    train: Split,
     validation: Split | None,
     epochs: int,
     batch_size: int,
@@ -150,42 +266,42 @@ def fit(
     verbose: int | None = None,
     guard: NonFiniteLossGuard | None = None,
 ) -> keras.callbacks.History:
-    """Compile (Adam, cross-entropy from logits) and ``fit``; a progress bar on a terminal, a line per epoch
-    otherwise (as under ``dvc repro``). A NaN or infinite loss stops it with an error (``guard``; by default it
-    blames the learning rate)."""
-    compile_for_training(model, learning_rate)
+    """Compile (Adam) and ``fit`` over ``model.data``; a progress bar on a terminal, a line per epoch otherwise
+    (as under ``dvc repro``). A NaN or infinite loss stops it with an error (``guard``; by default it blames the
+    learning rate)."""
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate), steps_per_execution=STEPS_PER_EXECUTION)
     guard = guard or NonFiniteLossGuard(model.network.name, "the learning rate")
     return model.fit(
-        train.inputs(),
-        train.label,
+        np.arange(len(model.data), dtype=np.int32),
         validation_data=None if validation is None else (validation.inputs(), validation.label),
         epochs=epochs,
         batch_size=batch_size,
-        shuffle=True,
-        callbacks=[guard, *(callbacks or [])],
+        shuffle=False,  # each repetition's own order: Reshuffle
+        callbacks=[Reshuffle(model.data), guard, *(callbacks or [])],
         verbose=(1 if sys.stdout.isatty() else 2) if verbose is None else verbose,
     )
 
 
 def finetune(
-    network: keras.Model,
+    network: StackedMLP,
     strategy: Strategy,
     scenario: Scenario,
     train: Split,
     validation: Split | None,
-    task: str = "the next task",
+    task_number: int,
     **fit_args,
 ):
-    """Fine-tune ``network`` in place on ``strategy.training_data(train)`` (task ``task``), minimising its loss plus
-    ``strategy``'s penalty."""
-    model = ContinualModel(network, scenario, strategy, strategy.path_integral)
+    """Fine-tune ``network`` in place on ``strategy.training_data(train)`` (task number ``task_number`` of the
+    scenario), minimising its loss plus ``strategy``'s penalty."""
+    data = TrainingSet(strategy.training_data(train), network.seeds, salt=task_number)
+    model = ContinualModel(network, scenario, data, strategy, strategy.path_integral)
     suspects = " or ".join(filter(None, ["finetune.learning_rate", strategy.strength_param]))
-    guard = NonFiniteLossGuard(task, suspects)
-    return fit(model, strategy.training_data(train), validation, guard=guard, **fit_args)
+    guard = NonFiniteLossGuard(scenario.names[task_number], suspects)
+    return fit(model, validation, guard=guard, **fit_args)
 
 
 def train_sequence(
-    network: keras.Model,
+    network: StackedMLP,
     strategy: Strategy,
     scenario: Scenario,
     train: list[Split],
@@ -198,7 +314,7 @@ def train_sequence(
     for t in range(1, len(train)):
         print(f"{strategy.name}: training on {scenario.names[t]} ({t + 1} of {len(train)})", flush=True)
         log.task = scenario.names[t]
-        finetune(network, strategy, scenario, train[t], validation[t], scenario.names[t], callbacks=[log], **fit_args)
+        finetune(network, strategy, scenario, train[t], validation[t], t, callbacks=[log], **fit_args)
         if t < len(train) - 1:
             strategy.end_task(network, t, train[t])
 
@@ -212,16 +328,17 @@ def train_new_model(
     callbacks: list[keras.callbacks.Callback] | None = None,
     path_integral: bool = False,
     what: str = "task_a",
-) -> tuple[keras.Model, PathIntegral | None]:
-    """A freshly initialised MLP (``params['model']``, the scenario's outputs), seeded with ``params['seed']``,
-    trained with ``fit`` under ``params['train']``'s optimiser settings for ``epochs`` epochs; with
-    ``path_integral``, also SI's path integral over this training. ``what`` names the training in errors."""
+) -> tuple[StackedMLP, PathIntegral | None]:
+    """Freshly initialised MLPs (``params['model']``, the scenario's outputs), one per repetition seed
+    (``repetition_seeds``), trained together with ``fit`` under ``params['train']``'s optimiser settings for
+    ``epochs`` epochs; with ``path_integral``, also SI's path integral over this training. ``what`` names the
+    training in errors."""
     seed_everything(params["seed"])
-    network = build_mlp(scenario.num_outputs, params["model"]["hidden_units"], params["model"]["dropout"])
+    seeds = repetition_seeds(params)
+    network = build_network(scenario.num_outputs, params["model"]["hidden_units"], params["model"]["dropout"], seeds)
     recorder = PathIntegral(network) if path_integral else None
     fit(
-        ContinualModel(network, scenario, path_integral=recorder),
-        train,
+        ContinualModel(network, scenario, TrainingSet(train, seeds, salt=0), path_integral=recorder),
         validation,
         epochs=epochs,
         batch_size=params["train"]["batch_size"],

@@ -5,10 +5,16 @@ scenario's logits for it. After each task but the last, ``strategy.end_task`` co
 A strategy is a small object built from the params and what task A left behind (``TaskAState``); it adds to the
 loss (``penalty``), to the data (``training_data``), or both. The training loop (``forgetting.training``) is
 written once and only asks it for these.
+
+Every repetition (``forgetting.model``: the network holds S of them, stacked) has its own state: weights,
+anchors and importances carry the repetition axis first, so that ``penalty`` (the sum of each repetition's own)
+and ``end_task`` serve all at once; a strategy that draws at random (replay's buffers) draws from each
+repetition's seed.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -102,7 +108,9 @@ class Strategy:
     def penalty(self, model: keras.Model, x: dict | None = None, logits: tf.Tensor | None = None) -> tf.Tensor:
         return tf.constant(0.0)
 
-    def training_data(self, train: Split) -> Split:
+    def training_data(self, train: Split) -> Split | Iterable[Split]:
+        """What to train on for a task whose train split is ``train``: one split for every repetition, or one
+        per repetition (an iterable, all of one length)."""
         return train
 
     def end_task(self, network: keras.Model, task: int, train: Split) -> None:

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import keras
 import numpy as np
 
 from forgetting.data import Split
 from forgetting.errors import ForgettingError
 from forgetting.fisher import task_fisher
-from forgetting.model import weights_by_path
+from forgetting.model import StackedMLP, weights_by_path
 from forgetting.scenarios import Scenario
 from forgetting.strategies.base import QuadraticPenalty, TaskAState, Weights
 
@@ -26,11 +25,9 @@ class EWC(QuadraticPenalty):
     name = "ewc"
     strength_param = "alpha"
 
-    def __init__(
-        self, alpha: float, theta: Weights, fisher: Weights, scenario: Scenario, settings: dict, seed: int
-    ) -> None:
+    def __init__(self, alpha: float, theta: Weights, fisher: Weights, scenario: Scenario, settings: dict) -> None:
         super().__init__(alpha, theta, fisher)
-        self.scenario, self.settings, self.seed = scenario, settings, seed
+        self.scenario, self.settings = scenario, settings
 
     @classmethod
     def task_a_fisher(cls, task_a: TaskAState) -> tuple[Weights, Weights]:
@@ -45,10 +42,12 @@ class EWC(QuadraticPenalty):
 
     @classmethod
     def from_params(cls, params: dict[str, Any], task_a: TaskAState) -> EWC:
-        return cls(params["alpha"], *cls.task_a_fisher(task_a), task_a.scenario, params["fisher"], params["seed"])
+        return cls(params["alpha"], *cls.task_a_fisher(task_a), task_a.scenario, params["fisher"])
 
-    def fisher_of(self, network: keras.Model, task: int, train: Split) -> Weights:
-        return task_fisher(network, train, self.scenario.columns(task), self.settings, self.seed + task)
+    def fisher_of(self, network: StackedMLP, task: int, train: Split) -> Weights:
+        """Task number ``task``'s Fisher for every repetition (repetition s draws from its seed + ``task``)."""
+        seeds = [seed + task for seed in network.seeds]
+        return task_fisher(network, train, self.scenario.columns(task), self.settings, seeds)
 
-    def end_task(self, network: keras.Model, task: int, train: Split) -> None:
+    def end_task(self, network: StackedMLP, task: int, train: Split) -> None:
         self.add_anchor(weights_by_path(network), self.fisher_of(network, task, train))

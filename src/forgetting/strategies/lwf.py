@@ -15,12 +15,15 @@ import keras
 import tensorflow as tf
 
 from forgetting.data import Split
+from forgetting.model import IMAGE_SHAPE, StackedMLP
 from forgetting.scenarios import Scenario
 from forgetting.strategies.base import Strategy, TaskAState
 
 
-def _frozen_copy(network: keras.Model) -> keras.Model:
-    copy = keras.models.clone_model(network)
+def _frozen_copy(network: StackedMLP) -> StackedMLP:
+    """A copy of every repetition: repetition s's teacher is repetition s itself, as it was."""
+    copy = StackedMLP.from_config(network.get_config())
+    copy.build((None, *IMAGE_SHAPE))
     copy.set_weights(network.get_weights())
     copy.trainable = False
     return copy
@@ -48,14 +51,14 @@ class LwF(Strategy):
 
     def penalty(self, model: keras.Model, x: dict | None = None, logits: tf.Tensor | None = None) -> tf.Tensor:
         t = self.temperature
-        old = tf.stop_gradient(self.teacher(x["image"], training=False)) / t
+        old = tf.stop_gradient(self.teacher.per_repetition(x["image"])) / t
         # the full logits: in the task scenario ``logits`` holds only the current task's head
-        new = (model(x["image"], training=True) if self.scenario.kind == "task" else logits) / t
+        new = (model.per_repetition(x["image"], training=True) if self.scenario.kind == "task" else logits) / t
         total = tf.constant(0.0)
-        for group in self.groups:
-            target = tf.nn.log_softmax(tf.gather(old, group, axis=1))
-            current = tf.nn.log_softmax(tf.gather(new, group, axis=1))
-            total += tf.reduce_mean(tf.reduce_sum(tf.exp(target) * (target - current), axis=-1))
+        for group in self.groups:  # logits (S, batch, outputs): the mean over each repetition's batch, summed
+            target = tf.nn.log_softmax(tf.gather(old, group, axis=-1))
+            current = tf.nn.log_softmax(tf.gather(new, group, axis=-1))
+            total += tf.reduce_sum(tf.reduce_mean(tf.reduce_sum(tf.exp(target) * (target - current), axis=-1), axis=-1))
         return self.weight * t**2 * total
 
     def end_task(self, network: keras.Model, task: int, train: Split) -> None:

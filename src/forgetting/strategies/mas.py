@@ -12,45 +12,50 @@ from __future__ import annotations
 
 from typing import Any
 
-import keras
 import numpy as np
 import tensorflow as tf
 
 from forgetting.data import Split
-from forgetting.fisher import dense_forward, dense_sums, mean_over_chunks
-from forgetting.model import weights_by_path
+from forgetting.fisher import dense_forward, dense_sums, mean_over_chunks, one_repetition_at_a_time
+from forgetting.model import StackedMLP, weights_by_path
 from forgetting.scenarios import Scenario
 from forgetting.strategies.base import QuadraticPenalty, TaskAState, Weights
 
 
-def _chunk_sums(model: keras.Model, x: tf.Tensor, columns: tf.Tensor) -> list[tf.Tensor]:
+def _chunk_sums(network: StackedMLP, x: tf.Tensor, columns: tf.Tensor) -> list[tf.Tensor]:
     with tf.GradientTape() as tape:
-        logits, records = dense_forward(model, x, tape)
-        squared_norms = tf.reduce_sum(tf.square(tf.gather(logits, columns, axis=1)))
+        logits, records = dense_forward(network, x, tape)
+        squared_norms = tf.reduce_sum(tf.square(tf.gather(logits, columns, axis=-1)))  # repetitions independent
     deltas = tape.gradient(squared_norms, [z for _, z in records])
     return dense_sums(records, [tf.abs(d) for d in deltas], tf.abs)
 
 
-def mas_importance(model: keras.Model, images: np.ndarray, columns: np.ndarray) -> Weights:
-    """1/N * sum_n |d ||f(x_n)||^2 / d theta| over ``images``, keyed by variable path."""
+def mas_importance(network: StackedMLP, images: np.ndarray, columns: np.ndarray) -> Weights:
+    """1/N * sum_n |d ||f(x_n)||^2 / d theta| over ``images``, for every repetition (each on its own, as if alone),
+    keyed by variable path."""
     picked = tf.constant(np.asarray(columns), tf.int32)
-    step = tf.function(
-        lambda x: _chunk_sums(model, x, picked),
-        input_signature=[tf.TensorSpec((None, *images.shape[1:]), tf.float32)],
-    )
-    return mean_over_chunks(model, images, step, None)
+
+    def alone(single: StackedMLP, s: int) -> Weights:
+        step = tf.function(
+            lambda x: _chunk_sums(single, x, picked),
+            input_signature=[tf.TensorSpec((None, *images.shape[1:]), tf.float32)],
+        )
+        return mean_over_chunks(single, images, step, None)
+
+    return one_repetition_at_a_time(network, alone)
 
 
-def reference_mas_importance(model: keras.Model, images: np.ndarray, columns: np.ndarray) -> Weights:
-    """The same, one example at a time with GradientTape: slow, for tests."""
-    variables = model.trainable_variables
+def reference_mas_importance(network: StackedMLP, images: np.ndarray, columns: np.ndarray) -> Weights:
+    """The same, one repetition and one example at a time with GradientTape: slow, for tests."""
+    variables = network.trainable_variables
     totals = [np.zeros(v.shape, np.float64) for v in variables]
-    for n in range(len(images)):
-        with tf.GradientTape() as tape:
-            out = tf.gather(model(images[n : n + 1], training=False)[0], columns)
-            squared_norm = tf.reduce_sum(tf.square(out))
-        for total, g in zip(totals, tape.gradient(squared_norm, variables), strict=True):
-            total += np.abs(g.numpy().astype(np.float64))
+    for s in range(network.repetitions):
+        for n in range(len(images)):
+            with tf.GradientTape() as tape:
+                out = tf.gather(network(images[n : n + 1])[0, s], columns)
+                squared_norm = tf.reduce_sum(tf.square(out))
+            for total, g in zip(totals, tape.gradient(squared_norm, variables), strict=True):
+                total += np.abs(g.numpy().astype(np.float64))
     return {v.path: (t / len(images)).astype(np.float32) for v, t in zip(variables, totals, strict=True)}
 
 
@@ -72,5 +77,5 @@ class MAS(QuadraticPenalty):
         omega = mas_importance(network, task_a.train_split().image, task_a.scenario.columns(0))
         return cls(params["mas"]["lambda"], weights_by_path(network), omega, task_a.scenario)
 
-    def end_task(self, network: keras.Model, task: int, train: Split) -> None:
+    def end_task(self, network: StackedMLP, task: int, train: Split) -> None:
         self.consolidate(weights_by_path(network), mas_importance(network, train.image, self.scenario.columns(task)))

@@ -30,7 +30,7 @@ class OnlineEWC(EWC):
     def from_params(cls, params: dict[str, Any], task_a: TaskAState) -> OnlineEWC:
         own = params["online_ewc"]
         fisher_a = cls.task_a_fisher(task_a)
-        return cls(own["gamma"], own["alpha"], *fisher_a, task_a.scenario, params["fisher"], params["seed"])
+        return cls(own["gamma"], own["alpha"], *fisher_a, task_a.scenario, params["fisher"])
 
     def end_task(self, network: keras.Model, task: int, train: Split) -> None:
         self.consolidate(weights_by_path(network), self.fisher_of(network, task, train), decay=self.gamma)

@@ -12,6 +12,7 @@ memorised (data augmentation, one of the "bag of tricks" of Buzzega et al. 2020)
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -20,6 +21,7 @@ import numpy as np
 
 from forgetting.data import Split
 from forgetting.errors import ForgettingError
+from forgetting.params import repetition_seeds
 from forgetting.strategies.base import Strategy, TaskAState
 
 
@@ -52,23 +54,29 @@ def shifted(images: np.ndarray, shift: int, rng: np.random.Generator) -> np.ndar
 
 
 class Replay(Strategy):
+    """One buffer per repetition, drawn (and shifted) from that repetition's seed."""
+
     name = "replay"
 
-    def __init__(self, buffer: Split, seed: int, shift: int = 0) -> None:
-        self.buffer, self.seed, self.shift, self.tasks_done = buffer, seed, shift, 1
+    def __init__(self, buffers: list[Split], seeds: list[int], shift: int = 0) -> None:
+        self.buffers, self.seeds, self.shift, self.tasks_done = buffers, seeds, shift, 1
 
     @classmethod
     def from_params(cls, params: dict[str, Any], task_a: TaskAState) -> Replay:
-        own, seed = params["replay"], params["seed"]
-        return cls(class_balanced_sample(task_a.train_split(), own["buffer_size"], seed), seed, own["shift"])
+        own, seeds, train = params["replay"], repetition_seeds(params), task_a.train_split()
+        return cls([class_balanced_sample(train, own["buffer_size"], seed) for seed in seeds], seeds, own["shift"])
 
-    def training_data(self, train: Split) -> Split:
-        copies = max(1, round(self.tasks_done * len(train) / len(self.buffer)))
-        repeated = self.buffer.subset(np.tile(np.arange(len(self.buffer)), copies))
-        rng = np.random.default_rng([self.seed, self.tasks_done])
-        repeated = replace(repeated, image=shifted(repeated.image, self.shift, rng))
-        return Split.concat(train, repeated)
+    def training_data(self, train: Split) -> Iterator[Split]:
+        """Each repetition's training set in turn: the task's data and its buffer's shifted copies."""
+        for buffer, seed in zip(self.buffers, self.seeds, strict=True):
+            copies = max(1, round(self.tasks_done * len(train) / len(buffer)))
+            repeated = buffer.subset(np.tile(np.arange(len(buffer)), copies))
+            rng = np.random.default_rng([seed, self.tasks_done])
+            yield Split.concat(train, replace(repeated, image=shifted(repeated.image, self.shift, rng)))
 
     def end_task(self, network: keras.Model, task: int, train: Split) -> None:
-        self.buffer = class_balanced_sample(Split.concat(self.buffer, train), len(self.buffer), self.seed + task)
+        self.buffers = [
+            class_balanced_sample(Split.concat(buffer, train), len(buffer), seed + task)
+            for buffer, seed in zip(self.buffers, self.seeds, strict=True)
+        ]
         self.tasks_done += 1
