@@ -5,10 +5,11 @@ For every combination of the given values, train the task-A model on the later t
 Fisher and path-integral files), and print the final validation accuracy on every task and their mean. Run after
 `dvc repro fisher` (with the scenario and tasks to sweep for):
 
-    python bench/sweep.py ewc alpha=0,1,5,25,100 --seeds 42 1 2
+    python bench/sweep.py ewc alpha=0,1,5,25,100
     python bench/sweep.py lwf lwf.temperature=1,2,4 lwf.weight=0.5,1,2
 
-With several seeds (they change only the fine-tuning: shuffling order), each figure is the mean over seeds.
+Every repetition of the task-A checkpoint (params.yaml's `seeds`) is fine-tuned, together; each figure is the mean
+over them, the last column the 95% confidence half-width of the mean.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import itertools
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 from forgetting import data, metrics, training
@@ -38,7 +40,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("strategy")
     parser.add_argument("grid", nargs="+", help="KEY=V1,V2,... (a params.yaml key, dotted)")
-    parser.add_argument("--seeds", nargs="+", type=int, help="fine-tuning seeds (default: params seed)")
     args = parser.parse_args()
     with open("params.yaml") as handle:
         base = yaml.safe_load(handle)
@@ -48,39 +49,38 @@ def main() -> None:
     task_a = TaskAState(scenario)
     train = list(data.load_tasks("train", scenario).values())
     validation = data.load_tasks("validation", scenario)
-    seeds = args.seeds or [base["seed"]]
-    print(f"{args.strategy}, {scenario.kind} scenario, {len(train)} tasks, seeds {seeds}, validation splits")
-    print(f"| {' | '.join(keys)} | {' | '.join(validation)} | mean |")
-    print("|" + "---:|" * (len(keys) + len(validation) + 1))
+    seeds = task_a.model().seeds
+    print(f"{args.strategy}, {scenario.kind} scenario, {len(train)} tasks, repetitions {seeds}, validation splits")
+    print(f"| {' | '.join(keys)} | {' | '.join(validation)} | mean | ci95 |")
+    print("|" + "---:|" * (len(keys) + len(validation) + 2))
     for combination in itertools.product(*grid):
         params = copy.deepcopy(base)
         for key, value in zip(keys, combination, strict=True):
             _set(params, key, value)
         validate(params)
-        results = []
-        for seed in seeds:
-            params["seed"] = seed
-            training.seed_everything(seed)
-            strategy = build_strategy(args.strategy, params, task_a)
-            net = task_a.model()
-            with tempfile.TemporaryDirectory() as tmp:
-                log = training.TaskAccuracyLog(validation, scenario, Path(tmp) / "log.csv", task="task_a")
-                training.train_sequence(
-                    net,
-                    strategy,
-                    scenario,
-                    train,
-                    list(validation.values()),
-                    log,
-                    epochs=params["finetune"]["epochs"],
-                    batch_size=params["train"]["batch_size"],
-                    learning_rate=params["finetune"]["learning_rate"],
-                    verbose=0,
-                )
-            results.append([metrics.accuracy(net, split, scenario) for split in validation.values()])
-        means = [sum(column) / len(seeds) for column in zip(*results, strict=True)]
+        training.seed_everything(params["seed"])
+        strategy = build_strategy(args.strategy, params, task_a)
+        net = task_a.model()
+        with tempfile.TemporaryDirectory() as tmp:
+            tmp = Path(tmp)
+            log = training.TaskAccuracyLog(validation, scenario, tmp / "log.csv", tmp / "each.csv", task="task_a")
+            training.train_sequence(
+                net,
+                strategy,
+                scenario,
+                train,
+                list(validation.values()),
+                log,
+                epochs=params["finetune"]["epochs"],
+                batch_size=params["train"]["batch_size"],
+                learning_rate=params["finetune"]["learning_rate"],
+                verbose=0,
+            )
+        each = np.array([metrics.accuracy(net, split, scenario) for split in validation.values()])  # tasks x reps
         cells = " | ".join(f"{v:g}" for v in combination)
-        print(f"| {cells} | {' | '.join(f'{m:.4f}' for m in means)} | {sum(means) / len(means):.4f} |", flush=True)
+        columns = " | ".join(f"{m:.4f}" for m in each.mean(axis=1))
+        mean = each.mean(axis=0)  # each repetition's mean over the tasks
+        print(f"| {cells} | {columns} | {mean.mean():.4f} | {metrics.ci95(mean):.4f} |", flush=True)
 
 
 if __name__ == "__main__":
