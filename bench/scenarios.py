@@ -80,7 +80,7 @@ def comparisons(results: dict[str, dict]) -> str:
     lines = []
     for a, b in pairs:
         difference, half, p = paired_difference(each[a], each[b])
-        verdict = "real" if abs(difference) > half else "not resolved"
+        verdict = "identical" if each[a] == each[b] else "real" if abs(difference) > half else "not resolved"
         lines.append(f"- `{a}` - `{b}`: {difference:+.3f} ± {half:.3f} (paired t-test p = {p:.2g}; {verdict})")
     return "\n".join(lines)
 

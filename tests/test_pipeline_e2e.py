@@ -131,6 +131,8 @@ def up_to_date(repo: Path) -> bool:
 
 
 SECOND_REPETITION_ALONE = """
+from forgetting.cli import import_tensorflow
+import_tensorflow()
 import numpy as np
 from forgetting import data, fisher, model, params, training
 from forgetting.scenarios import Scenario
@@ -192,7 +194,8 @@ def test_pipeline_end_to_end(repo):
             half = scipy.stats.t.ppf(0.975, len(each) - 1) * statistics.stdev(each) / len(each) ** 0.5
             assert values[f"{key}_ci95"] == pytest.approx(half, abs=1e-6)
         assert all(0 <= values[k] <= 1 for k in ("task_a_accuracy", "task_b_accuracy", "mean_accuracy"))
-        assert values["mean_accuracy"] == pytest.approx((values["task_a_accuracy"] + values["task_b_accuracy"]) / 2)
+        mean = (values["task_a_accuracy"] + values["task_b_accuracy"]) / 2
+        assert values["mean_accuracy"] == pytest.approx(mean, abs=2e-6)  # means of rounded values
     assert metrics["task_a"]["task_a_accuracy"] > 0.95
     assert metrics["joint"]["mean_accuracy"] > 0.95
     assert metrics["naive"]["task_a_accuracy"] < 0.6
@@ -205,7 +208,7 @@ def test_pipeline_end_to_end(repo):
         assert metrics[name]["task_a_accuracy"] > metrics["naive"]["task_a_accuracy"], name
     for name in STRATEGIES:
         forgetting = metrics["task_a"]["task_a_accuracy"] - metrics[name]["task_a_accuracy"]
-        assert metrics[name]["task_a_forgetting"] == pytest.approx(forgetting, abs=2e-6)
+        assert metrics[name]["task_a_forgetting"] == pytest.approx(forgetting, abs=3e-6)  # means of rounded values
 
     # The per-epoch log: epoch 0 is the task-A model, then one row per fine-tuning epoch. The accuracy matrix,
     # in its own file, is the last row of each task.
@@ -231,7 +234,7 @@ def test_pipeline_end_to_end(repo):
 
     # Repetition 1 of the committed run is the same training, bit for bit, as a one-repetition run with seed + 1 on
     # the same data: task A's training, the Fisher, and EWC through task B.
-    assert run(repo, "env", "PYTHONPATH=src", "python", "-c", SECOND_REPETITION_ALONE).strip().endswith("identical")
+    assert "identical" in run(repo, "env", "PYTHONPATH=src", "python", "-c", SECOND_REPETITION_ALONE).splitlines()
 
     # Nothing changed: nothing runs.
     assert stages_run(run(repo, "dvc", "repro")) == set()
@@ -346,7 +349,8 @@ def test_five_task_sequence_end_to_end(tmp_path, tfds_dir, scenario):
         bwt = sum(r[names[4], names[i]] - r[names[i], names[i]] for i in range(4)) / 4  # the mean of each one's
         assert values["bwt"] == pytest.approx(bwt, abs=5e-6), name
         assert values["bwt_ci95"] > 0
-        assert [r["task_a", j] for j in names] == pytest.approx([metrics["task_a"][f"{j}_accuracy"] for j in names])
+        task_a = [metrics["task_a"][f"{j}_accuracy"] for j in names]
+        assert [r["task_a", j] for j in names] == pytest.approx(task_a, abs=2e-6)
         with open(repo / f"metrics/epochs/{name}.csv") as handle:
             tasks = [row["task"] for row in csv.DictReader(handle)]
         assert tasks == ["task_a", *[n for n in names[1:] for _ in range(2)]], name  # two epochs per task
