@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -89,10 +88,9 @@ def bench_fisher(reference_examples: int) -> None:
 def with_seeds(seeds: int, mnist: Path | None):
     """An ``edit_params`` that sets ``seeds`` (and MNIST's folder, as ``read_mnist_from``)."""
 
-    def edit(path: Path) -> None:
-        read_mnist_from(mnist)(path)
-        text = path.read_text()
-        path.write_text(re.sub(r"(?m)^seeds: \d+$", f"seeds: {seeds}", text))
+    def edit(params: dict) -> None:
+        read_mnist_from(mnist)(params)
+        params["seeds"] = seeds
 
     return edit
 

@@ -1,14 +1,12 @@
-"""Every strategy in every scenario: run the whole pipeline once per (scenario, task sequence) on real MNIST, each in
-a temporary copy of the project with the committed params otherwise, and print one markdown table per run.
+"""Every strategy in every setting, each with its tuned values: run the whole pipeline once per setting (scenario x
+task sequence) with the values `forgetting tune` chose for it (tuning/<setting>.yaml), each in a temporary copy of
+the project, and write the tables and figures of all five side by side to report/settings/settings.md.
 
-    python bench/scenarios.py          # 2 tasks x {domain, task, class}, 5 tasks x {domain, class}
-    python bench/scenarios.py --runs domain:2 class:5 --json out.json
-    python bench/scenarios.py --workspace   # the same table for this workspace's metrics (no runs)
+    python bench/scenarios.py                                  # the five settings (about 35 min on 2 cores)
+    python bench/scenarios.py --settings class-split5 task-even-odd
 
-Each run is a full `dvc repro` (about 5-8 minutes on 2 cores, `seeds` repetitions trained together). The tables
-hold test accuracy (final, per task and mean) and, for sequences, BWT, each as mean ± 95% confidence half-width over
-the repetitions; below each table, paired comparisons of mean accuracy over the shared seeds: each strategy against
-the next one down in the ranking, and every strategy against naive fine-tuning.
+The setting that params.yaml is set up for is not rerun: its results are the workspace's metrics (run `dvc repro`
+first). A setting without a tuning file runs with params.yaml's values, and the page says so.
 """
 
 from __future__ import annotations
@@ -17,102 +15,58 @@ import argparse
 import json
 import tempfile
 import time
-from itertools import pairwise
 from pathlib import Path
 
-import yaml
-from project_copy import copy_project, read_mnist_from, run
+from project_copy import ROOT, copy_project, read_mnist_from, run
 
-from forgetting.metrics import paired_difference
-
-SEQUENCES = {2: [[0, 2, 4, 6, 8], [1, 3, 5, 7, 9]], 5: [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]]}
-MODELS = ("naive", "l2", "ewc", "online_ewc", "si", "mas", "lwf", "replay", "joint")
-
-
-def read_results(repo: Path) -> dict[str, dict]:
-    """Every model's metrics (means and CIs) and per-repetition values in ``repo``."""
-    return {
-        name: {
-            "summary": json.loads((repo / "metrics" / f"{name}.json").read_text()),
-            "repetitions": json.loads((repo / "metrics" / "repetitions" / f"{name}.json").read_text()),
-        }
-        for name in MODELS
-    }
+from forgetting import params as params_module
+from forgetting.report import Results, write_settings_page
+from forgetting.settings import SETTINGS, parse, setting_of, tuned
+from forgetting.tune import with_values
 
 
-def run_pipeline(scenario: str, count: int, mnist: Path | None) -> dict[str, dict]:
-    def edit(path: Path) -> None:
-        read_mnist_from(mnist)(path)
-        params = yaml.safe_load(path.read_text())
-        params |= {"scenario": scenario, "tasks": SEQUENCES[count]}
-        path.write_text(yaml.safe_dump(params, sort_keys=False))
+def setting_params(base: dict, setting: str) -> dict:
+    """params.yaml for ``setting``: its scenario and tasks, and its tuned values where it has a tuning file."""
+    scenario, tasks = parse(setting)
+    values = {"scenario": scenario, "tasks": tasks}
+    for entry in (tuned(setting, ROOT / "tuning") or {}).get("chosen", {}).values():
+        values |= entry["params"]
+    return with_values(base, values)
 
+
+def run_setting(params: dict, mnist: Path | None, keep: Path) -> Results:
+    """The pipeline in a copy of the project with ``params`` (sharing this project's DVC cache); its metrics are
+    copied to ``keep`` and read back."""
     with tempfile.TemporaryDirectory() as tmp:
-        repo = copy_project(Path(tmp) / "repo", edit)
+        repo = copy_project(Path(tmp) / "repo", lambda p: (p.update(params), read_mnist_from(mnist)(p)), True)
         run(repo, "dvc", "repro")
-        return read_results(repo)
-
-
-def cell(values: dict, key: str, bold: bool = False) -> str:
-    if key not in values:
-        return ""
-    text = f"{values[key]:.3f} ± {values[f'{key}_ci95']:.3f}"
-    return f"**{text}**" if bold else text
-
-
-def table(results: dict[str, dict], count: int) -> str:
-    names = [f"task_{letter}" for letter in "abcdefghij"[:count]]
-    head = ["model", *(n.replace("task_", "") for n in names), "mean", "BWT"]
-    lines = ["| " + " | ".join(head) + " |", "|---" + "|---:" * (len(head) - 1) + "|"]
-    for model, result in results.items():
-        values = result["summary"]
-        cells = [cell(values, f"{n}_accuracy") for n in names] + [cell(values, "mean_accuracy", bold=True)]
-        lines.append(f"| `{model}` | " + " | ".join([*cells, cell(values, "bwt")]) + " |")
-    return "\n".join(lines)
-
-
-def comparisons(results: dict[str, dict]) -> str:
-    """Paired differences in mean accuracy: down the ranking, and against naive."""
-    each = {m: r["repetitions"]["mean_accuracy"] for m, r in results.items() if m != "joint"}
-    ranked = sorted(each, key=lambda m: -sum(each[m]))
-    pairs = list(pairwise(ranked))
-    pairs += [(m, "naive") for m in ranked if m != "naive" and (m, "naive") not in pairs]
-    lines = []
-    for a, b in pairs:
-        difference, half, p = paired_difference(each[a], each[b])
-        verdict = "identical" if each[a] == each[b] else "real" if abs(difference) > half else "not resolved"
-        lines.append(f"- `{a}` - `{b}`: {difference:+.3f} ± {half:.3f} (paired t-test p = {p:.2g}; {verdict})")
-    return "\n".join(lines)
+        for path in (repo / "metrics").rglob("*.json"):
+            (keep / path.relative_to(repo)).parent.mkdir(parents=True, exist_ok=True)
+            (keep / path.relative_to(repo)).write_bytes(path.read_bytes())
+    return Results.load(params, keep / "metrics", ROOT / "tuning")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--runs", nargs="+", default=["domain:2", "task:2", "class:2", "domain:5", "class:5"], help="SCENARIO:TASKS"
-    )
+    parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=SETTINGS)
     parser.add_argument("--mnist", type=Path, help="folder of the four .gz files (default: params.yaml's)")
-    parser.add_argument("--json", type=Path, help="also write every run's metrics here")
-    parser.add_argument("--workspace", action="store_true", help="only print the tables of this workspace's metrics")
+    parser.add_argument("--out", type=Path, default=ROOT / "report" / "settings", help="the page's folder")
+    parser.add_argument("--keep", type=Path, help="keep each setting's metrics here (default: a temporary folder)")
     args = parser.parse_args()
-    if args.workspace:
-        results = read_results(Path.cwd())
-        print(table(results, len(yaml.safe_load(Path("params.yaml").read_text())["tasks"])))
-        print(f"\nPaired differences in mean accuracy (95% CI over the shared seeds):\n\n{comparisons(results)}")
-        return
-    results = {}
-    for spec in args.runs:
-        scenario, count = spec.split(":")
-        start = time.perf_counter()
-        metrics = run_pipeline(scenario, int(count), args.mnist and args.mnist.resolve())
-        results[spec] = metrics
-        print(f"\n{scenario} scenario, {count} tasks ({time.perf_counter() - start:.0f} s):\n")
-        print(table(metrics, int(count)), flush=True)
-        print(
-            f"\nPaired differences in mean accuracy (95% CI over the shared seeds):\n\n{comparisons(metrics)}",
-            flush=True,
-        )
-        if args.json:
-            args.json.write_text(json.dumps(results, indent=1) + "\n")
+    base = params_module.read(ROOT / "params.yaml")
+    results, seconds = {}, {}
+    with tempfile.TemporaryDirectory() as tmp:
+        keep = args.keep or Path(tmp)
+        for setting in args.settings:
+            start = time.perf_counter()
+            if setting == setting_of(base):
+                results[setting] = Results.load(base, ROOT / "metrics", ROOT / "tuning")
+            else:
+                results[setting] = run_setting(setting_params(base, setting), args.mnist, keep / setting)
+            seconds[setting] = round(time.perf_counter() - start)
+            print(f"{setting}: {seconds[setting]} s", flush=True)
+    write_settings_page(results, args.out)
+    print(json.dumps(seconds), f"\nwrote {args.out / 'settings.md'}")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@ the accuracy matrix -> metrics/accuracy_matrix/<name>.json and every task's accu
 Usage: evaluate.py NAME MODEL REFERENCE. Final accuracies come from MODEL; the accuracy matrices from the training
 logs metrics/epochs/NAME.csv (means) and metrics/epochs/repetitions/NAME.csv (per repetition). When REFERENCE (the
 task-A model) differs from MODEL, the metrics add task_a_forgetting = task-A accuracy of REFERENCE minus that of
-MODEL, repetition by repetition.
+MODEL, repetition by repetition. For a sequence, BWT and FWT; FWT's baseline, each repetition's accuracy at
+initialisation, is the first row of the task-A model's log, metrics/epochs/repetitions/task_a.csv.
 """
 
 import sys
@@ -43,6 +44,7 @@ def main() -> None:
         reference_a,
         metrics.read_log(f"metrics/epochs/repetitions/{name}.csv"),
         scenario.names,
+        metrics.initial_accuracies(metrics.read_log("metrics/epochs/repetitions/task_a.csv"), scenario.names),
     )
     result = metrics.summary(repetitions)
     metrics.write_metrics(metrics.matrix_records(log, scenario.names), f"metrics/accuracy_matrix/{name}.json")

@@ -13,31 +13,16 @@ def main() -> None:
     name = sys.argv[1]
     p = params.load(f"finetune@{name}")
     import_tensorflow()  # after validation: slow to import
-    from forgetting import data, model, training
+    from forgetting import model, training
     from forgetting.scenarios import Scenario
-    from forgetting.strategies import TaskAState, build_strategy
+    from forgetting.strategies import TaskAState
 
-    training.seed_everything(p["seed"])
-    scenario = Scenario.from_params(p)
-    task_a = TaskAState(scenario)
-    strategy = build_strategy(name, p, task_a)
-    net = task_a.model()
+    task_a = TaskAState(Scenario.from_params(p))
     with (
         atomic_output(f"metrics/epochs/{name}.csv") as csv_path,
         atomic_output(f"metrics/epochs/repetitions/{name}.csv") as repetitions_path,
     ):
-        tests = data.load_tasks("test", scenario)
-        training.train_sequence(
-            net,
-            strategy,
-            scenario,
-            list(data.load_tasks("train", scenario).values()),
-            list(data.load_tasks("validation", scenario).values()),
-            training.TaskAccuracyLog(tests, scenario, csv_path, repetitions_path, task="task_a"),
-            epochs=p["finetune"]["epochs"],
-            batch_size=p["train"]["batch_size"],
-            learning_rate=p["finetune"]["learning_rate"],
-        )
+        net = training.train_strategy(name, p, task_a, "test", csv_path, repetitions_path)
         model.save_model(net, f"models/{name}.keras")
 
 

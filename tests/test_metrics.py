@@ -106,6 +106,23 @@ def test_task_metrics_keys_forgetting_matrix_and_bwt():
     assert set(only_a) == {"task_a_accuracy", "task_b_accuracy", "mean_accuracy"}
 
 
+def test_fwt_is_the_accuracy_on_each_task_just_before_it_minus_the_initial_one():
+    """FWT (Lopez-Paz & Ranzato 2017) = 1/(T-1) * sum_{i>0} (R[i-1][i] - b_i), b_i at initialisation."""
+    matrix = [[0.98, 0.1, 0.05], [0.5, 0.99, 0.3], [0.25, 0.6, 0.97]]
+    initial = {"task_a": 0.2, "task_b": 0.15, "task_c": 0.1}
+    result = metrics.task_metrics({"task_a": 0.25, "task_b": 0.6, "task_c": 0.97}, 0.98, matrix, initial)
+    assert result["fwt"] == pytest.approx(((0.1 - 0.15) + (0.3 - 0.1)) / 2, abs=1e-12)
+    assert "fwt" not in metrics.task_metrics({"task_a": 0.25, "task_b": 0.6, "task_c": 0.97}, 0.98, matrix)
+    assert "fwt" not in metrics.task_metrics({"task_a": 0.98, "task_b": 0.1}, None, [[0.98, 0.1]], initial)
+
+
+def test_initial_accuracies_are_each_seeds_epoch_0_row():
+    rows = _repetition_log()
+    assert metrics.initial_accuracies(rows, NAMES) == {
+        seed: {"task_a": m[0][0], "task_b": m[0][1]} for seed, m in MATRICES.items()
+    }
+
+
 def _row(task, a, b, **extra) -> dict[str, str]:
     return {"task": task, "task_a_accuracy": str(a), "task_b_accuracy": str(b), **{k: str(v) for k, v in extra.items()}}
 
@@ -181,6 +198,14 @@ def test_repetition_metrics_and_summary_of_a_hand_made_log():
         NAMES,
     )
     assert reordered["bwt"] == pytest.approx([expected["bwt"][i] for i in (2, 0, 1)], abs=1e-9)
+    # FWT from each seed's own initial accuracy: R01 - b_B, repetition by repetition
+    initial = {
+        10: {"task_a": 0.2, "task_b": 0.3},
+        11: {"task_a": 0.1, "task_b": 0.02},
+        12: {"task_a": 0.1, "task_b": 0.2},
+    }
+    with_fwt = metrics.repetition_metrics(seeds, final, reference_a, _repetition_log(), NAMES, initial)
+    assert with_fwt["fwt"] == pytest.approx([0.10 - 0.3, 0.05 - 0.02, 0.12 - 0.2], abs=1e-9)
 
 
 def test_repetition_metrics_without_reference_or_sequence():
@@ -251,6 +276,10 @@ def test_paired_difference_is_the_paired_t_test():
     assert half == pytest.approx(_scipy_half_width(a - b), rel=1e-12)
     assert p == pytest.approx(stats.ttest_rel(a, b).pvalue, rel=1e-12)
     assert np.isnan(metrics.paired_difference(a, a - 0.1)[2])  # every difference the same: no test
+    assert metrics.paired_difference(a, b).verdict == ("real" if abs(mean) > half else "not resolved")
+    assert metrics.paired_difference(a, a).verdict == "identical"
+    single = metrics.paired_difference([0.8], [0.7])  # one seed: no interval, nothing resolved
+    assert np.isnan(single.ci95) and np.isnan(single.p) and single.verdict == "not resolved"
 
 
 def test_a_log_that_stops_short_for_one_repetition_is_refused():

@@ -36,6 +36,7 @@ ALL_STAGES = {
     "fisher",
     *(f"finetune@{s}" for s in STRATEGIES),
     *(f"evaluate@{s}" for s in MODELS),
+    "report",
 }
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "e2e",
@@ -166,7 +167,7 @@ def test_pipeline_end_to_end(repo):
     # committed lock's, so DVC finds those stages up to date and skips them.) It runs quietly: no error-level line
     # of TensorFlow's C++ logging (E0000 ... cuInit), none of its start-up lines, no tfds download bars.
     output = run(repo, "dvc", "repro")
-    trained = {stage for stage in ALL_STAGES if stage != "check_params" and not stage.startswith("evaluate@")}
+    trained = {s for s in ALL_STAGES if s not in ("check_params", "report") and not s.startswith("evaluate@")}
     assert trained <= stages_run(output) <= ALL_STAGES
     noise = [line for line in output.splitlines() if re.match(r"[EFWI]\d{4} ", line) or "MiB/s" in line]
     noise += [line for line in output.splitlines() if "Downloading" in line or "absl::InitializeLog" in line]
@@ -181,7 +182,7 @@ def test_pipeline_end_to_end(repo):
     for name, values in metrics.items():
         keys = {"task_a_accuracy", "task_b_accuracy", "mean_accuracy"}
         if name in STRATEGIES:
-            keys |= {"task_a_forgetting", "bwt"}
+            keys |= {"task_a_forgetting", "bwt", "fwt"}
             assert values["bwt"] == pytest.approx(-values["task_a_forgetting"], abs=2e-6)
         assert set(values) == keys | {f"{key}_ci95" for key in keys}, name
         # each metric is the mean over the repetitions of metrics/repetitions/<name>.json, with its 95% t interval
@@ -231,6 +232,23 @@ def test_pipeline_end_to_end(repo):
         assert {(p["epoch"], p["task"]) for p in per_epoch} == {(e, t) for e in range(7) for t in ("task_a", "task_b")}
         assert all(p["low"] <= p["accuracy"] <= p["high"] for p in per_epoch)
     assert set(matrix(repo, "joint")) == {("joint", "task_a"), ("joint", "task_b")}
+
+    # FWT: accuracy on task B just before training on it (the task-A model's) minus that at initialisation (the
+    # first row of task A's log), repetition by repetition; the same for every strategy with two tasks.
+    with open(repo / "metrics/epochs/repetitions/task_a.csv") as handle:
+        initial = {int(r["seed"]): float(r["task_b_accuracy"]) for r in csv.DictReader(handle) if r["epoch"] == "0"}
+    before_b = json.loads((repo / "metrics/repetitions/task_a.json").read_text())
+    fwt = [b - initial[seed] for seed, b in zip(before_b["seed"], before_b["task_b_accuracy"], strict=True)]
+    for name in STRATEGIES:
+        each = json.loads((repo / f"metrics/repetitions/{name}.json").read_text())["fwt"]
+        assert each == pytest.approx(fwt, abs=2e-6), name
+
+    # The report: every model's mean accuracy with its CI, as the metrics files have them, and its figures.
+    report = (repo / "report/README.md").read_text()
+    for name, values in metrics.items():
+        assert f"{values['mean_accuracy']:.3f} ± {values['mean_accuracy_ci95']:.3f}" in report, name
+    figures = re.findall(r"!\[[^]]*\]\(([^)]+\.png)\)", report)
+    assert len(figures) >= 3 and all((repo / "report" / f).read_bytes()[:4] == b"\x89PNG" for f in figures)
 
     # Repetition 1 of the committed run is the same training, bit for bit, as a one-repetition run with seed + 1 on
     # the same data: task A's training, the Fisher, and EWC through task B.
@@ -298,12 +316,13 @@ def test_pipeline_end_to_end(repo):
     assert run(repo, "git", "status", "--porcelain") == ""
     assert up_to_date(repo)
 
-    # An alpha experiment reruns only the EWC work.
+    # An alpha experiment reruns only the EWC work (and the report of the metrics it changes).
     params_before = (repo / "params.yaml").read_text().splitlines()
     assert stages_run(run(repo, "dvc", "exp", "run", "-S", "alpha=50")) == {
         "check_params",
         "finetune@ewc",
         "evaluate@ewc",
+        "report",
     }
     params_after = (repo / "params.yaml").read_text().splitlines()
     changed = [(a, b) for a, b in zip(params_before, params_after, strict=True) if a != b]
@@ -311,6 +330,8 @@ def test_pipeline_end_to_end(repo):
     assert read_metrics(repo)["naive"] == metrics["naive"]
     diff = run(repo, "dvc", "metrics", "diff", "--json")
     assert "metrics/ewc.json" in diff
+    ewc = read_metrics(repo)["ewc"]
+    assert f"{ewc['mean_accuracy']:.3f} ± {ewc['mean_accuracy_ci95']:.3f}" in (repo / "report/README.md").read_text()
 
 
 FIVE_TASKS = [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]]
@@ -349,6 +370,7 @@ def test_five_task_sequence_end_to_end(tmp_path, tfds_dir, scenario):
         bwt = sum(r[names[4], names[i]] - r[names[i], names[i]] for i in range(4)) / 4  # the mean of each one's
         assert values["bwt"] == pytest.approx(bwt, abs=5e-6), name
         assert values["bwt_ci95"] > 0
+        assert -1 <= values["fwt"] <= 1 and "fwt_ci95" in values, name
         task_a = [metrics["task_a"][f"{j}_accuracy"] for j in names]
         assert [r["task_a", j] for j in names] == pytest.approx(task_a, abs=2e-6)
         with open(repo / f"metrics/epochs/{name}.csv") as handle:
@@ -361,6 +383,10 @@ def test_five_task_sequence_end_to_end(tmp_path, tfds_dir, scenario):
     else:
         assert metrics["naive"]["bwt"] < 0
     assert metrics["joint"]["mean_accuracy"] > max(metrics[name]["mean_accuracy"] for name in STRATEGIES) - 0.05
+    report = (repo / "report/README.md").read_text()  # five tasks: the accuracy matrices as heatmaps too
+    assert all(f"task {letter.upper()}" in report for letter in "abcde")
+    figures = re.findall(r"!\[[^]]*\]\(([^)]+\.png)\)", report)
+    assert any("matri" in f for f in figures) and all((repo / "report" / f).is_file() for f in figures)
     if scenario != "domain":
         return
 

@@ -224,6 +224,13 @@ def test_evaluate_writes_every_repetition_and_the_mean_with_its_interval(repo, m
     _write_csv(
         repo / "metrics" / "epochs" / "repetitions" / "naive.csv", [r for r in repetition_rows if r["seed"] != 44]
     )
+    # task A's log begins with each repetition's accuracy at initialisation (FWT's baseline)
+    initial = {42: [0.21, 0.2], 43: [0.19, 0.08], 44: [0.2, 0.15]}
+    task_a_rows = [
+        {"epoch": 0, "task": "task_a", "seed": seed, "task_a_accuracy": a, "task_b_accuracy": b}
+        for seed, (a, b) in initial.items()
+    ]
+    _write_csv(repo / "metrics" / "epochs" / "repetitions" / "task_a.csv", task_a_rows)
     outputs = [
         repo / "metrics" / "naive.json",
         repo / "metrics" / "repetitions" / "naive.json",
@@ -249,6 +256,7 @@ def test_evaluate_writes_every_repetition_and_the_mean_with_its_interval(repo, m
         "mean_accuracy": (final["task_a"] + final["task_b"]) / 2,
         "task_a_forgetting": reference_a - final["task_a"],
         "bwt": np.array([m[1][0] - m[0][0] for m in matrices.values()]),
+        "fwt": np.array([m[0][1] - initial[seed][1] for seed, m in matrices.items()]),  # R01 - b_B
     }
     repetitions = json.loads(outputs[1].read_text())
     assert list(repetitions) == ["seed", *expected]

@@ -9,12 +9,14 @@ from pathlib import Path
 
 import keras
 import numpy as np
-from scipy import stats
 
 from forgetting.data import Split
 from forgetting.errors import ForgettingError
 from forgetting.files import atomic_output
+from forgetting.intervals import ci95, paired_difference, summary
 from forgetting.scenarios import Scenario
+
+__all__ = ["ci95", "paired_difference", "summary"]  # re-exported: forgetting.intervals holds them
 
 
 def accuracy(network: keras.Model, split: Split, scenario: Scenario, batch_size: int = 2048) -> np.ndarray:
@@ -30,15 +32,6 @@ def accuracy(network: keras.Model, split: Split, scenario: Scenario, batch_size:
         logits = scenario.select(network.per_repetition(split.image[start:stop]), split.task[start:stop])
         correct += np.sum(np.argmax(logits.numpy(), axis=-1) == split.label[None, start:stop], axis=1)
     return correct / max(len(split), 1)
-
-
-def ci95(values) -> float:
-    """The half-width of the 95% confidence interval of the mean of ``values`` (Student t, n - 1 degrees of
-    freedom): t_0.975,n-1 * sd / sqrt(n), with sd the sample standard deviation; 0 for a single value."""
-    values = np.asarray(values, np.float64)
-    if len(values) < 2:
-        return 0.0
-    return float(stats.t.ppf(0.975, len(values) - 1) * stats.sem(values))
 
 
 def read_log(path: str | Path) -> list[dict[str, str]]:
@@ -64,15 +57,6 @@ def accuracy_matrix(rows: list[dict[str, str]], names: list[str]) -> list[list[f
     if not trained or trained != names[: len(trained)] or set(last) - set(names):
         return None
     return [[float(last[i][f"{j}_accuracy"]) for j in names] for i in trained]
-
-
-def paired_difference(a, b) -> tuple[float, float, float]:
-    """(mean of a - b, its 95% confidence half-width, the paired t-test's two-sided p-value) over repetitions
-    that share their seeds (the same task-A model, data order and initialisation), so seed-to-seed variation
-    common to both cancels. p is NaN when every difference is the same."""
-    difference = np.asarray(a, np.float64) - np.asarray(b, np.float64)
-    p = float(stats.ttest_rel(a, b).pvalue) if len(difference) > 1 and np.ptp(difference) > 0 else float("nan")
-    return float(np.mean(difference)), ci95(difference), p
 
 
 def by_seed(rows: list[dict[str, str]]) -> dict[int, list[dict[str, str]]]:
@@ -116,20 +100,42 @@ def epoch_records(rows: list[dict[str, str]], names: list[str]) -> list[dict[str
     return records
 
 
-def task_metrics(final: dict[str, float], reference_a: float | None, matrix: list[list[float]] | None) -> dict:
+def task_metrics(
+    final: dict[str, float],
+    reference_a: float | None,
+    matrix: list[list[float]] | None,
+    initial: dict[str, float] | None = None,
+) -> dict:
     """The metrics of one model (one repetition): ``<task>_accuracy`` on every task's test split and their mean;
     for a model trained on from the task-A model, ``task_a_forgetting`` = the task-A model's task-A accuracy minus
-    this model's; and with the accuracy matrix R of a whole sequence of T tasks, ``bwt`` = 1/(T-1) *
-    sum_{i<T-1} (R[T-1][i] - R[i][i]). (R itself goes to its own file, ``matrix_records``, to keep ``dvc metrics
-    show`` readable.)"""
+    this model's; and with the accuracy matrix R of a whole sequence of T tasks, backward and forward transfer
+    (Lopez-Paz & Ranzato 2017):
+
+        bwt = 1/(T-1) * sum_{i<T-1} (R[T-1][i] - R[i][i])
+        fwt = 1/(T-1) * sum_{i>0} (R[i-1][i] - b_i)
+
+    with b_i the accuracy on task i of the same repetition at initialisation (``initial``, before any training).
+    (R itself goes to its own file, ``matrix_records``, to keep ``dvc metrics show`` readable.)"""
     metrics = {f"{name}_accuracy": float(value) for name, value in final.items()}
     metrics["mean_accuracy"] = float(np.mean(list(final.values())))
     if reference_a is not None:
         metrics["task_a_forgetting"] = float(reference_a - final["task_a"])
     if matrix is not None and len(matrix) == len(final) > 1:
-        last = len(final) - 1
+        last, names = len(final) - 1, list(final)
         metrics["bwt"] = float(np.mean([matrix[last][i] - matrix[i][i] for i in range(last)]))
+        if initial is not None:
+            metrics["fwt"] = float(np.mean([matrix[i - 1][i] - initial[names[i]] for i in range(1, last + 1)]))
     return metrics
+
+
+def initial_accuracies(rows: list[dict[str, str]], names: list[str]) -> dict[int, dict[str, float]]:
+    """Each repetition's accuracy on every task at initialisation, by seed: the epoch-0 rows (before training) of
+    the task-A model's per-repetition log (``metrics/epochs/repetitions/task_a.csv``)."""
+    return {
+        seed: {name: float(log[0][f"{name}_accuracy"]) for name in names}
+        for seed, log in by_seed(rows).items()
+        if log and int(log[0]["epoch"]) == 0
+    }
 
 
 def repetition_metrics(
@@ -138,11 +144,12 @@ def repetition_metrics(
     reference_a: np.ndarray | None,
     repetition_rows: list[dict[str, str]],
     names: list[str],
+    initial: dict[int, dict[str, float]] | None = None,
 ) -> dict[str, list[float]]:
     """``task_metrics`` of every repetition (``final``: each task's accuracies, one per repetition;
     ``reference_a``: the task-A model's task-A accuracy per repetition; ``repetition_rows``: the per-repetition
-    training log, which gives each one's accuracy matrix): ``{"seed": seeds, <metric>: [one value per
-    repetition], ...}``."""
+    training log, which gives each one's accuracy matrix; ``initial``: each one's accuracies at initialisation by
+    seed, ``initial_accuracies``, for FWT): ``{"seed": seeds, <metric>: [one value per repetition], ...}``."""
     logs = by_seed(repetition_rows)
     if sorted(logs) != sorted(seeds):
         raise ForgettingError(
@@ -154,6 +161,7 @@ def repetition_metrics(
             {task: values[r] for task, values in final.items()},
             None if reference_a is None else reference_a[r],
             accuracy_matrix(logs[seed], names),
+            None if initial is None else initial.get(seed),
         )
         for r, seed in enumerate(seeds)
     ]
@@ -163,16 +171,6 @@ def repetition_metrics(
             "repro` (the stage that trained the model)"
         )
     return {"seed": list(seeds)} | {key: [round(m[key], 6) for m in each] for key in each[0]}
-
-
-def summary(repetitions: dict[str, list[float]]) -> dict[str, float]:
-    """Each metric's mean over the repetitions and its 95% confidence half-width, ``<metric>_ci95`` (``ci95``)."""
-    result = {}
-    for key, values in repetitions.items():
-        if key != "seed":
-            result[key] = round(float(np.mean(values)), 6)
-            result[f"{key}_ci95"] = round(ci95(values), 6)
-    return result
 
 
 def write_metrics(metrics: dict | list, path: str | Path) -> None:

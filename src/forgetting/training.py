@@ -25,14 +25,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from forgetting.data import Split
+from forgetting.data import Split, load_tasks
 from forgetting.errors import ForgettingError
 from forgetting.metrics import accuracy, ci95
 from forgetting.model import STEPS_PER_EXECUTION, StackedMLP, build_network
 from forgetting.params import repetition_seeds
 from forgetting.scenarios import Scenario
-from forgetting.strategies import Strategy
-from forgetting.strategies.base import PathIntegral
+from forgetting.strategies import Strategy, build_strategy
+from forgetting.strategies.base import PathIntegral, TaskAState
 
 
 def seed_everything(seed: int) -> None:
@@ -317,6 +317,40 @@ def train_sequence(
         finetune(network, strategy, scenario, train[t], validation[t], t, callbacks=[log], **fit_args)
         if t < len(train) - 1:
             strategy.end_task(network, t, train[t])
+
+
+def train_strategy(
+    name: str,
+    params: dict,
+    task_a: TaskAState,
+    evaluation: str,
+    log_path: str | Path,
+    repetitions_path: str | Path,
+    verbose: int | None = None,
+) -> StackedMLP:
+    """What ``finetune@<name>`` does: every repetition of the task-A model trained on tasks B, C, ... in turn under
+    strategy ``name`` (built from ``params`` and ``task_a`` first, so that its missing or corrupt inputs fail before
+    any work), with every task's accuracy on its ``evaluation`` split logged per epoch (``TaskAccuracyLog`` to
+    ``log_path`` and ``repetitions_path``). Returns the network. The stage evaluates on the test splits,
+    ``forgetting tune`` on the validation splits."""
+    seed_everything(params["seed"])
+    scenario = task_a.scenario
+    strategy = build_strategy(name, params, task_a)
+    network = task_a.model()
+    splits = {split: load_tasks(split, scenario, task_a.data_root) for split in ("train", "validation", evaluation)}
+    train_sequence(
+        network,
+        strategy,
+        scenario,
+        list(splits["train"].values()),
+        list(splits["validation"].values()),
+        TaskAccuracyLog(splits[evaluation], scenario, log_path, repetitions_path, task="task_a"),
+        epochs=params["finetune"]["epochs"],
+        batch_size=params["train"]["batch_size"],
+        learning_rate=params["finetune"]["learning_rate"],
+        verbose=verbose,
+    )
+    return network
 
 
 def train_new_model(

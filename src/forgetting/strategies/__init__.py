@@ -10,7 +10,7 @@ from importlib import import_module
 from typing import Any
 
 from forgetting.errors import ForgettingError
-from forgetting.strategies.base import QuadraticPenalty, Strategy, TaskAState
+from forgetting.strategies.base import Memory, QuadraticPenalty, Strategy, TaskAState
 
 # name (the module in this package, the param section, the finetune@<name> stage) -> its Strategy subclass
 STRATEGIES: dict[str, str] = {
@@ -24,7 +24,7 @@ STRATEGIES: dict[str, str] = {
     "replay": "Replay",
 }
 
-__all__ = ["STRATEGIES", "QuadraticPenalty", "Strategy", "TaskAState", "build_strategy", "strategy_class"]
+__all__ = ["STRATEGIES", "Memory", "QuadraticPenalty", "Strategy", "TaskAState", "build_strategy", "strategy_class"]
 
 
 def strategy_class(name: str) -> type[Strategy]:

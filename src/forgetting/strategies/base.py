@@ -33,6 +33,20 @@ Weights = dict[str, np.ndarray]
 
 
 @dataclass(frozen=True)
+class Memory:
+    """What a strategy keeps, per repetition, to train on the last task of a sequence: ``floats`` float32 values
+    (weights, importances) and ``examples`` stored training examples (28 x 28 uint8 images and a label each)."""
+
+    what: str
+    floats: int = 0
+    examples: int = 0
+
+    @property
+    def bytes(self) -> int:
+        return 4 * self.floats + (28 * 28 + 1) * self.examples
+
+
+@dataclass(frozen=True)
 class TaskAState:
     """What task A (the first task) left behind: its checkpoint, Fisher file, SI path integral and data."""
 
@@ -99,11 +113,20 @@ class Strategy:
 
     name: ClassVar[str] = "naive"
     strength_param: ClassVar[str | None] = None  # the param that sets how hard it holds on (for error hints)
+    hyperparameters: ClassVar[tuple[str, ...]] = ()  # the params.yaml keys (dotted) it reads
+    # The values `forgetting tune` tries, key by key (every combination is a trial; keys not listed keep their
+    # params.yaml value). Strengths on log grids.
+    search_space: ClassVar[dict[str, list[Any]]] = {}
     path_integral: PathIntegral | None = None  # SI: recorded while training each task
 
     @classmethod
     def from_params(cls, params: dict[str, Any], task_a: TaskAState) -> Strategy:
         return cls()
+
+    @classmethod
+    def memory(cls, params: dict[str, Any], num_parameters: int, num_tasks: int) -> Memory:
+        """What it keeps to train on the last of ``num_tasks`` tasks, for a network of ``num_parameters``."""
+        return Memory("nothing")
 
     def penalty(self, model: keras.Model, x: dict | None = None, logits: tf.Tensor | None = None) -> tf.Tensor:
         return tf.constant(0.0)

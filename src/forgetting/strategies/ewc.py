@@ -9,7 +9,7 @@ task A's comes from the ``fisher`` stage, later tasks' are computed as they fini
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -18,12 +18,18 @@ from forgetting.errors import ForgettingError
 from forgetting.fisher import task_fisher
 from forgetting.model import StackedMLP, weights_by_path
 from forgetting.scenarios import Scenario
-from forgetting.strategies.base import QuadraticPenalty, TaskAState, Weights
+from forgetting.strategies.base import Memory, QuadraticPenalty, TaskAState, Weights
 
 
 class EWC(QuadraticPenalty):
     name = "ewc"
     strength_param = "alpha"
+    hyperparameters = ("alpha",)
+    search_space: ClassVar[dict[str, list[Any]]] = {"alpha": [10.0, 100.0, 1000.0, 1e4, 1e5, 1e6]}
+
+    @classmethod
+    def memory(cls, params: dict[str, Any], num_parameters: int, num_tasks: int) -> Memory:
+        return Memory("θ and F of each finished task", floats=2 * num_parameters * (num_tasks - 1))
 
     def __init__(self, alpha: float, theta: Weights, fisher: Weights, scenario: Scenario, settings: dict) -> None:
         super().__init__(alpha, theta, fisher)

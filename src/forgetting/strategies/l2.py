@@ -3,18 +3,24 @@ theta* the weights at the end of the previous task."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import keras
 
 from forgetting.data import Split
 from forgetting.model import weights_by_path
-from forgetting.strategies.base import QuadraticPenalty, TaskAState
+from forgetting.strategies.base import Memory, QuadraticPenalty, TaskAState
 
 
 class L2(QuadraticPenalty):
     name = "l2"
     strength_param = "l2.weight"
+    hyperparameters = ("l2.weight",)
+    search_space: ClassVar[dict[str, list[Any]]] = {"l2.weight": [0.01, 0.03, 0.1, 0.3, 1.0, 3.0]}
+
+    @classmethod
+    def memory(cls, params: dict[str, Any], num_parameters: int, num_tasks: int) -> Memory:
+        return Memory("θ*", floats=num_parameters)
 
     @classmethod
     def from_params(cls, params: dict[str, Any], task_a: TaskAState) -> L2:

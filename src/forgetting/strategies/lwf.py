@@ -9,7 +9,7 @@ or the old classes); T^2 keeps the gradient's scale independent of T. It needs n
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import keras
 import tensorflow as tf
@@ -17,7 +17,7 @@ import tensorflow as tf
 from forgetting.data import Split
 from forgetting.model import IMAGE_SHAPE, StackedMLP
 from forgetting.scenarios import Scenario
-from forgetting.strategies.base import Strategy, TaskAState
+from forgetting.strategies.base import Memory, Strategy, TaskAState
 
 
 def _frozen_copy(network: StackedMLP) -> StackedMLP:
@@ -36,6 +36,12 @@ def _groups(scenario: Scenario, tasks_done: int) -> list[tf.Tensor]:
 class LwF(Strategy):
     name = "lwf"
     strength_param = "lwf.weight"
+    hyperparameters = ("lwf.temperature", "lwf.weight")
+    search_space: ClassVar[dict[str, list[Any]]] = {"lwf.weight": [0.1, 0.3, 1.0, 3.0, 10.0]}
+
+    @classmethod
+    def memory(cls, params: dict[str, Any], num_parameters: int, num_tasks: int) -> Memory:
+        return Memory("the previous network", floats=num_parameters)
 
     def __init__(self, teacher: keras.Model, scenario: Scenario, temperature: float, weight: float) -> None:
         self.teacher = _frozen_copy(teacher)

@@ -10,7 +10,7 @@ back to each Dense pre-activation, |dK| summed over examples is |a|^T |delta| (o
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import tensorflow as tf
@@ -19,7 +19,7 @@ from forgetting.data import Split
 from forgetting.fisher import dense_forward, dense_sums, mean_over_chunks, one_repetition_at_a_time
 from forgetting.model import StackedMLP, weights_by_path
 from forgetting.scenarios import Scenario
-from forgetting.strategies.base import QuadraticPenalty, TaskAState, Weights
+from forgetting.strategies.base import Memory, QuadraticPenalty, TaskAState, Weights
 
 
 def _chunk_sums(network: StackedMLP, x: tf.Tensor, columns: tf.Tensor) -> list[tf.Tensor]:
@@ -62,6 +62,12 @@ def reference_mas_importance(network: StackedMLP, images: np.ndarray, columns: n
 class MAS(QuadraticPenalty):
     name = "mas"
     strength_param = "mas.lambda"
+    hyperparameters = ("mas.lambda",)
+    search_space: ClassVar[dict[str, list[Any]]] = {"mas.lambda": [0.01, 0.1, 1.0, 10.0, 100.0]}
+
+    @classmethod
+    def memory(cls, params: dict[str, Any], num_parameters: int, num_tasks: int) -> Memory:
+        return Memory("θ* and Ω", floats=2 * num_parameters)
 
     def __init__(self, strength: float, theta: Weights, omega: Weights, scenario: Scenario) -> None:
         super().__init__(strength, theta, omega)

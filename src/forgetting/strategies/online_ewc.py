@@ -8,19 +8,25 @@ With two tasks it is EWC with alpha = online_ewc.alpha; the two differ from the 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import keras
 
 from forgetting.data import Split
 from forgetting.model import weights_by_path
-from forgetting.strategies.base import TaskAState
+from forgetting.strategies.base import Memory, TaskAState
 from forgetting.strategies.ewc import EWC
 
 
 class OnlineEWC(EWC):
     name = "online_ewc"
     strength_param = "online_ewc.alpha"
+    hyperparameters = ("online_ewc.alpha", "online_ewc.gamma")
+    search_space: ClassVar[dict[str, list[Any]]] = {"online_ewc.alpha": [10.0, 100.0, 1000.0, 1e4, 1e5, 1e6]}
+
+    @classmethod
+    def memory(cls, params: dict[str, Any], num_parameters: int, num_tasks: int) -> Memory:
+        return Memory("θ* and the running F*", floats=2 * num_parameters)
 
     def __init__(self, gamma: float, *ewc_args) -> None:
         super().__init__(*ewc_args)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
-from typing import Any
+from typing import Any, ClassVar
 
 import keras
 import numpy as np
@@ -22,7 +22,7 @@ import numpy as np
 from forgetting.data import Split
 from forgetting.errors import ForgettingError
 from forgetting.params import repetition_seeds
-from forgetting.strategies.base import Strategy, TaskAState
+from forgetting.strategies.base import Memory, Strategy, TaskAState
 
 
 def class_balanced_sample(split: Split, size: int, seed: int) -> Split:
@@ -57,6 +57,13 @@ class Replay(Strategy):
     """One buffer per repetition, drawn (and shifted) from that repetition's seed."""
 
     name = "replay"
+    hyperparameters = ("replay.buffer_size", "replay.shift")
+    # Not the buffer size: a bigger buffer always helps; it is the memory budget, set in params.yaml.
+    search_space: ClassVar[dict[str, list[Any]]] = {"replay.shift": [0, 1, 2]}
+
+    @classmethod
+    def memory(cls, params: dict[str, Any], num_parameters: int, num_tasks: int) -> Memory:
+        return Memory("stored examples of finished tasks", examples=params["replay"]["buffer_size"])
 
     def __init__(self, buffers: list[Split], seeds: list[int], shift: int = 0) -> None:
         self.buffers, self.seeds, self.shift, self.tasks_done = buffers, seeds, shift, 1

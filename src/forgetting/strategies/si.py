@@ -10,7 +10,7 @@ task's. A negative path integral (a parameter whose steps went uphill on balance
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import keras
 import numpy as np
@@ -19,7 +19,7 @@ from forgetting.data import Split
 from forgetting.errors import ForgettingError
 from forgetting.files import cheapest_fix
 from forgetting.model import weights_by_path
-from forgetting.strategies.base import PathIntegral, QuadraticPenalty, TaskAState, Weights
+from forgetting.strategies.base import Memory, PathIntegral, QuadraticPenalty, TaskAState, Weights
 
 
 def importance(integral: Weights, start: Weights, end: Weights, xi: float) -> Weights:
@@ -30,6 +30,12 @@ def importance(integral: Weights, start: Weights, end: Weights, xi: float) -> We
 class SI(QuadraticPenalty):
     name = "si"
     strength_param = "si.c"
+    hyperparameters = ("si.c", "si.xi")
+    search_space: ClassVar[dict[str, list[Any]]] = {"si.c": [0.1, 1.0, 10.0, 100.0, 1000.0]}
+
+    @classmethod
+    def memory(cls, params: dict[str, Any], num_parameters: int, num_tasks: int) -> Memory:
+        return Memory("θ*, Ω, and the path integral and start θ while training", floats=4 * num_parameters)
 
     def __init__(self, c: float, xi: float, theta: Weights, omega: Weights, network: keras.Model) -> None:
         super().__init__(c, theta, omega)

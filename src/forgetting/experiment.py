@@ -1,0 +1,54 @@
+"""Run the pipeline for a setting with its tuned values (tuning/<setting>.yaml, from ``forgetting tune``) as a DVC
+experiment, so that it appears in ``dvc exp show`` beside the workspace:
+
+    forgetting exp class-split5            # dvc exp run -n class-split5 -S scenario=class -S tasks=... -S alpha=...
+    forgetting exp class-split5 --queue    # queue it (then: dvc queue start)
+    forgetting exp class-split5 --dry      # only print the dvc command
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import subprocess
+from typing import Any
+
+from forgetting import settings
+from forgetting.errors import ForgettingError
+from forgetting.project import project_root
+
+NAME = "exp"
+HELP = "run a setting with its tuned values as a DVC experiment"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("setting", help=f"one of {', '.join(settings.SETTINGS)}")
+    parser.add_argument("--name", help="the experiment's name (default: the setting's)")
+    parser.add_argument("--queue", action="store_true", help="queue it instead (dvc queue start runs it)")
+    parser.add_argument("--dry", action="store_true", help="print the dvc command and stop")
+
+
+def command(setting: str, tuned: dict[str, Any], name: str, queue: bool = False) -> list[str]:
+    """``dvc exp run`` with the setting's scenario and tasks and every chosen value as ``-S`` overrides."""
+    values = {"scenario": tuned["scenario"], "tasks": json.dumps(tuned["tasks"]).replace(" ", "")}
+    for entry in tuned["chosen"].values():
+        values |= {key: json.dumps(value) for key, value in entry["params"].items()}
+    overrides = [arg for key, value in values.items() for arg in ("-S", f"{key}={value}")]
+    return ["dvc", "exp", "run", "-n", name, *(["--queue"] if queue else []), *overrides]
+
+
+def run(args: argparse.Namespace) -> int:
+    root = project_root()
+    settings.parse(args.setting)
+    tuned = settings.tuned(args.setting, root / settings.TUNING)
+    if tuned is None:
+        raise ForgettingError(
+            f"{settings.tuning_path(args.setting)} is missing: tune the setting first, forgetting tune "
+            f"--scenario {args.setting.split('-', 1)[0]} --tasks {args.setting.split('-', 1)[1]}"
+        )
+    dvc = command(args.setting, tuned, args.name or args.setting, args.queue)
+    print(shlex.join(dvc), flush=True)
+    if args.dry:
+        return 0
+    return subprocess.run(dvc, cwd=root).returncode

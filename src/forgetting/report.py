@@ -1,0 +1,369 @@
+"""The generated report: ``report/README.md``, one setting's results as a page that a git host shows (tables of
+every model's metrics and the paired differences between strategies, the hyperparameters and where they were
+chosen), with the figures of ``forgetting.figures`` beside it; and ``write_settings_page``, the same for several
+settings side by side (the scenario benchmark). Byte-stable: the same metrics and params give the same bytes."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from forgetting import figures
+from forgetting.errors import ForgettingError
+from forgetting.files import atomic_output
+from forgetting.intervals import Difference, ci95, paired_difference
+from forgetting.scenarios import Scenario, task_names
+from forgetting.settings import TUNING, setting_of, tuned, tuning_path
+
+# The strategy modules: the registry imports each by name; imported here too, so that the report stage's code deps
+# (dvc.yaml, tests/test_code_deps.py) list every module whose hyperparameters and memory the report shows.
+from forgetting.strategies import STRATEGIES, Memory, ewc, l2, lwf, mas, naive, online_ewc, replay, si, strategy_class
+
+STRATEGY_MODULES = (naive, l2, ewc, online_ewc, si, mas, lwf, replay)
+MODELS = ("task_a", "joint", *STRATEGIES)  # every model that the evaluate stage measures
+LABELS = {"task_a": "`task_a` (after task A only)", "joint": "`joint` (upper bound)"}
+# metrics/<folder><name>.json of every model: the means, each repetition's values, the per-epoch log, the matrix
+FILES = {"summary": "", "repetitions": "repetitions/", "per_epoch": "accuracy_per_epoch/", "matrix": "accuracy_matrix/"}
+OPTIONAL = {"task_a_forgetting": "task A forgetting", "bwt": "BWT", "fwt": "FWT"}  # shown where present
+SCENARIOS = {
+    "domain": "one shared head, no task identity at test time",
+    "task": "one head per task, chosen by the example's task",
+    "class": "one head over every digit, no task identity at test time",
+}
+INPUTS = 28 * 28  # the MLP's inputs: an MNIST image
+# Published 5-task split-MNIST results (Hsu et al. 2018, "Re-evaluating continual learning scenarios", Table 2: an
+# MLP, 10 runs, mean ± standard deviation, in %; the class scenario lists no deviation for EWC, SI and LwF).
+PUBLISHED = {
+    "domain-split5": {
+        "naive": "55.2 ± 1.4",
+        "l2": "66.0 ± 3.7",
+        "ewc": "58.9 ± 2.6",
+        "online_ewc": "57.3 ± 1.4",
+        "si": "64.8 ± 3.1",
+        "mas": "68.6 ± 6.9",
+        "lwf": "71.0 ± 1.3",
+        "replay": "95.2 ± 0.5",
+        "joint": "98.6 ± 0.2",
+    },
+    "class-split5": {"ewc": "19.8", "si": "19.7", "lwf": "24.2", "replay": "90.8 ± 0.9", "joint": "97.5 ± 0.3"},
+}
+
+
+@dataclass(frozen=True)
+class Results:
+    """One setting's results: the params it ran with, every model's metrics files by model name (``summary``:
+    metrics/<name>.json; ``repetitions``, ``per_epoch``, ``matrix``: the files of that name's folder, as in
+    ``FILES``) and the setting's tuning file (``forgetting.settings.tuned``), or None."""
+
+    params: dict[str, Any]
+    summary: dict[str, dict[str, float]]
+    repetitions: dict[str, dict[str, list[float]]]
+    per_epoch: dict[str, list[dict[str, Any]]]
+    matrix: dict[str, list[dict[str, Any]]]
+    tuning: dict[str, Any] | None = None
+
+    @classmethod
+    def load(cls, params: dict[str, Any], metrics: Path = Path("metrics"), tuning: Path = TUNING) -> Results:
+        """Every model's files under the folder ``metrics``; a missing, unreadable or stale one (from a run with
+        other tasks) is a ForgettingError naming it."""
+        files = {
+            kind: {name: _read_json(Path(metrics) / f"{folder}{name}.json", name) for name in MODELS}
+            for kind, folder in FILES.items()
+        }
+        results = cls(params, **files, tuning=tuned(setting_of(params), tuning))
+        for name in MODELS:
+            for key in ("mean_accuracy", *(f"{task}_accuracy" for task in results.tasks)):
+                if key not in results.summary[name] or key not in results.repetitions[name]:
+                    raise ForgettingError(
+                        f"{Path(metrics) / name}.json or its repetitions lack {key}: they come from a run with other "
+                        f"tasks; run `dvc repro` (stage evaluate@{name} writes them)"
+                    )
+        return results
+
+    @property
+    def tasks(self) -> list[str]:
+        """The task names, ``task_a``, ``task_b``, ..."""
+        return task_names(len(self.params["tasks"]))
+
+    @property
+    def strategies(self) -> list[str]:
+        """The strategies, best mean accuracy first (ties in the registry's order)."""
+        return sorted(STRATEGIES, key=lambda name: -self.summary[name]["mean_accuracy"])
+
+    @property
+    def ranked(self) -> list[str]:
+        """The table's order: joint (the upper bound), the strategies best first, the task-A model."""
+        return ["joint", *self.strategies, "task_a"]
+
+    def same_as(self) -> dict[str, str]:
+        """Each model whose every repetition value equals an earlier model's (in ``MODELS`` order): that model."""
+        same: dict[str, str] = {}
+        for i, name in enumerate(MODELS):
+            match = [other for other in MODELS[:i] if self.repetitions[other] == self.repetitions[name]]
+            if match:
+                same[name] = same.get(match[0], match[0])
+        return same
+
+    def curve(self, model: str, task: str) -> tuple[np.ndarray, ...]:
+        """(epochs, mean accuracy, low, high) on ``task`` along ``model``'s per-epoch log."""
+        records = [r for r in self.per_epoch[model] if r["task"] == task]
+        return tuple(np.array([r[key] for r in records]) for key in ("epoch", "accuracy", "low", "high"))
+
+    def grid(self, model: str) -> np.ndarray:
+        """The accuracy matrix of ``model``: row i after training on task i, column j tested on task j."""
+        cell = {(r["trained"], r["task"]): r["accuracy"] for r in self.matrix[model]}
+        return np.array([[cell[trained, task] for task in self.tasks] for trained in self.tasks])
+
+    def stability(self, model: str) -> tuple[float, float, float, float]:
+        """(mean final accuracy on the newest task, its 95% CI half-width, mean over the repetitions of each one's
+        mean final accuracy on the earlier tasks, its half-width)."""
+        values = self.repetitions[model]
+        newest = np.array(values[f"{self.tasks[-1]}_accuracy"])
+        earlier = np.mean([values[f"{task}_accuracy"] for task in self.tasks[:-1]], axis=0)
+        return float(np.mean(newest)), ci95(newest), float(np.mean(earlier)), ci95(earlier)
+
+    def paired(self, a: str, b: str, key: str = "mean_accuracy") -> Difference | None:
+        """``key`` of ``a`` minus that of ``b``, paired over their shared seeds; None when they share none."""
+        index_a, index_b = ({s: i for i, s in enumerate(self.repetitions[m]["seed"])} for m in (a, b))
+        shared = sorted(set(index_a) & set(index_b))
+        if not shared:
+            return None
+        values_a, values_b = self.repetitions[a][key], self.repetitions[b][key]
+        return paired_difference([values_a[index_a[s]] for s in shared], [values_b[index_b[s]] for s in shared])
+
+
+def _read_json(path: Path, model: str) -> Any:
+    """The content of metrics file ``path`` of ``model``; missing or unreadable: a ForgettingError."""
+    if not path.is_file():
+        raise ForgettingError(f"{path} is missing: run `dvc repro` (stage evaluate@{model} writes it)")
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ForgettingError(f"{path} is not valid JSON ({exc}): run `dvc repro` (stage evaluate@{model})") from None
+
+
+def make(
+    params: dict[str, Any], out: Path = Path("report"), metrics: Path = Path("metrics"), tuning: Path = TUNING
+) -> None:
+    """``out``/README.md and its figures in ``out``/figures/, from the metrics under ``metrics``: all of it, or (on
+    any error) neither. (The rest of ``out`` is not touched: the scenario benchmark's page lives in
+    ``out``/settings/.)"""
+    with atomic_output(out / "figures") as folder, atomic_output(out / "README.md") as page:
+        results = Results.load(params, metrics, tuning)
+        folder.mkdir()
+        lines = section(results, folder, link="figures/")
+        lines += ["", "Regenerate this page with `dvc repro report` (src/forgetting/report.py); do not edit it."]
+        _write_markdown(page, lines)
+
+
+def write_settings_page(results_by_setting: dict[str, Results], out: Path) -> None:
+    """``out``/settings.md: the mean accuracy of every model in every setting, then one section per setting with
+    the tables and figures of the single-setting report (figures ``out``/<setting>-<figure>.png). ``out`` is a
+    folder of its own (report/settings/), replaced as a whole and atomically: not one of the report stage's outputs,
+    which DVC deletes before every run of the stage."""
+    with atomic_output(out) as folder:
+        folder.mkdir()
+        lines = ["# Every setting side by side", "", "Mean final test accuracy over each setting's tasks:", ""]
+        rows = [
+            [_name(name), *(_mean_ci(r.summary[name], "mean_accuracy") for r in results_by_setting.values())]
+            for name in ("joint", *STRATEGIES, "task_a")
+        ]
+        lines += _table(["model", *(f"`{s}`" for s in results_by_setting)], rows)
+        lines += _published(results_by_setting)
+        for setting, results in results_by_setting.items():
+            lines += ["", *section(results, folder, prefix=f"{setting}-", level=2)]
+        _write_markdown(folder / "settings.md", lines)
+
+
+def _published(results_by_setting: dict[str, Results]) -> list[str]:
+    """Ours beside the published 5-task split-MNIST figures (``PUBLISHED``), for the settings that have them."""
+    settings = [s for s in PUBLISHED if s in results_by_setting]
+    if not settings:
+        return []
+    header = ["model", *(f"{label} `{s}`" for s in settings for label in ("ours,", "Hsu et al.,"))]
+    rows = []
+    for name in ("joint", *STRATEGIES):
+        ours = [_mean_ci(results_by_setting[s].summary[name], "mean_accuracy") for s in settings]
+        rows.append(
+            [_name(name), *(c for s, o in zip(settings, ours, strict=True) for c in (o, PUBLISHED[s].get(name, "")))]
+        )
+    intro = (
+        "Beside the published 5-task split-MNIST results (Hsu et al. 2018: an MLP, 10 runs, mean ± sd, in %); ours "
+        "as above, mean ± 95% CI half-width over the repetitions:"
+    )
+    return ["", intro, "", *_table(header, rows)]
+
+
+def section(results: Results, folder: Path, prefix: str = "", level: int = 1, link: str = "") -> list[str]:
+    """The markdown of one setting, its title at heading ``level``; its figures are written to ``folder`` as
+    ``<prefix><figure>.png`` and linked as ``<link><prefix><figure>.png``."""
+    h = "#" * (level + 1)
+    memory = {name: _memory(results.params, name) for name in STRATEGIES}
+    lines = [*_title(results, level), "", f"{h} Every model", "", *_strategy_table(results, memory)]
+    for figure in figures.FIGURES:
+        lines += ["", f"{h} {figure.title}", ""]
+        if len(results.tasks) < figure.min_tasks:
+            lines.append(figure.skipped)
+            continue
+        figure.draw(results, folder / f"{prefix}{figure.file}", {k: _size(m) for k, m in memory.items()})
+        lines += [f"![{figure.title}]({link}{prefix}{figure.file})", "", f"How to read it: {figure.how_to_read}"]
+    lines += ["", f"{h} Which differences are real", "", *_pairwise_table(results)]
+    return [*lines, "", f"{h} Hyperparameters and where they were chosen", "", *_hyperparameter_table(results)]
+
+
+def _title(results: Results, level: int) -> list[str]:
+    p, setting = results.params, setting_of(results.params)
+    tasks = ", ".join(
+        f"{figures.letter(t)} ({' '.join(map(str, d))})" for t, d in zip(results.tasks, p["tasks"], strict=True)
+    )
+    last = p["seed"] + p["seeds"] - 1
+    seeds = f"{p['seeds']} repetitions, seeds {p['seed']}-{last}" if p["seeds"] > 1 else f"1 repetition, seed {last}"
+    return [
+        f"{'#' * level} Forgetting on split MNIST, {p['scenario']} scenario: tasks {tasks}",
+        "",
+        f"{f'Setting `{setting}`' if setting else 'A task sequence of your own (not a tuned setting)'}: "
+        f"{SCENARIOS[p['scenario']]}; {seeds}; hyperparameters {_sources(results)}. Each "
+        "number is the mean over the repetitions ± the half-width of its 95% confidence interval (Student t), on "
+        f"the test split. Every strategy trains {p['finetune']['epochs']} epochs on each task after task A, at "
+        f"learning rate {p['finetune']['learning_rate']:g}; EWC's Fisher: {p['fisher']['estimator']}, over "
+        f"{p['fisher']['num_examples']} examples of the task; hidden units: {p['model']['hidden_units']}.",
+    ]
+
+
+def _strategy_table(results: Results, memory: dict[str, Memory]) -> list[str]:
+    optional = [key for key in OPTIONAL if any(key in results.summary[name] for name in MODELS)]
+    header = [f"task {figures.letter(t)}" for t in results.tasks] + ["mean", *(OPTIONAL[k] for k in optional)]
+    rows = []
+    for name in results.ranked:
+        s = results.summary[name]
+        cells = [_mean_ci(s, f"{task}_accuracy") for task in results.tasks]
+        cells += [f"**{_mean_ci(s, 'mean_accuracy')}**", *(_mean_ci(s, key) if key in s else "" for key in optional)]
+        held = _held(memory[name]) if name in memory else "every task's data (not continual)"
+        rows.append([_name(name), *cells, "" if name == "task_a" else held, _values(results, name)])
+    return [
+        "Final test accuracy on each task; joint first (the upper bound), then the strategies by mean accuracy, best "
+        "first, then the task-A model before any later task. Memory: what a strategy keeps per repetition to train "
+        "on the last task (float32 values, stored 28 x 28 examples).",
+        "",
+        *_table(["model", *header, "memory", "hyperparameters"], rows, text=2),
+    ]
+
+
+def _pairwise_table(results: Results) -> list[str]:
+    models = ["joint", *results.strategies]
+    rows = [[f"`{row}`", *(_difference(results, row, column) for column in models)] for row in models]
+    return [
+        "Mean accuracy of the row minus that of the column, paired over the repetitions' shared seeds (the same "
+        "task-A model, data order and initialisation), ± its 95% CI half-width. **Bold**: the interval excludes 0, "
+        "a real difference; identical: every repetition gave the same value.",
+        "",
+        *_table(["row - column", *(f"`{m}`" for m in models)], rows),
+    ]
+
+
+def _difference(results: Results, row: str, column: str) -> str:
+    d = None if row == column else results.paired(row, column)
+    if d is None:
+        return "—"
+    if d.verdict == "identical":
+        return "identical"
+    text = f"{d.mean:+.3f} ± {d.ci95:.3f}"
+    return f"**{text}**" if d.verdict == "real" else text
+
+
+def _hyperparameter_table(results: Results) -> list[str]:
+    rows = []
+    for name in STRATEGIES:
+        space = strategy_class(name).search_space
+        searched = "; ".join(f"{key} ∈ {{{', '.join(map(_number, values))}}}" for key, values in space.items())
+        rows.append([f"`{name}`", _values(results, name) or "none", searched or "—", _source(results, name)])
+    return _table(["strategy", "values", "`forgetting tune` tries", "where chosen"], rows, text=3)
+
+
+def _sources(results: Results) -> str:
+    """Where the hyperparameters came from, in a phrase for the title."""
+    tunable = [name for name in STRATEGIES if strategy_class(name).hyperparameters]
+    chosen = sum(_source(results, name).startswith("tuned") for name in tunable)
+    if results.tuning is None:
+        return "set by hand in params.yaml (not tuned for this setting)"
+    path = tuning_path(results.tuning["setting"]).as_posix()
+    if chosen == len(tunable):
+        return f"tuned on validation ({path}) for every strategy"
+    return f"tuned on validation ({path}) for {chosen} of the {len(tunable)} strategies with any (the others by hand)"
+
+
+def _source(results: Results, name: str) -> str:
+    """Where strategy ``name``'s hyperparameters were chosen: by ``forgetting tune`` or by hand."""
+    if not strategy_class(name).hyperparameters:
+        return "— (no hyperparameters)"
+    entry = (results.tuning or {}).get("chosen", {}).get(name)
+    if entry is None:
+        return "set by hand in params.yaml (not tuned for this setting)"
+    path = tuning_path(results.tuning["setting"]).as_posix()
+    chosen = entry["params"]
+    if all(_value_at(results.params, key) == value for key, value in chosen.items()):
+        return f"tuned on validation ({path}: {entry['trials']} trials, val acc {_mean_ci(entry, 'score')})"
+    return f"set by hand ({path} chose {', '.join(f'{k} = {_number(v)}' for k, v in chosen.items())})"
+
+
+def _values(results: Results, name: str) -> str:
+    """The hyperparameters that strategy ``name`` ran with, ``key = value``; empty for other models."""
+    keys = strategy_class(name).hyperparameters if name in STRATEGIES else ()
+    return ", ".join(f"{key} = {_number(_value_at(results.params, key))}" for key in keys)
+
+
+def _memory(params: dict[str, Any], name: str) -> Memory:
+    return strategy_class(name).memory(params, num_parameters(params), len(params["tasks"]))
+
+
+def num_parameters(params: dict[str, Any]) -> int:
+    """The MLP's parameter count per repetition: INPUTS x hidden + hidden biases, hidden x outputs + outputs."""
+    hidden, outputs = params["model"]["hidden_units"], Scenario.from_params(params).num_outputs
+    return INPUTS * hidden + hidden + hidden * outputs + outputs
+
+
+def _name(model: str) -> str:
+    """A model's name in the tables."""
+    return LABELS.get(model, f"`{model}`")
+
+
+def _held(memory: Memory) -> str:
+    """What a strategy keeps and its size."""
+    return f"{memory.what}: {_size(memory)}" if memory.bytes else memory.what
+
+
+def _size(memory: Memory) -> str:
+    if memory.bytes == 0:
+        return "nothing"
+    return f"{memory.bytes / 1e6:.2f} MB" if memory.bytes >= 1e4 else f"{memory.bytes / 1e3:.1f} kB"
+
+
+def _value_at(params: dict[str, Any], key: str) -> Any:
+    """The value of a dotted params.yaml key (``si.c``)."""
+    node = params
+    for part in key.split("."):
+        node = node[part]
+    return node
+
+
+def _number(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _mean_ci(values: dict[str, float], key: str) -> str:
+    return f"{values[key]:.3f} ± {values[f'{key}_ci95']:.3f}"
+
+
+def _table(header: list[str], rows: list[list[str]], text: int = 0) -> list[str]:
+    """A markdown table: the first column and the last ``text`` ones left-aligned, the others (numbers) right."""
+    numbers = len(header) - 1 - text
+    lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * numbers + "---|" * text]
+    return lines + ["| " + " | ".join(row) + " |" for row in rows]
+
+
+def _write_markdown(path: Path, lines: list[str]) -> None:
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")

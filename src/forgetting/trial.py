@@ -1,0 +1,80 @@
+"""One ``forgetting tune`` trial, run by Ray Tune in a worker process: the ``finetune@<strategy>`` work on the
+setting's task-A files, scored on the validation splits."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+_threads_set = False
+
+
+def train_and_score(config: dict[str, Any], files: dict[str, bytes], params: dict[str, Any], cpus: int) -> None:
+    """Write the task-A ``files`` to a scratch folder, train every repetition through the later tasks under
+    ``config["trial"]`` (a strategy and its values), and report ``{"result": {strategy, params, score, score_ci95,
+    repetitions, <task>_accuracy...}}``: score = the mean over repetitions of each one's mean validation accuracy
+    over the tasks, with its 95% confidence half-width. A trial whose loss diverges reports its error instead."""
+    from ray import tune
+
+    trial, start = config["trial"], time.perf_counter()
+    _limit_threads(cpus)
+    from forgetting.errors import ForgettingError
+
+    try:
+        result = _score(trial, files, params)
+    except ForgettingError as exc:
+        result = {"score": None, "score_ci95": None, "error": str(exc)}
+    tune.report({"result": {**trial, **result, "seconds": round(time.perf_counter() - start, 1)}})
+
+
+def _limit_threads(cpus: int) -> None:
+    """TensorFlow's thread pools sized to the trial's CPUs, once per worker process (before TensorFlow runs)."""
+    global _threads_set
+    from forgetting.cli import import_tensorflow
+
+    import_tensorflow()
+    import tensorflow as tf
+
+    if not _threads_set:
+        tf.config.threading.set_intra_op_parallelism_threads(cpus)
+        tf.config.threading.set_inter_op_parallelism_threads(cpus)
+        _threads_set = True
+
+
+def _score(trial: dict[str, Any], files: dict[str, bytes], params: dict[str, Any]) -> dict[str, Any]:
+    import numpy as np
+
+    from forgetting import data, metrics, training
+    from forgetting.intervals import ci95
+    from forgetting.scenarios import Scenario
+    from forgetting.strategies import TaskAState
+    from forgetting.tune import with_values
+
+    params = with_values(params, trial["params"])
+    with tempfile.TemporaryDirectory(prefix="forgetting-trial-") as tmp:
+        root = Path(tmp)
+        for name, content in files.items():
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            (root / name).write_bytes(content)
+        scenario = Scenario.from_params(params)
+        task_a = TaskAState(
+            scenario,
+            model_path=root / "models/task_a.keras",
+            fisher_path=root / "models/fisher.npz",
+            path_integral_path=root / "models/task_a_path_integral.npz",
+            data_root=root / "data/prepared",
+        )
+        network = training.train_strategy(
+            trial["strategy"], params, task_a, "validation", root / "log.csv", root / "each.csv", verbose=0
+        )
+        validation = data.load_tasks("validation", scenario, task_a.data_root)
+        each = np.array([metrics.accuracy(network, split, scenario) for split in validation.values()])
+    repetitions = each.mean(axis=0)  # each repetition's mean over the tasks
+    return {
+        "score": round(float(repetitions.mean()), 6),
+        "score_ci95": round(ci95(repetitions), 6),
+        "repetitions": [round(float(v), 6) for v in repetitions],
+        **{f"{name}_accuracy": round(float(v), 6) for name, v in zip(validation, each.mean(axis=1), strict=True)},
+    }

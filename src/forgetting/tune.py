@@ -1,0 +1,300 @@
+"""Choose each strategy's hyperparameters for one setting (scenario x task sequence) on VALIDATION data, never test,
+with Ray Tune: every combination of a strategy's search values (``Strategy.search_space``, declared once in its
+module) is a trial that trains every repetition of the setting's task-A model through the later tasks exactly as
+``finetune@<strategy>`` does, and is scored by the mean validation accuracy over the tasks and repetitions.
+
+    forgetting tune --scenario class --tasks split5 --strategies ewc,si
+    forgetting tune --scenario domain --tasks even-odd --update-params    # and write the choice into params.yaml
+    forgetting tune ... --address ray://HEAD:10001                        # the same trials on a Ray cluster
+    forgetting tune ... --space alpha=100,1000 -S seeds=2 -S data.train_per_digit=50   # a quick, small run
+
+Task A (prepare, train_a, fisher) runs once per setting, with DVC, in a copy of the project that shares its DVC
+cache; trials run in parallel, one per CPU by default, each in its own process. Results: every trial's score in
+tuning/<setting>.json, the chosen values in tuning/<setting>.yaml (a rerun for some strategies keeps the others').
+`forgetting exp <setting>` then runs the pipeline with them as a DVC experiment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from forgetting import params as params_module
+from forgetting import project, settings
+from forgetting.cli import import_tensorflow
+from forgetting.errors import ForgettingError
+from forgetting.files import atomic_output
+from forgetting.project import copy_project, project_root
+
+NAME = "tune"
+HELP = "choose a setting's hyperparameters on validation data (Ray Tune)"
+TASK_A_FILES = ("models/task_a.keras", "models/fisher.npz", "models/task_a_path_integral.npz")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--scenario", required=True, help=f"one of {', '.join(params_module.SCENARIOS)}")
+    parser.add_argument("--tasks", required=True, help=f"the task sequence: one of {', '.join(settings.SEQUENCES)}")
+    parser.add_argument("--strategies", default="all", help="comma-separated strategies (default: all)")
+    parser.add_argument(
+        "--space", action="append", default=[], metavar="KEY=V1,V2", help="replace a key's search values"
+    )
+    parser.add_argument(
+        "-S", "--set", action="append", default=[], metavar="KEY=VALUE", help="a params.yaml value for every trial"
+    )
+    parser.add_argument("--address", help="a running Ray cluster (default: a local Ray on this machine)")
+    parser.add_argument("--cpus-per-trial", type=int, default=1, help="CPUs (TensorFlow threads) per trial")
+    parser.add_argument("--out", type=Path, default=settings.TUNING, help="folder for the results (default tuning/)")
+    parser.add_argument(
+        "--update-params", action="store_true", help="write the chosen values into params.yaml (its own setting)"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    root = project_root()
+    setting = settings.setting_name(args.scenario, args.tasks)
+    import_tensorflow()  # the strategy registry imports it: quietly, first
+    names = strategy_names(args.strategies)
+    base = setting_params(params_module.read(root / "params.yaml"), setting, args.set)
+    trials = grid(names, parse_space(args.space, names))
+    for trial in trials:
+        params_module.validate(with_values(base, trial["params"]))
+    if args.update_params and settings.setting_of(params_module.read(root / "params.yaml")) != setting:
+        raise ForgettingError(f"--update-params: params.yaml is not set up for {setting}; leave it out")
+    ray = import_ray()
+    print(f"{setting}: {len(trials)} trials ({', '.join(names)}), repetitions {params_module.repetition_seeds(base)}")
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="forgetting-tune-") as tmp:
+        files = train_task_a(root, Path(tmp) / "repo", base)
+        results = run_trials(ray, trials, base, files, args.address, args.cpus_per_trial, Path(tmp) / "ray")
+    seconds = time.perf_counter() - start
+    chosen = choose(results)
+    write_results(args.out, setting, base, results, chosen, args.set, seconds)
+    if args.update_params:
+        update_params(root / "params.yaml", chosen)
+    print(summary(setting, chosen, seconds, args.out))
+    return 0
+
+
+def strategy_names(text: str) -> list[str]:
+    """The strategies to tune, checked against the registry."""
+    from forgetting.strategies import STRATEGIES
+
+    names = list(STRATEGIES) if text == "all" else [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in STRATEGIES]
+    if unknown or not names:
+        raise ForgettingError(f"unknown strategy {unknown[0] if unknown else text!r}: use {', '.join(STRATEGIES)}")
+    return list(dict.fromkeys(names))
+
+
+def parse_space(items: list[str], names: list[str]) -> dict[str, list[Any]]:
+    """``--space KEY=V1,V2`` options as {key: values}; a key no chosen strategy reads, or no values, is an error."""
+    from forgetting.strategies import strategy_class
+
+    readable = {key for name in names for key in strategy_class(name).hyperparameters}
+    space = {}
+    for item in items:
+        key, _, text = item.partition("=")
+        values = [yaml.safe_load(v) for v in text.split(",") if v.strip()]
+        if key not in readable:
+            raise ForgettingError(
+                f"--space {item}: no strategy tuned here reads {key!r} (they read {sorted(readable)})"
+            )
+        if not values:
+            raise ForgettingError(f"--space {item}: the search space of {key} is empty; give values, KEY=V1,V2")
+        space[key] = values
+    return space
+
+
+def grid(names: list[str], overrides: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    """Every trial: each strategy's search space (with ``overrides``), every combination of its values."""
+    from forgetting.strategies import strategy_class
+
+    trials = []
+    for name in names:
+        space = {key: overrides.get(key, values) for key, values in strategy_class(name).search_space.items()}
+        space |= {key: values for key, values in overrides.items() if key in strategy_class(name).hyperparameters}
+        for combination in itertools.product(*space.values()):
+            trials.append({"strategy": name, "params": dict(zip(space, combination, strict=True))})
+    return trials
+
+
+def setting_params(params: dict[str, Any], setting: str, assignments: list[str]) -> dict[str, Any]:
+    """params.yaml for ``setting``: its scenario and tasks, then the ``-S KEY=VALUE`` assignments; validated."""
+    scenario, tasks = settings.parse(setting)
+    params = with_values(params, {"scenario": scenario, "tasks": tasks})
+    for item in assignments:
+        key, sep, text = item.partition("=")
+        if not sep:
+            raise ForgettingError(f"-S {item}: write KEY=VALUE, e.g. -S seeds=2")
+        params = with_values(params, {key: yaml.safe_load(text)})
+    params_module.validate(params)
+    return params
+
+
+def with_values(params: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``params`` with dotted keys set; a key params.yaml does not have is an error."""
+    params = json.loads(json.dumps(params))
+    for dotted, value in values.items():
+        *parents, leaf = dotted.split(".")
+        node = params
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if not isinstance(node, dict) or leaf not in node:
+            raise ForgettingError(f"{dotted} is not a key of params.yaml")
+        node[leaf] = value
+    return params
+
+
+def import_ray():
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the classic reporter, which verbose=0 silences
+    try:
+        import ray
+        from ray import tune  # noqa: F401
+    except ImportError:
+        raise ForgettingError("Ray Tune is not installed: pip install -e '.[tune]'") from None
+    return ray
+
+
+def train_task_a(root: Path, repo: Path, params: dict[str, Any]) -> dict[str, bytes]:
+    """Prepare the setting's data and train its task-A model, Fisher and path integral (``dvc repro fisher`` in a
+    copy of the project that shares its DVC cache); their files by path, test splits left out."""
+    print("task A: dvc repro fisher (prepare, train_a, fisher) in a copy of the project", flush=True)
+    repo.mkdir(parents=True)
+    copy_project(root, repo, lambda p: p.update(params))
+    project.run(repo, "dvc", "repro", "fisher")
+    prepared = [p for p in (repo / "data" / "prepared").rglob("*.npz") if p.stem != "test"]
+    return {str(p.relative_to(repo)): p.read_bytes() for p in [*prepared, *(repo / f for f in TASK_A_FILES)]}
+
+
+def run_trials(ray, trials, params, files, address, cpus, storage: Path) -> list[dict[str, Any]]:
+    """Every trial on Ray Tune (one process per trial, ``cpus`` CPUs each); each trial's config and result."""
+    from ray import tune
+
+    from forgetting.trial import train_and_score
+
+    env = {"TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3")}
+    runtime_env = {"env_vars": env}
+    if address:  # the cluster's workers get this package as it is here
+        runtime_env["py_modules"] = [str(Path(__file__).parent)]
+    ray.init(
+        address=address, runtime_env=runtime_env, include_dashboard=False, logging_level="error", log_to_driver=False
+    )
+    try:
+        trainable = tune.with_resources(
+            tune.with_parameters(train_and_score, files=files, params=params, cpus=cpus), {"cpu": cpus}
+        )
+        tuner = tune.Tuner(
+            trainable,
+            param_space={"trial": tune.grid_search(trials)},
+            tune_config=tune.TuneConfig(reuse_actors=True),
+            run_config=tune.RunConfig(
+                storage_path=str(storage), name="tune", verbose=0, callbacks=[Progress(len(trials))]
+            ),
+        )
+        grid_results = tuner.fit()
+    finally:
+        ray.shutdown()
+    results = []
+    for result in grid_results:
+        if result.error is not None:
+            raise ForgettingError(
+                f"trial {result.config['trial']} failed: {str(result.error).strip().splitlines()[-1]}"
+            )
+        results.append({**result.config["trial"], **result.metrics["result"]})
+    return sorted(results, key=lambda r: trials.index({"strategy": r["strategy"], "params": r["params"]}))
+
+
+class Progress:  # a ray.tune.Callback, made one in ``__new__`` so that this module imports without Ray
+    """One line per finished trial: the strategy, its values, the mean validation accuracy and how many are done."""
+
+    def __new__(cls, total: int):
+        from ray.tune import Callback
+
+        class _Progress(Callback):
+            def __init__(self) -> None:
+                self.done = 0
+
+            def on_trial_result(self, iteration, trials, trial, result, **info):
+                self.done += 1
+                print(f"  [{self.done}/{total}] {describe(result['result'])}", flush=True)
+
+        return _Progress()
+
+
+def describe(result: dict[str, Any]) -> str:
+    values = " ".join(f"{k}={v:g}" for k, v in result["params"].items()) or "(no hyperparameters)"
+    if result.get("error"):
+        return f"{result['strategy']} {values}: failed ({result['error']})"
+    score = f"val acc {result['score']:.4f} ± {result['score_ci95']:.4f}"
+    return f"{result['strategy']} {values}: {score} ({result['seconds']:.0f} s)"
+
+
+def choose(results: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Each strategy's best trial by mean validation accuracy (the first of equals, in search order)."""
+    chosen: dict[str, dict[str, Any]] = {}
+    for name in dict.fromkeys(r["strategy"] for r in results):
+        scored = [r for r in results if r["strategy"] == name and r.get("score") is not None]
+        if not scored:
+            raise ForgettingError(f"every trial of {name} failed ({results[0].get('error')}): widen its search space")
+        best = max(scored, key=lambda r: r["score"])
+        trials = sum(r["strategy"] == name for r in results)
+        chosen[name] = {"params": best["params"], "score": best["score"], "score_ci95": best["score_ci95"]}
+        chosen[name]["trials"] = trials
+    return chosen
+
+
+def write_results(out: Path, setting, params, results, chosen, assignments, seconds) -> None:
+    """tuning/<setting>.json (every trial) and .yaml (the chosen values), merged with the strategies that an earlier
+    run tuned and this one did not; both or neither."""
+    json_path, yaml_path = settings.tuning_path(setting, ".json", out), settings.tuning_path(setting, ".yaml", out)
+    old_trials = json.loads(json_path.read_text())["trials"] if json_path.is_file() else []
+    old_chosen = (settings.tuned(setting, out) or {}).get("chosen", {})
+    trials = [t for t in old_trials if t["strategy"] not in chosen] + results
+    header = {
+        "setting": setting,
+        "scenario": params["scenario"],
+        "tasks": params["tasks"],
+        "seeds": params_module.repetition_seeds(params),
+        "overrides": assignments,
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_output(json_path) as tmp_json, atomic_output(yaml_path) as tmp_yaml:
+        tmp_json.write_text(json.dumps({**header, "trials": trials}, indent=1, allow_nan=False) + "\n")
+        note = f"# Chosen by `forgetting tune` on validation data ({seconds:.0f} s); every trial: {json_path.name}\n"
+        body = {**header, "chosen": {**old_chosen, **chosen}}
+        tmp_yaml.write_text(note + yaml.safe_dump(body, sort_keys=False, default_flow_style=None))
+
+
+def update_params(path: Path, chosen: dict[str, dict[str, Any]]) -> None:
+    """Write the chosen values into params.yaml, keeping its comments and layout."""
+    from ruamel.yaml import YAML
+
+    yaml_rt = YAML()
+    yaml_rt.preserve_quotes = True
+    document = yaml_rt.load(path.read_text())
+    for entry in chosen.values():
+        for dotted, value in entry["params"].items():
+            *parents, leaf = dotted.split(".")
+            node = document
+            for part in parents:
+                node = node[part]
+            node[leaf] = int(value) if isinstance(value, float) and value.is_integer() else value  # 1000, not 1000.0
+    with atomic_output(path) as tmp, open(tmp, "w") as handle:
+        yaml_rt.dump(document, handle)
+
+
+def summary(setting: str, chosen: dict[str, dict[str, Any]], seconds: float, out: Path) -> str:
+    lines = [f"{setting}: chosen on validation in {seconds:.0f} s (written to {out}/{setting}.yaml):"]
+    for name, entry in chosen.items():
+        values = " ".join(f"{k}={v:g}" for k, v in entry["params"].items()) or "-"
+        lines.append(f"  {name:<11} {values:<24} val acc {entry['score']:.4f} ± {entry['score_ci95']:.4f}")
+    lines.append(f"run it: forgetting exp {setting}")
+    return "\n".join(lines)

@@ -1,0 +1,346 @@
+"""The generated report (forgetting.report, forgetting.figures, stages/report.py) on synthetic metrics files: its
+tables hold the files' values, its pairwise table the paired differences, its figures are valid PNGs, its bytes
+are stable, and a missing input leaves no report behind."""
+
+from __future__ import annotations
+
+import json
+import re
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_stages import repo, run_stage  # noqa: F401 (repo: the fixture stage_repo builds on)
+
+from forgetting import params as params_module
+from forgetting import report
+from forgetting.errors import ForgettingError
+from forgetting.intervals import paired_difference, summary
+from forgetting.scenarios import task_names
+from forgetting.settings import SEQUENCES
+from forgetting.strategies import STRATEGIES
+
+ROOT = Path(__file__).resolve().parents[1]
+SEEDS = [42, 43, 44, 45, 46]
+EPOCHS = 3
+# How much of a finished task each model keeps (synthetic): naive little, replay nearly all.
+KEEPS = {"naive": 0.2, "l2": 0.5, "ewc": 0.6, "online_ewc": 0.6, "si": 0.61, "mas": 0.7, "lwf": 0.8, "replay": 0.93}
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def make_params(tasks: list[list[int]], scenario: str = "domain") -> dict:
+    """The committed params.yaml with ``tasks`` and ``scenario`` set."""
+    return params_module.read(ROOT / "params.yaml") | {"tasks": tasks, "scenario": scenario}
+
+
+def matrices(name: str, count: int, rng: np.random.Generator) -> np.ndarray:
+    """Synthetic accuracy matrices of ``name``, one per repetition: (repetitions, trained, tested)."""
+    rows, columns = np.indices((count, count))
+    keeps = KEEPS.get(name, 1.0)
+    learnt = 0.97 - (1 - keeps) * 0.8 * (rows - columns) / max(count - 1, 1)
+    grid = np.where(columns <= rows, learnt, 0.1)
+    return np.clip(grid + rng.normal(0, 0.012, (len(SEEDS), count, count)), 0, 1)
+
+
+def write_json(path: Path, content) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(content, indent=2) + "\n")
+
+
+def write_model(metrics: Path, name: str, grids: np.ndarray, twin_of: Path | None = None) -> None:
+    """Every metrics file of model ``name`` from its per-repetition accuracy matrices ``grids`` (the task-A model
+    keeps row A only, joint the last row as its single row ``joint``)."""
+    count = grids.shape[1]
+    tasks = task_names(count)
+    final = grids[:, 0 if name == "task_a" else -1]
+    repetitions = {"seed": list(SEEDS)} | {f"{t}_accuracy": final[:, j].round(6).tolist() for j, t in enumerate(tasks)}
+    repetitions["mean_accuracy"] = final.mean(axis=1).round(6).tolist()
+    if name in STRATEGIES:
+        repetitions["task_a_forgetting"] = (grids[:, 0, 0] - final[:, 0]).round(6).tolist()
+        repetitions["bwt"] = np.mean([final[:, i] - grids[:, i, i] for i in range(count - 1)], axis=0).round(6).tolist()
+    if name == "si":  # its repetitions listed in another order: pairs must be matched by seed
+        repetitions = {key: values[::-1] for key, values in repetitions.items()}
+    write_json(metrics / f"{name}.json", summary(repetitions))
+    write_json(metrics / "repetitions" / f"{name}.json", repetitions)
+    mean = grids.mean(axis=0)
+    trained = {"task_a": ["task_a"], "joint": ["joint"]}.get(name, tasks)
+    rows = {"joint": [mean[-1]], "task_a": [mean[0]]}.get(name, list(mean))
+    matrix = [
+        {"trained": tr, "task": t, "accuracy": round(float(row[j]), 6)}
+        for tr, row in zip(trained, rows, strict=True)
+        for j, t in enumerate(tasks)
+    ]
+    write_json(metrics / "accuracy_matrix" / f"{name}.json", matrix)
+    write_json(metrics / "accuracy_per_epoch" / f"{name}.json", epoch_records(name, mean, tasks))
+
+
+def epoch_records(name: str, mean: np.ndarray, tasks: list[str]) -> list[dict]:
+    """A per-epoch log: task A's training (from a random start) or joint's, or a strategy's from the end of task A
+    through each later task, moving linearly between the matrix's rows."""
+    if name in ("task_a", "joint"):
+        start, end = np.full(len(tasks), 0.15), mean[0] if name == "task_a" else mean[-1]
+        steps = [(name, start + (end - start) * e / EPOCHS) for e in range(EPOCHS + 1)]
+    else:
+        steps = [("task_a", mean[0])] + [
+            (tasks[k], mean[k - 1] + (mean[k] - mean[k - 1]) * e / EPOCHS)
+            for k in range(1, len(tasks))
+            for e in range(1, EPOCHS + 1)
+        ]
+    return [
+        {"epoch": epoch, "trained": trained, "task": t, "accuracy": round(float(values[j]), 6),
+         "low": round(float(values[j]) - 0.02, 6), "high": round(float(values[j]) + 0.02, 6)}
+        for epoch, (trained, values) in enumerate(steps)
+        for j, t in enumerate(tasks)
+    ]  # fmt: skip
+
+
+def write_metrics(metrics: Path, count: int, seed: int = 0) -> Path:
+    """Synthetic metrics files of every model for a sequence of ``count`` tasks (online EWC equal to EWC)."""
+    rng = np.random.default_rng(seed)
+    for name in report.MODELS:
+        grids = matrices(name, count, rng)
+        if name == "online_ewc":
+            grids = matrices("ewc", count, np.random.default_rng(seed + 100))
+        if name == "ewc":
+            grids = matrices(name, count, np.random.default_rng(seed + 100))
+        write_model(metrics, name, grids)
+    return metrics
+
+
+def pairs(count: int) -> list[list[int]]:
+    return [[2 * t, 2 * t + 1] for t in range(count)]
+
+
+def build(tmp_path: Path, count: int = 2, tuning: dict | None = None, **params) -> tuple[Path, Path]:
+    """(report folder, metrics folder) of a synthetic run of ``count`` tasks (even / odd digits for two)."""
+    metrics = write_metrics(tmp_path / "metrics", count)
+    if tuning is not None:
+        write_json(tmp_path / "tuning" / f"{tuning['setting']}.yaml", tuning)
+    tasks = SEQUENCES["even-odd"] if count == 2 else pairs(count)
+    out = tmp_path / "report"
+    report.make(make_params(tasks) | params, out, metrics, tmp_path / "tuning")
+    return out, metrics
+
+
+def table(markdown: str, first_header: str, start: int = 0) -> dict[str, list[str]]:
+    """The first markdown table from character ``start`` on whose header starts with ``first_header``: each row's
+    cells by its first cell."""
+    lines = markdown[start:].splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"| {first_header} |"))
+    rows = {}
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        cells = [cell.strip() for cell in line.strip("|").split(" | ")]
+        rows[cells[0]] = cells[1:]
+    return rows
+
+
+def load(metrics: Path, folder: str, name: str):
+    return json.loads((metrics / folder / f"{name}.json").read_text())
+
+
+def mean_ci(values: dict, key: str) -> str:
+    return f"{values[key]:.3f} ± {values[key + '_ci95']:.3f}"
+
+
+def test_the_strategy_table_holds_the_metrics_files_values(tmp_path):
+    out, metrics = build(tmp_path, count=3)
+    rows = table((out / "README.md").read_text(), "model")
+    means = {name: load(metrics, "", name)["mean_accuracy"] for name in STRATEGIES}
+    ranked = sorted(STRATEGIES, key=lambda name: -means[name])
+    expected = ["`joint` (upper bound)", *(f"`{name}`" for name in ranked), "`task_a` (after task A only)"]
+    assert list(rows) == expected
+    for label, name in zip(expected, ["joint", *ranked, "task_a"], strict=True):
+        s = load(metrics, "", name)
+        cells = [mean_ci(s, f"{t}_accuracy") for t in ("task_a", "task_b", "task_c")]
+        cells += [f"**{mean_ci(s, 'mean_accuracy')}**"]
+        cells += [mean_ci(s, key) if key in s else "" for key in ("task_a_forgetting", "bwt")]
+        assert rows[label][:6] == cells, name
+
+
+def test_fwt_is_shown_where_present(tmp_path):
+    metrics = write_metrics(tmp_path / "metrics", 2)
+    ewc = load(metrics, "", "ewc") | {"fwt": 0.0123, "fwt_ci95": 0.0046}
+    write_json(metrics / "ewc.json", ewc)
+    report.make(make_params(SEQUENCES["even-odd"]), tmp_path / "report", metrics, tmp_path / "tuning")
+    markdown = (tmp_path / "report" / "README.md").read_text()
+    assert "| FWT |" in markdown
+    assert table(markdown, "model")["`ewc`"][5] == "0.012 ± 0.005"
+    assert table(markdown, "model")["`naive`"][5] == ""
+
+
+def test_the_pairwise_table_holds_the_paired_differences_by_seed(tmp_path):
+    out, metrics = build(tmp_path)
+    rows = table((out / "README.md").read_text(), "row - column")
+    models = ["joint", *sorted(STRATEGIES, key=lambda n: -load(metrics, "", n)["mean_accuracy"])]
+    verdicts = set()
+    for row in models:
+        for column, cell in zip(models, rows[f"`{row}`"], strict=True):
+            if row == column:
+                assert cell == "—"
+                continue
+            a, b = (load(metrics, "repetitions", m) for m in (row, column))
+            by_seed_a, by_seed_b = (dict(zip(r["seed"], r["mean_accuracy"], strict=True)) for r in (a, b))
+            d = paired_difference([by_seed_a[s] for s in SEEDS], [by_seed_b[s] for s in SEEDS])
+            verdicts.add(d.verdict)
+            text = f"{d.mean:+.3f} ± {d.ci95:.3f}"
+            expected = {"identical": "identical", "real": f"**{text}**", "not resolved": text}[d.verdict]
+            assert cell == expected, (row, column)
+    assert verdicts == {"identical", "real", "not resolved"}  # the synthetic data exercise every verdict
+
+
+def test_every_figure_is_a_png_that_the_page_links(tmp_path):
+    out, _ = build(tmp_path, count=3)
+    linked = re.findall(r"!\[[^]]*\]\(([^)]+)\)", (out / "README.md").read_text())
+    assert sorted(linked) == sorted(f"figures/{p.name}" for p in (out / "figures").glob("*.png"))
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "figures"]
+    assert len(linked) == 4
+    for name in linked:
+        content = (out / name).read_bytes()
+        assert content[:8] == PNG
+        width, height = struct.unpack(">II", content[16:24])
+        assert 400 <= width <= 2000 and 250 <= height <= 1500, (name, width, height)
+
+
+def test_accuracy_matrices_for_three_tasks_not_for_two(tmp_path):
+    three, _ = build(tmp_path / "three", count=3)
+    assert "![Accuracy matrices](figures/accuracy_matrices.png)" in (three / "README.md").read_text()
+    assert (three / "figures/accuracy_matrices.png").is_file()
+    two, _ = build(tmp_path / "two", count=2)
+    assert "Not drawn for two tasks" in (two / "README.md").read_text()
+    assert not (two / "figures/accuracy_matrices.png").exists()
+
+
+def test_the_same_inputs_give_the_same_bytes(tmp_path):
+    first, metrics = build(tmp_path, count=3)
+    second = tmp_path / "again"
+    report.make(make_params(pairs(3)), second, metrics, tmp_path / "tuning")
+    files = sorted(str(p.relative_to(first)) for p in first.rglob("*"))
+    assert files == sorted(str(p.relative_to(second)) for p in second.rglob("*"))
+    assert len(files) == 6  # README.md, figures/ and its 4 figures
+    for name in files:
+        if (first / name).is_file():
+            assert (first / name).read_bytes() == (second / name).read_bytes(), name
+
+
+def test_a_missing_input_leaves_no_report(tmp_path):
+    out, metrics = build(tmp_path)  # a report from an earlier run, now stale
+    (metrics / "accuracy_matrix" / "si.json").unlink()
+    with pytest.raises(ForgettingError, match=r"accuracy_matrix/si\.json is missing: run `dvc repro`"):
+        report.make(make_params(SEQUENCES["even-odd"]), out, metrics, tmp_path / "tuning")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics", "report"]
+    assert list((tmp_path / "report").iterdir()) == []  # no page, no figures, no partial file or folder
+
+
+def test_metrics_of_other_tasks_are_refused(tmp_path):
+    metrics = write_metrics(tmp_path / "metrics", 2)
+    with pytest.raises(ForgettingError, match=r"lack task_c_accuracy.*run `dvc repro`"):
+        report.make(make_params(pairs(3)), tmp_path / "report", metrics, tmp_path / "tuning")
+
+
+def test_where_the_hyperparameters_were_chosen(tmp_path):
+    chosen = {
+        "ewc": {"params": {"alpha": 1000.0}, "score": 0.81234, "score_ci95": 0.0123, "trials": 6},  # as in params
+        "l2": {"params": {"l2.weight": 3.0}, "score": 0.8, "score_ci95": 0.01, "trials": 6},  # params say 0.3
+    }
+    tuning = {"setting": "domain-even-odd", "scenario": "domain", "tasks": SEQUENCES["even-odd"], "chosen": chosen}
+    out, _ = build(tmp_path, tuning=tuning)
+    markdown = (out / "README.md").read_text()
+    rows = table(markdown, "strategy")
+    assert rows["`ewc`"] == [
+        "alpha = 1000",
+        "alpha ∈ {10, 100, 1000, 10000, 100000, 1e+06}",
+        "tuned on validation (tuning/domain-even-odd.yaml: 6 trials, val acc 0.812 ± 0.012)",
+    ]
+    assert rows["`l2`"][2] == "set by hand (tuning/domain-even-odd.yaml chose l2.weight = 3)"
+    assert rows["`si`"][2] == "set by hand in params.yaml (not tuned for this setting)"
+    assert rows["`naive`"] == ["none", "—", "— (no hyperparameters)"]
+    assert (
+        "tuned on validation (tuning/domain-even-odd.yaml) for 1 of the 7 strategies with any (the others by "
+        "hand)" in markdown
+    )
+
+
+def test_untuned_settings_say_so(tmp_path):
+    out, _ = build(tmp_path, count=3)
+    markdown = (out / "README.md").read_text()
+    assert (
+        "A task sequence of your own (not a tuned setting): one shared head, no task identity at test time; 5 "
+        "repetitions, seeds 42-46" in " ".join(markdown.split())
+    )
+    assert "hyperparameters set by hand in params.yaml (not tuned for this setting)" in markdown
+
+
+def test_memory_costs(tmp_path):
+    assert report.num_parameters(make_params(SEQUENCES["even-odd"])) == 784 * 128 + 128 + 128 * 5 + 5
+    assert report.num_parameters(make_params(pairs(5), "class")) == 784 * 128 + 128 + 128 * 10 + 10
+    assert report.num_parameters(make_params(pairs(3), "task")) == 784 * 128 + 128 + 128 * 6 + 6
+    out, _ = build(tmp_path, count=3)
+    rows = table((out / "README.md").read_text(), "model")
+    ewc_bytes = 4 * 2 * 2 * (784 * 128 + 128 + 128 * 2 + 2)  # theta and F of two finished tasks
+    assert rows["`ewc`"][-2] == f"θ and F of each finished task: {ewc_bytes / 1e6:.2f} MB"
+    assert rows["`replay`"][-2] == f"stored examples of finished tasks: {1000 * 785 / 1e6:.2f} MB"
+    assert rows["`naive`"][-2] == "nothing"
+
+
+def test_the_report_imports_every_strategy_module():
+    """So that the report stage's code deps (tests/test_code_deps.py) list every strategy's module."""
+    assert [m.__name__.rpartition(".")[2] for m in report.STRATEGY_MODULES] == list(STRATEGIES)
+
+
+def test_settings_page_with_two_settings(tmp_path):
+    by_setting = {
+        "domain-even-odd": report.Results.load(
+            make_params(SEQUENCES["even-odd"]), write_metrics(tmp_path / "a", 2), tmp_path / "tuning"
+        ),
+        "class-split5": report.Results.load(
+            make_params(SEQUENCES["split5"], "class"), write_metrics(tmp_path / "b", 5, seed=1), tmp_path / "tuning"
+        ),
+    }
+    out = tmp_path / "settings"
+    report.write_settings_page(by_setting, out)
+    markdown = (out / "settings.md").read_text()
+    overview = table(markdown, "model")
+    assert list(overview) == ["`joint` (upper bound)", *(f"`{s}`" for s in STRATEGIES), "`task_a` (after task A only)"]
+    for column, results in enumerate(by_setting.values()):
+        assert overview["`ewc`"][column] == mean_ci(results.summary["ewc"], "mean_accuracy")
+    assert markdown.count("\n## Forgetting on split MNIST, ") == 2
+    assert "class scenario: tasks A (0 1), B (2 3), C (4 5), D (6 7), E (8 9)" in markdown
+    linked = re.findall(r"!\[[^]]*\]\(([^)]+)\)", markdown)
+    assert len(linked) == 3 + 4  # no accuracy matrices for two tasks
+    assert sorted(linked) == sorted(p.name for p in out.glob("*.png"))
+    for setting, figures in (("domain-even-odd", 3), ("class-split5", 4)):
+        assert sum(name.startswith(f"{setting}-") for name in linked) == figures
+    # the 5-task class setting beside the published figures (Hsu et al. 2018), which list no naive
+    published = table(markdown, "model", start=markdown.index("Hsu et al. 2018"))
+    assert published["`replay`"] == [
+        mean_ci(by_setting["class-split5"].summary["replay"], "mean_accuracy"),
+        "90.8 ± 0.9",
+    ]
+    assert published["`naive`"][1] == ""
+
+
+@pytest.fixture
+def stage_repo(repo) -> Path:  # noqa: F811 (the repo fixture of test_stages)
+    """test_stages' minimal DVC repo (the project's dvc.yaml, params.yaml and stage scripts) with synthetic
+    metrics."""
+    write_metrics(repo / "metrics", 2)
+    return repo
+
+
+def test_the_stage_reads_only_the_params_it_declares(stage_repo):
+    code, stderr = run_stage(stage_repo, "stages/report.py")
+    assert code == 0, stderr
+    assert (stage_repo / "report" / "README.md").is_file()
+
+
+def test_the_stage_names_a_missing_file_in_one_line(stage_repo):
+    (stage_repo / "metrics" / "repetitions" / "lwf.json").unlink()
+    code, stderr = run_stage(stage_repo, "stages/report.py")
+    assert code == 1
+    assert stderr == [
+        "error: report: metrics/repetitions/lwf.json is missing: run `dvc repro` (stage evaluate@lwf writes it)"
+    ]
+    assert not (stage_repo / "report" / "README.md").exists() and not (stage_repo / "report" / "figures").exists()

@@ -1,0 +1,263 @@
+"""`forgetting tune` and `forgetting exp`: the trial grid from each strategy's declared search space, params
+overrides, the choice, the tuning files and params.yaml updates (fast, no Ray); then, on real MNIST (e2e), a tiny
+tune under a local Ray, its bad inputs, and the tuned values run as a DVC experiment."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import statistics
+from pathlib import Path
+
+import pytest
+import yaml
+from test_pipeline_e2e import copy_project, read_params, run
+
+from forgetting import experiment, params, settings, tune
+from forgetting.errors import ForgettingError
+from forgetting.strategies import STRATEGIES, Memory, strategy_class
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def base() -> dict:
+    return params.read(ROOT / "params.yaml")
+
+
+@pytest.mark.parametrize("name", list(STRATEGIES))
+def test_every_strategy_declares_a_search_space_that_params_accept(name, base):
+    """A new strategy fits the tuner by declaring its hyperparameters and search values; each value must be one
+    params.yaml accepts for a key the strategy reads."""
+    cls = strategy_class(name)
+    assert set(cls.search_space) <= set(cls.hyperparameters)
+    for key in cls.hyperparameters:
+        tune.with_values(base, {key: 1})  # the key exists in params.yaml
+    for key, values in cls.search_space.items():
+        assert values, key
+        for value in values:
+            params.validate(tune.with_values(base, {key: value}))
+    memory = cls.memory(base, num_parameters=1000, num_tasks=3)
+    assert isinstance(memory, Memory) and memory.bytes >= 0 and memory.what
+
+
+def test_grid_is_every_combination_of_each_strategys_values():
+    trials = tune.grid(["naive", "ewc", "si"], {})
+    assert trials[0] == {"strategy": "naive", "params": {}}
+    alphas = [t["params"]["alpha"] for t in trials if t["strategy"] == "ewc"]
+    assert alphas == strategy_class("ewc").search_space["alpha"]
+    assert [t["params"] for t in trials if t["strategy"] == "si"] == [
+        {"si.c": c} for c in strategy_class("si").search_space["si.c"]
+    ]
+    assert len(trials) == 1 + len(alphas) + len(strategy_class("si").search_space["si.c"])
+
+
+def test_space_overrides_replace_or_add_a_key():
+    space = tune.parse_space(["alpha=5,50", "si.xi=0.01,1"], ["ewc", "si"])
+    assert space == {"alpha": [5, 50], "si.xi": [0.01, 1]}
+    trials = tune.grid(["ewc", "si"], space)
+    assert [t["params"] for t in trials if t["strategy"] == "ewc"] == [{"alpha": 5}, {"alpha": 50}]
+    si = [t["params"] for t in trials if t["strategy"] == "si"]
+    assert len(si) == 2 * len(strategy_class("si").search_space["si.c"])
+    assert {p["si.xi"] for p in si} == {0.01, 1}
+
+
+@pytest.mark.parametrize(
+    ("items", "names", "message"),
+    [
+        (["alpha="], ["ewc"], "the search space of alpha is empty"),
+        (["l2.weight=1"], ["ewc"], "reads 'l2.weight'"),
+    ],
+)
+def test_bad_space(items, names, message):
+    with pytest.raises(ForgettingError, match=message):
+        tune.parse_space(items, names)
+
+
+def test_strategy_names():
+    assert tune.strategy_names("all") == list(STRATEGIES)
+    assert tune.strategy_names("si, ewc,si") == ["si", "ewc"]
+    with pytest.raises(ForgettingError, match="unknown strategy 'ewk'"):
+        tune.strategy_names("ewc,ewk")
+    with pytest.raises(ForgettingError, match="unknown strategy"):
+        tune.strategy_names(",")
+
+
+def test_setting_params(base):
+    p = tune.setting_params(base, "class-split5", ["seeds=2", "data.train_per_digit=30"])
+    assert p["scenario"] == "class" and p["tasks"] == settings.SEQUENCES["split5"]
+    assert p["seeds"] == 2 and p["data"]["train_per_digit"] == 30
+    assert base["seeds"] == 5  # a copy
+    with pytest.raises(ForgettingError, match="train_per_dgit is not a key"):
+        tune.setting_params(base, "class-split5", ["data.train_per_dgit=30"])
+    with pytest.raises(ForgettingError, match=r"seeds = 0 is invalid; set it to an integer from 1 to 100"):
+        tune.setting_params(base, "class-split5", ["seeds=0"])
+    with pytest.raises(ForgettingError, match="write KEY=VALUE"):
+        tune.setting_params(base, "class-split5", ["seeds"])
+    with pytest.raises(ForgettingError, match="unknown task sequence 'split3'"):
+        tune.setting_params(base, "class-split3", [])
+
+
+def test_settings_names(base):
+    assert settings.setting_of(base) == "domain-even-odd"  # params.yaml's own
+    assert settings.setting_of({**base, "tasks": [[0, 1], [2, 3]]}) is None
+    assert settings.parse("task-even-odd") == ("task", settings.SEQUENCES["even-odd"])
+    with pytest.raises(ForgettingError, match="unknown scenario 'clas'"):
+        settings.parse("clas-split5")
+    assert all(settings.parse(s) for s in settings.SETTINGS)
+
+
+def _trial(strategy, value, score, error=None):
+    key = {"ewc": "alpha", "l2": "l2.weight"}[strategy]
+    result = {"strategy": strategy, "params": {key: value}, "score": score, "score_ci95": 0.01, "seconds": 1.0}
+    return result | ({"error": error} if error else {})
+
+
+def test_choose_takes_the_best_validation_score_and_skips_failed_trials():
+    results = [_trial("ewc", 10, 0.7), _trial("ewc", 100, 0.8), _trial("ewc", 1e6, None, "the loss became nan")]
+    results += [_trial("l2", 0.1, 0.75), _trial("l2", 1, 0.75)]
+    chosen = tune.choose(results)
+    assert chosen["ewc"] == {"params": {"alpha": 100}, "score": 0.8, "score_ci95": 0.01, "trials": 3}
+    assert chosen["l2"]["params"] == {"l2.weight": 0.1}  # the first of equals
+    with pytest.raises(ForgettingError, match="every trial of ewc failed"):
+        tune.choose([_trial("ewc", 1e6, None, "the loss became nan")])
+
+
+def test_results_merge_with_earlier_strategies_and_both_files_are_written(tmp_path, base):
+    p = tune.setting_params(base, "domain-even-odd", [])
+    first = [_trial("ewc", 10, 0.7), _trial("ewc", 100, 0.8), _trial("l2", 1, 0.6)]
+    tune.write_results(tmp_path, "domain-even-odd", p, first, tune.choose(first), [], 12.0)
+    again = [_trial("l2", 0.1, 0.9)]
+    tune.write_results(tmp_path, "domain-even-odd", p, again, tune.choose(again), ["seeds=2"], 3.0)
+    trials = json.loads((tmp_path / "domain-even-odd.json").read_text())
+    assert [(t["strategy"], t["score"]) for t in trials["trials"]] == [("ewc", 0.7), ("ewc", 0.8), ("l2", 0.9)]
+    tuned = settings.tuned("domain-even-odd", tmp_path)
+    assert tuned["chosen"]["ewc"]["params"] == {"alpha": 100} and tuned["chosen"]["l2"]["params"] == {"l2.weight": 0.1}
+    assert tuned["seeds"] == [42, 43, 44, 45, 46] and tuned["overrides"] == ["seeds=2"]
+    assert tuned["tasks"] == settings.SEQUENCES["even-odd"]
+
+
+def test_update_params_keeps_comments(tmp_path):
+    path = tmp_path / "params.yaml"
+    shutil.copy(ROOT / "params.yaml", path)
+    before = path.read_text()
+    tune.update_params(path, {"l2": {"params": {"l2.weight": 0.03}}, "ewc": {"params": {"alpha": 100.0}}})
+    after = path.read_text()
+    p = params.read(path)
+    assert p["l2"]["weight"] == 0.03 and p["alpha"] == 100
+    changed = [(a, b) for a, b in zip(before.splitlines(), after.splitlines(), strict=True) if a != b]
+    assert len(changed) == 2  # the two values, comments and layout kept
+    assert all(a.split("#")[1:] == b.split("#")[1:] for a, b in changed)
+
+
+def test_experiment_command_sets_the_setting_and_every_tuned_value():
+    tuned = {
+        "scenario": "class",
+        "tasks": settings.SEQUENCES["split5"],
+        "chosen": {"ewc": {"params": {"alpha": 1e4}}, "lwf": {"params": {"lwf.weight": 0.3}}, "naive": {"params": {}}},
+    }
+    assert experiment.command("class-split5", tuned, "class-split5", queue=True) == [
+        *("dvc", "exp", "run", "-n", "class-split5", "--queue"),
+        *("-S", "scenario=class", "-S", "tasks=[[0,1],[2,3],[4,5],[6,7],[8,9]]"),
+        *("-S", "alpha=10000.0", "-S", "lwf.weight=0.3"),
+    ]
+
+
+# --- end to end: a tiny tune on real MNIST under a local Ray -------------------------------------------------------
+
+TINY = {"seeds": 2, "train_per_digit": 30, "epochs": 1}
+
+
+@pytest.fixture(scope="module")
+def tiny_repo(tmp_path_factory) -> Path:
+    """A copy of the project whose params.yaml trains 2 repetitions for 1 epoch on 30 examples per digit."""
+    from ruamel.yaml import YAML
+
+    repo = copy_project(tmp_path_factory.mktemp("tune") / "repo", tmp_path_factory.mktemp("tfds"))
+    yaml_rt = YAML()  # round trip: the comments stay
+    p = yaml_rt.load((repo / "params.yaml").read_text())
+    p["seeds"], p["data"]["train_per_digit"] = TINY["seeds"], TINY["train_per_digit"]
+    p["train"]["epochs_a"], p["train"]["epochs_joint"], p["finetune"]["epochs"] = 1, 1, 1
+    p["replay"]["buffer_size"] = 100  # at most 30 examples of a digit here
+    with open(repo / "params.yaml", "w") as handle:
+        yaml_rt.dump(p, handle)
+    run(repo, "git", "commit", "-qam", "tiny")
+    return repo
+
+
+def _fails(repo: Path, *args: str) -> str:
+    """Run `forgetting tune ARGS`; it must exit non-zero with one `error:` line and write nothing to tuning/."""
+    output = run(repo, "forgetting", "tune", *args, check=False)
+    errors = [line for line in output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, output
+    assert not (repo / "tuning").exists()
+    return errors[0]
+
+
+@pytest.mark.e2e
+def test_bad_tune_input_is_one_line_and_writes_nothing(tiny_repo, tmp_path):
+    setting = ("--scenario", "domain", "--tasks", "even-odd")
+    assert "unknown strategy 'ewk'" in _fails(tiny_repo, *setting, "--strategies", "ewk")
+    assert "unknown task sequence 'split3'" in _fails(tiny_repo, "--scenario", "domain", "--tasks", "split3")
+    assert "search space of l2.weight is empty" in _fails(
+        tiny_repo, *setting, "--strategies", "l2", "--space", "l2.weight="
+    )
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    no_mnist = _fails(
+        tiny_repo, *setting, "--strategies", "naive", "-S", f"data.manual_dir={empty}", "-S", f"data.tfds_dir={empty}"
+    )
+    assert no_mnist.startswith("error: forgetting tune: error: prepare:") and str(empty) in no_mnist
+
+
+@pytest.mark.e2e
+def test_tiny_tune_then_its_values_as_a_dvc_experiment(tiny_repo):
+    output = run(
+        tiny_repo,
+        *("forgetting", "tune", "--scenario", "domain", "--tasks", "even-odd"),
+        *("--strategies", "l2", "--space", "l2.weight=0.01,30", "--update-params"),
+    )
+    assert "[2/2]" in output and "I0000" not in output
+    trials = json.loads((tiny_repo / "tuning/domain-even-odd.json").read_text())["trials"]
+    assert sorted(t["params"]["l2.weight"] for t in trials) == [0.01, 30]
+    for t in trials:
+        assert len(t["repetitions"]) == TINY["seeds"] and 0 < t["score"] < 1
+        assert t["score"] == pytest.approx(statistics.mean(t["repetitions"]), abs=2e-6)
+        assert t["score"] == pytest.approx((t["task_a_accuracy"] + t["task_b_accuracy"]) / 2, abs=2e-6)
+        half = statistics.stdev(t["repetitions"]) / math.sqrt(TINY["seeds"]) * 12.706204736174698  # t_0.975,1
+        assert t["score_ci95"] == pytest.approx(half, abs=3e-5)  # from rounded repetitions, times t = 12.7
+    best = max(trials, key=lambda t: t["score"])
+    tuned = yaml.safe_load((tiny_repo / "tuning/domain-even-odd.yaml").read_text())
+    assert tuned["chosen"]["l2"] == {
+        "params": best["params"],
+        "score": best["score"],
+        "score_ci95": best["score_ci95"],
+        "trials": 2,
+    }
+    assert read_params(tiny_repo)["l2"]["weight"] == best["params"]["l2.weight"]
+    assert "# penalty weight/2" in (tiny_repo / "params.yaml").read_text()  # comments kept
+
+    run(tiny_repo, "git", "checkout", "params.yaml")
+    run(tiny_repo, "git", "add", "tuning")
+    run(tiny_repo, "git", "commit", "-qm", "tuned")
+    output = run(tiny_repo, "forgetting", "exp", "domain-even-odd")
+    assert f"-S l2.weight={best['params']['l2.weight']}" in output
+    shown = json.loads(run(tiny_repo, "dvc", "exp", "show", "--json"))
+    experiments = [e for row in shown for e in (row.get("experiments") or []) if e.get("name") == "domain-even-odd"]
+    assert experiments, shown
+    (revision,) = experiments[0]["revs"]
+    assert revision["data"]["params"]["params.yaml"]["data"]["l2"]["weight"] == best["params"]["l2.weight"]
+    run(tiny_repo, "git", "status", "--porcelain")
+
+
+def test_console_reports_a_bad_setting_in_one_line(capsys, monkeypatch):
+    from forgetting import console
+
+    monkeypatch.chdir(ROOT)
+    before = sorted((ROOT / "tuning").rglob("*")) if (ROOT / "tuning").exists() else []
+    assert console.main(["tune", "--scenario", "domian", "--tasks", "even-odd"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == "error: forgetting tune: unknown scenario 'domian': use one of domain, task, class\n"
+    assert (sorted((ROOT / "tuning").rglob("*")) if (ROOT / "tuning").exists() else []) == before
