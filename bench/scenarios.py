@@ -20,7 +20,7 @@ from pathlib import Path
 from project_copy import ROOT, copy_project, read_mnist_from, run
 
 from forgetting import params as params_module
-from forgetting.report import Results, write_settings_page
+from forgetting.cli import import_tensorflow
 from forgetting.settings import SETTINGS, parse, setting_of, tuned
 from forgetting.tune import with_values
 
@@ -34,7 +34,7 @@ def setting_params(base: dict, setting: str) -> dict:
     return with_values(base, values)
 
 
-def run_setting(params: dict, mnist: Path | None, keep: Path) -> Results:
+def run_setting(params: dict, mnist: Path | None, keep: Path):
     """The pipeline in a copy of the project with ``params`` (sharing this project's DVC cache); its metrics are
     copied to ``keep`` and read back."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -43,6 +43,8 @@ def run_setting(params: dict, mnist: Path | None, keep: Path) -> Results:
         for path in (repo / "metrics").rglob("*.json"):
             (keep / path.relative_to(repo)).parent.mkdir(parents=True, exist_ok=True)
             (keep / path.relative_to(repo)).write_bytes(path.read_bytes())
+    from forgetting.report import Results
+
     return Results.load(params, keep / "metrics", ROOT / "tuning")
 
 
@@ -51,16 +53,24 @@ def main() -> None:
     parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=SETTINGS)
     parser.add_argument("--mnist", type=Path, help="folder of the four .gz files (default: params.yaml's)")
     parser.add_argument("--out", type=Path, default=ROOT / "report" / "settings", help="the page's folder")
-    parser.add_argument("--keep", type=Path, help="keep each setting's metrics here (default: a temporary folder)")
+    parser.add_argument(
+        "--keep", type=Path, help="keep each setting's metrics here, and reuse those already there (default: none)"
+    )
     args = parser.parse_args()
+    import_tensorflow()  # quietly: forgetting.report imports it
+    from forgetting.report import Results, write_settings_page
+
     base = params_module.read(ROOT / "params.yaml")
     results, seconds = {}, {}
     with tempfile.TemporaryDirectory() as tmp:
         keep = args.keep or Path(tmp)
         for setting in args.settings:
             start = time.perf_counter()
+            kept = keep / setting / "metrics"
             if setting == setting_of(base):
                 results[setting] = Results.load(base, ROOT / "metrics", ROOT / "tuning")
+            elif args.keep and kept.is_dir():
+                results[setting] = Results.load(setting_params(base, setting), kept, ROOT / "tuning")
             else:
                 results[setting] = run_setting(setting_params(base, setting), args.mnist, keep / setting)
             seconds[setting] = round(time.perf_counter() - start)

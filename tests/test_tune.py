@@ -186,12 +186,17 @@ def tiny_repo(tmp_path_factory) -> Path:
     return repo
 
 
+def _tuning_files(repo: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(repo)): p.read_bytes() for p in sorted((repo / "tuning").rglob("*")) if p.is_file()}
+
+
 def _fails(repo: Path, *args: str) -> str:
     """Run `forgetting tune ARGS`; it must exit non-zero with one `error:` line and write nothing to tuning/."""
+    before = _tuning_files(repo)
     output = run(repo, "forgetting", "tune", *args, check=False)
     errors = [line for line in output.splitlines() if line.startswith("error:")]
     assert len(errors) == 1, output
-    assert not (repo / "tuning").exists()
+    assert _tuning_files(repo) == before
     return errors[0]
 
 
@@ -219,7 +224,9 @@ def test_tiny_tune_then_its_values_as_a_dvc_experiment(tiny_repo):
         *("--strategies", "l2", "--space", "l2.weight=0.01,30", "--update-params"),
     )
     assert "[2/2]" in output and "I0000" not in output
-    trials = json.loads((tiny_repo / "tuning/domain-even-odd.json").read_text())["trials"]
+    everything = json.loads((tiny_repo / "tuning/domain-even-odd.json").read_text())["trials"]
+    trials = [t for t in everything if t["strategy"] == "l2"]
+    assert {t["strategy"] for t in everything} > {"l2"}  # the committed trials of the others are kept
     assert sorted(t["params"]["l2.weight"] for t in trials) == [0.01, 30]
     for t in trials:
         assert len(t["repetitions"]) == TINY["seeds"] and 0 < t["score"] < 1
