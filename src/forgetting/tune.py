@@ -5,7 +5,7 @@ module) is a trial that trains every repetition of the setting's task-A model th
 
     forgetting tune --scenario class --tasks split5 --strategies ewc,si
     forgetting tune --scenario domain --tasks even-odd --update-params    # and write the choice into params.yaml
-    forgetting tune ... --address ray://HEAD:10001                        # the same trials on a Ray cluster
+    forgetting tune ... --address HOST:6379                               # the same trials on a Ray cluster
     forgetting tune ... --space alpha=100,1000 -S seeds=2 -S data.train_per_digit=50   # a quick, small run
 
 Task A (prepare, train_a, fisher) runs once per setting, with DVC, in a copy of the project that shares its DVC
@@ -71,9 +71,13 @@ def run(args: argparse.Namespace) -> int:
     ray = import_ray()
     print(f"{setting}: {len(trials)} trials ({', '.join(names)}), repetitions {params_module.repetition_seeds(base)}")
     start = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="forgetting-tune-") as tmp:
-        files = train_task_a(root, Path(tmp) / "repo", base)
-        results = run_trials(ray, trials, base, files, args.address, args.cpus_per_trial, Path(tmp) / "ray")
+    connect(ray, args.address)  # first: a cluster out of reach fails before any work
+    try:
+        with tempfile.TemporaryDirectory(prefix="forgetting-tune-") as tmp:
+            files = train_task_a(root, Path(tmp) / "repo", base)
+            results = run_trials(ray, trials, base, files, args.cpus_per_trial, Path(tmp) / "ray")
+    finally:
+        ray.shutdown()
     seconds = time.perf_counter() - start
     chosen = choose(results)
     write_results(args.out, setting, base, results, chosen, args.set, seconds)
@@ -174,34 +178,38 @@ def train_task_a(root: Path, repo: Path, params: dict[str, Any]) -> dict[str, by
     return {str(p.relative_to(repo)): p.read_bytes() for p in [*prepared, *(repo / f for f in TASK_A_FILES)]}
 
 
-def run_trials(ray, trials, params, files, address, cpus, storage: Path) -> list[dict[str, Any]]:
-    """Every trial on Ray Tune (one process per trial, ``cpus`` CPUs each); each trial's config and result."""
+def connect(ray, address: str | None) -> None:
+    """Start a local Ray (``address`` None) or join the cluster at ``address``, whose workers get this package."""
+    env = {"TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3")}
+    runtime_env: dict[str, Any] = {"env_vars": env}
+    if address:
+        runtime_env["py_modules"] = [str(Path(__file__).parent)]
+    quiet = {"include_dashboard": False, "logging_level": "error", "log_to_driver": False}
+    try:
+        ray.init(address=address, runtime_env=runtime_env, **quiet)
+    except ConnectionError as exc:
+        problem = f"cannot reach the Ray cluster at {address} ({str(exc).splitlines()[0]})"
+        fix = "check `ray status` there (a cluster with token authentication also needs RAY_AUTH_MODE=token here)"
+        raise ForgettingError(f"{problem}: {fix}, or leave --address out") from None
+
+
+def run_trials(ray, trials, params, files, cpus, storage: Path) -> list[dict[str, Any]]:
+    """Every trial on Ray Tune, connected (``connect``): one process per trial, ``cpus`` CPUs each; each trial's
+    config and result."""
     from ray import tune
 
     from forgetting.trial import train_and_score
 
-    env = {"TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3")}
-    runtime_env = {"env_vars": env}
-    if address:  # the cluster's workers get this package as it is here
-        runtime_env["py_modules"] = [str(Path(__file__).parent)]
-    ray.init(
-        address=address, runtime_env=runtime_env, include_dashboard=False, logging_level="error", log_to_driver=False
+    trainable = tune.with_resources(
+        tune.with_parameters(train_and_score, files=files, params=params, cpus=cpus), {"cpu": cpus}
     )
-    try:
-        trainable = tune.with_resources(
-            tune.with_parameters(train_and_score, files=files, params=params, cpus=cpus), {"cpu": cpus}
-        )
-        tuner = tune.Tuner(
-            trainable,
-            param_space={"trial": tune.grid_search(trials)},
-            tune_config=tune.TuneConfig(reuse_actors=True),
-            run_config=tune.RunConfig(
-                storage_path=str(storage), name="tune", verbose=0, callbacks=[Progress(len(trials))]
-            ),
-        )
-        grid_results = tuner.fit()
-    finally:
-        ray.shutdown()
+    tuner = tune.Tuner(
+        trainable,
+        param_space={"trial": tune.grid_search(trials)},
+        tune_config=tune.TuneConfig(reuse_actors=True),
+        run_config=tune.RunConfig(storage_path=str(storage), name="tune", verbose=0, callbacks=[Progress(len(trials))]),
+    )
+    grid_results = tuner.fit()
     results = []
     for result in grid_results:
         if result.error is not None:
