@@ -147,14 +147,20 @@ def with_values(params: dict[str, Any], values: dict[str, Any]) -> dict[str, Any
     """A copy of ``params`` with dotted keys set; a key params.yaml does not have is an error."""
     params = json.loads(json.dumps(params))
     for dotted, value in values.items():
-        *parents, leaf = dotted.split(".")
-        node = params
-        for part in parents:
-            node = node.get(part) if isinstance(node, dict) else None
-        if not isinstance(node, dict) or leaf not in node:
-            raise ForgettingError(f"{dotted} is not a key of params.yaml")
-        node[leaf] = value
+        set_key(params, dotted, value)
     return params
+
+
+def set_key(document: dict[str, Any], dotted: str, value: Any) -> None:
+    """Set the dotted key (``si.c``) of params.yaml's content ``document`` in place; a key it does not have is an
+    error."""
+    *parents, leaf = dotted.split(".")
+    node: Any = document
+    for part in parents:
+        node = node.get(part) if isinstance(node, dict) else None
+    if not isinstance(node, dict) or leaf not in node:
+        raise ForgettingError(f"{dotted} is not a key of params.yaml")
+    node[leaf] = value
 
 
 def import_ray():
@@ -290,11 +296,7 @@ def update_params(path: Path, chosen: dict[str, dict[str, Any]]) -> None:
     document = yaml_rt.load(path.read_text())
     for entry in chosen.values():
         for dotted, value in entry["params"].items():
-            *parents, leaf = dotted.split(".")
-            node = document
-            for part in parents:
-                node = node[part]
-            node[leaf] = int(value) if isinstance(value, float) and value.is_integer() else value  # 1000, not 1000.0
+            set_key(document, dotted, int(value) if isinstance(value, float) and value.is_integer() else value)  # 1000
     with atomic_output(path) as tmp, open(tmp, "w") as handle:
         yaml_rt.dump(document, handle)
 
