@@ -1,13 +1,14 @@
 """Stage evaluate@<name>: every repetition's test accuracy on every task, forgetting and BWT -> the means and their
 95% confidence half-widths in metrics/<name>.json, each repetition's values in metrics/repetitions/<name>.json;
 the accuracy matrix -> metrics/accuracy_matrix/<name>.json and every task's accuracy per epoch (mean and 95% CI)
--> metrics/accuracy_per_epoch/<name>.json (DVC plots).
+-> metrics/accuracy_per_epoch/<name>.json (the report stage gathers them for the DVC plots).
 
-Usage: evaluate.py NAME MODEL REFERENCE. Final accuracies come from MODEL; the accuracy matrices from the training
-logs metrics/epochs/NAME.csv (means) and metrics/epochs/repetitions/NAME.csv (per repetition). When REFERENCE (the
-task-A model) differs from MODEL, the metrics add task_a_forgetting = task-A accuracy of REFERENCE minus that of
-MODEL, repetition by repetition. For a sequence, BWT and FWT; FWT's baseline, each repetition's accuracy at
-initialisation, is the first row of the task-A model's log, metrics/epochs/repetitions/task_a.csv.
+Usage: evaluate.py NAME. Final accuracies come from models/NAME.keras, through the strategy's prediction rule
+(``Strategy.predict``) for a strategy; the accuracy matrices from the training logs metrics/epochs/NAME.csv (means)
+and metrics/epochs/repetitions/NAME.csv (per repetition). For a strategy, the metrics add task_a_forgetting = task-A
+accuracy of the task-A model (models/task_a.keras) minus that of NAME's, repetition by repetition. For a sequence,
+BWT and FWT; FWT's baseline, each repetition's accuracy at initialisation, is the first row of the task-A model's
+log, metrics/epochs/repetitions/task_a.csv.
 """
 
 import sys
@@ -18,18 +19,21 @@ from forgetting.errors import ForgettingError
 
 
 def main() -> None:
-    name, model_path, reference_path = sys.argv[1:4]
+    name = sys.argv[1]
+    model_path, reference_path = f"models/{name}.keras", "models/task_a.keras"
     p = params.load(f"evaluate@{name}")
     import_tensorflow()  # after validation: slow to import
     from forgetting import data, metrics, model
     from forgetting.scenarios import Scenario
+    from forgetting.strategies import available, strategy_class
 
     scenario = Scenario.from_params(p)
     tests = data.load_tasks("test", scenario)
     producer = {"task_a": "train_a", "joint": "train_joint"}.get(name, f"finetune@{name}")
     net = model.load_model(model_path, stage=producer)
+    predict = strategy_class(name).predict if name in available() else None  # the strategy's prediction rule
     reference_a = None
-    if reference_path != model_path:
+    if name not in ("task_a", "joint"):  # models measured against themselves
         reference = model.load_model(reference_path, stage="train_a")
         if reference.seeds != net.seeds:
             raise ForgettingError(
@@ -40,7 +44,7 @@ def main() -> None:
     log = metrics.read_log(f"metrics/epochs/{name}.csv")
     repetitions = metrics.repetition_metrics(
         net.seeds,
-        {task: metrics.accuracy(net, split, scenario) for task, split in tests.items()},
+        {task: metrics.accuracy(net, split, scenario, predict=predict) for task, split in tests.items()},
         reference_a,
         metrics.read_log(f"metrics/epochs/repetitions/{name}.csv"),
         scenario.names,

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from dvc.repo import Repo
 
-from forgetting.strategies import STRATEGIES
+from forgetting.strategies import available
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "forgetting"
@@ -35,11 +35,14 @@ def stage_commands() -> dict[str, list[str]]:
         return {stage.addressing: shlex.split(stage.cmd) for stage in repo.index.stages}
 
 
-def declared_code(stage: str) -> set[str]:
+def declared_code(stage: str) -> tuple[set[str], set[str]]:
+    """(the .py files ``stage`` depends on, the .py files of the folders of code it depends on)."""
     with Repo(str(ROOT)) as repo:
         (found,) = repo.stage.collect(stage)
-        deps = {Path(dep.fs_path).relative_to(ROOT).as_posix() for dep in found.deps}
-    return {dep for dep in deps if dep.endswith(".py")}
+        deps = [Path(dep.fs_path) for dep in found.deps]
+    files = {dep.relative_to(ROOT).as_posix() for dep in deps if dep.suffix == ".py"}
+    folders = [dep for dep in deps if dep.is_dir() and dep.is_relative_to(ROOT / "src")]
+    return files, {f.relative_to(ROOT).as_posix() for folder in folders for f in folder.rglob("*.py")}
 
 
 def import_closure(command: list[str]) -> set[str]:
@@ -50,7 +53,7 @@ def import_closure(command: list[str]) -> set[str]:
     finder = ProjectModuleFinder(path=[str(ROOT / Path(script).parent), str(ROOT / "src")])
     finder.run_script(str(ROOT / script))
     if "forgetting.strategies" in finder.modules:
-        for name in (a for a in args if a in STRATEGIES):
+        for name in (a for a in args if a in available()):
             finder.import_hook(f"forgetting.strategies.{name}")
     files = {module.__file__ for module in finder.modules.values() if module.__file__}
     return {Path(f).resolve().relative_to(ROOT).as_posix() for f in files}
@@ -65,9 +68,11 @@ def test_code_deps_are_the_import_closure(stage):
     assert command[:2] == ["PYTHONPATH=src", "python"], f"{stage} must import the package from its own src/"
     closure = import_closure(command)
     assert any(f.startswith("src/forgetting/") for f in closure)
-    declared = declared_code(stage)
-    assert closure - declared == set(), f"dvc.yaml: {stage} imports these but does not depend on them"
-    assert declared - closure == set(), f"dvc.yaml: {stage} depends on code it does not import"
+    files, in_folders = declared_code(stage)
+    assert closure - files - in_folders == set(), f"dvc.yaml: {stage} imports these but does not depend on them"
+    assert files - closure == set(), f"dvc.yaml: {stage} depends on code it does not import"
+    assert not in_folders or in_folders & closure, f"dvc.yaml: {stage} depends on a folder of code it never imports"
+    assert not files & in_folders, f"dvc.yaml: {stage} lists a file that a folder it depends on already holds"
 
 
 def test_a_strategy_stage_imports_only_its_own_strategy():

@@ -24,9 +24,10 @@ import scipy.stats
 import yaml
 
 from forgetting.data import MNIST_FILES
+from forgetting.strategies import listed
 
 ROOT = Path(__file__).resolve().parents[1]
-STRATEGIES = ("naive", "l2", "ewc", "online_ewc", "si", "mas", "lwf", "replay")
+STRATEGIES = tuple(listed())  # dvc.yaml's strategy list
 MODELS = ("task_a", "joint", *STRATEGIES)
 ALL_STAGES = {
     "check_params",
@@ -278,7 +279,7 @@ def test_pipeline_end_to_end(repo):
     html = (repo / "plots_html" / "index.html").read_text()
     assert "after training on" in html  # the accuracy-matrix template
     assert '"errorband"' in html and "tested on" in html  # the per-epoch template
-    assert '"task": "task_b"' in html and '"filename": "replay.json"' in html
+    assert '"task": "task_b"' in html and '"model": "replay"' in html
     shutil.rmtree(repo / "plots_html")
 
     # A corrupt checkpoint names the cheapest fix: DVC's cache holds it, so checking it out restores it.

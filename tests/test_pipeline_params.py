@@ -6,8 +6,10 @@ import dvc.api
 import pytest
 import yaml
 
+from forgetting.strategies import listed
+
 ROOT = Path(__file__).resolve().parents[1]
-STRATEGIES = ("naive", "l2", "ewc", "online_ewc", "si", "mas", "lwf", "replay")
+STRATEGIES = tuple(listed())  # dvc.yaml's strategy list
 STAGES = [
     "prepare",
     "train_a",

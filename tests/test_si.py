@@ -10,9 +10,10 @@ from forgetting import training
 from forgetting.data import make_split
 from forgetting.errors import ForgettingError
 from forgetting.model import build_network, save_model, weights_by_path
+from forgetting.path_integral import PathIntegral
 from forgetting.scenarios import Scenario
 from forgetting.strategies import SI, TaskAState, build_strategy
-from forgetting.strategies.base import PathIntegral, QuadraticPenalty
+from forgetting.strategies.base import QuadraticPenalty
 from forgetting.strategies.si import importance
 
 DOMAIN = Scenario("domain", EVEN_ODD)
@@ -39,7 +40,9 @@ def _two_repetition_problem(recorder: bool, lr: float = 0.1, steps: int = 3):
     path = PathIntegral(net) if recorder else None
     towards_zero = QuadraticPenalty(1.0, {key: np.zeros_like(value) for key, value in start.items()})
     split = make_split(np.zeros((2, 28, 28), np.uint8), np.zeros(2, int))  # label 0: the one logit's
-    model = training.ContinualModel(net, ONE_OUTPUT, _training_set(split), towards_zero, path_integral=path)
+    model = training.ContinualModel(
+        net, ONE_OUTPUT, _training_set(split), towards_zero, observers=[path] if path else ()
+    )
     model.compile(optimizer=keras.optimizers.SGD(learning_rate=lr))
     model.fit(np.arange(2, dtype=np.int32), batch_size=2, epochs=steps, shuffle=False, verbose=0)
     return net, path, start
@@ -75,7 +78,7 @@ def test_recording_the_mlp_with_adam_in_fit_keeps_the_weights_identical(mnist_li
         training.seed_everything(3)
         net = build_network(5, hidden_units=8, dropout=0.5, seeds=SEEDS)
         path = PathIntegral(net) if record else None
-        model = training.ContinualModel(net, DOMAIN, _training_set(mnist_like), path_integral=path)
+        model = training.ContinualModel(net, DOMAIN, _training_set(mnist_like), observers=[path] if path else ())
         training.fit(model, None, 2, 50, 1e-2, verbose=0)
         return net, path
 
@@ -95,7 +98,12 @@ def test_recorded_path_integral_matches_an_eager_step_by_step_reference(mnist_li
     reference = build_network(5, hidden_units=8, seeds=SEEDS)
     path = PathIntegral(net)
     training.fit(
-        training.ContinualModel(net, DOMAIN, _training_set(split), path_integral=path), None, 2, 50, 1e-2, verbose=0
+        training.ContinualModel(net, DOMAIN, _training_set(split), observers=[path] if path else ()),
+        None,
+        2,
+        50,
+        1e-2,
+        verbose=0,
     )
 
     # the step ContinualModel takes: each repetition's own batch (its own order), the sum over repetitions of
@@ -152,7 +160,7 @@ def test_si_builds_its_importance_from_train_as_file_and_accumulates_it(tmp_path
     net = build_network(5, hidden_units=8, seeds=SEEDS)
     path = PathIntegral(net)
     training.fit(
-        training.ContinualModel(net, DOMAIN, _training_set(mnist_like), path_integral=path),
+        training.ContinualModel(net, DOMAIN, _training_set(mnist_like), observers=[path] if path else ()),
         None,
         1,
         32,

@@ -87,8 +87,8 @@ def test_overlapping_digits(repo):
 
 def test_unknown_strategy_in_dvc_yaml(repo):
     pipeline = yaml.safe_load((repo / "dvc.yaml").read_text())
-    pipeline["stages"]["finetune"]["foreach"]["agem"] = {
-        "param": "alpha",
+    pipeline["vars"][0]["strategies"]["agem"] = {  # listed, with no module
+        "params": "alpha",
         "extra": "seed",
         "needs": "models/task_a.keras",
         "builds_on": "base",
@@ -99,7 +99,9 @@ def test_unknown_strategy_in_dvc_yaml(repo):
     code, stderr = run_stage(repo, "stages/finetune.py", "agem")
     assert code == 1
     assert_one_error_line(
-        stderr, "unknown strategy 'agem': use one of naive, l2, ewc, online_ewc, si, mas, lwf, replay"
+        stderr,
+        "error: finetune@agem: dvc.yaml's strategy list (vars: strategies) names 'agem', but "
+        "src/forgetting/strategies/agem.py does not exist: add the module, or remove the entry",
     )
     assert sorted(p.name for p in (repo / "models").iterdir()) == ["task_a.keras"]
     assert not (repo / "metrics" / "epochs" / "agem.csv").exists()

@@ -1,7 +1,8 @@
 """The report's figures (``forgetting.report``), drawn with matplotlib's Agg canvas (no display, no pyplot state) and
 saved as byte-stable PNGs: a fixed size and dpi, matplotlib's default style, no software tag or date.
 
-Every strategy has one colour in every figure (a qualitative palette); joint is black, the task-A model grey. A
+Every strategy has its own colour in every figure (``colour``: tab10, then tab20's lighter shades, greys left out, by
+its place in the strategy list); joint is black, the task-A model grey. A
 strategy whose every repetition equals an earlier one's (online EWC is EWC for two tasks) is drawn dashed and named
 beside it."""
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 import numpy as np
@@ -19,14 +20,25 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.transforms import Bbox
 
-from forgetting.strategies import STRATEGIES
+from forgetting.strategies import listed
 
 if TYPE_CHECKING:
     from forgetting.report import Results
 
 DPI = 100
-PALETTE = [c for i, c in enumerate(matplotlib.colormaps["tab10"].colors) if i != 7]  # tab10 without its grey
-COLOURS = {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(STRATEGIES)} | {"joint": "black", "task_a": "0.5"}
+# tab10 without its grey, then tab20's lighter shades without theirs: 18 colours before any repeats
+PALETTE = [
+    *(c for i, c in enumerate(matplotlib.colormaps["tab10"].colors) if i != 7),
+    *(c for i, c in enumerate(matplotlib.colormaps["tab20"].colors) if i % 2 and i != 15),
+]
+FIXED = {"joint": "black", "task_a": "0.5"}
+
+
+def colour(name: str) -> Any:
+    """The colour of model ``name``: joint black, the task-A model grey, a strategy by its place in the list."""
+    return FIXED[name] if name in FIXED else PALETTE[listed().index(name) % len(PALETTE)]
+
+
 PANELS_PER_ROW = 3
 
 
@@ -74,13 +86,13 @@ def mean_accuracy(results: Results, path: Path, memory: dict[str, str]) -> None:
     rows = np.arange(len(names))[::-1]
     for row, name in zip(rows, names, strict=True):
         s = results.summary[name]
-        ax.errorbar(s["mean_accuracy"], row, xerr=s["mean_accuracy_ci95"], fmt="o", color=COLOURS[name], capsize=3)
+        ax.errorbar(s["mean_accuracy"], row, xerr=s["mean_accuracy_ci95"], fmt="o", color=colour(name), capsize=3)
         ax.text(1.03, row, memory[name], transform=ax.get_yaxis_transform(), va="center", fontsize=9)
     ax.text(1.03, len(names) - 0.3, "memory", transform=ax.get_yaxis_transform(), fontsize=9, weight="bold")
     for name, style, label in (("joint", "--", "joint (upper bound)"), ("naive", ":", "naive fine-tuning")):
         mean, half = results.summary[name]["mean_accuracy"], results.summary[name]["mean_accuracy_ci95"]
-        ax.axvline(mean, color=COLOURS[name], linestyle=style, label=f"{label}: {mean:.3f}")
-        ax.axvspan(mean - half, mean + half, color=COLOURS[name], alpha=0.1, linewidth=0)
+        ax.axvline(mean, color=colour(name), linestyle=style, label=f"{label}: {mean:.3f}")
+        ax.axvspan(mean - half, mean + half, color=colour(name), alpha=0.1, linewidth=0)
     ax.set_yticks(rows, [_label(name, results.same_as()) for name in names])
     ax.set_ylim(-0.7, len(names) - 0.3)
     ax.set_xlabel("mean final test accuracy over the tasks (mean and 95% CI over the repetitions)")
@@ -101,12 +113,12 @@ def forgetting_curves(results: Results, path: Path, memory: dict[str, str]) -> N
     axes = list(figure.subplots(rows, columns, sharey=True, squeeze=False).flat)
     ends = _task_ends(results)
     for ax, task, digits in zip(axes, tasks, results.params["tasks"], strict=False):
-        _band(ax, *results.curve("task_a", task), COLOURS["task_a"], "task A's training")
+        _band(ax, *results.curve("task_a", task), colour("task_a"), "task A's training")
         for name in results.strategies:
             epochs, *values = results.curve(name, task)
-            _band(ax, epochs + ends[0], *values, COLOURS[name], _label(name, same), "--" if name in same else "-")
+            _band(ax, epochs + ends[0], *values, colour(name), _label(name, same), "--" if name in same else "-")
         final = results.summary["joint"][f"{task}_accuracy"]
-        ax.axhline(final, color=COLOURS["joint"], linestyle=":", linewidth=1, label="joint, final")
+        ax.axhline(final, color=colour("joint"), linestyle=":", linewidth=1, label="joint, final")
         _mark_tasks(ax, ends, tasks)
         ax.set_title(f"task {letter(task)} ({' '.join(map(str, digits))})", pad=14, fontsize=10)
         ax.set_ylim(0, 1.02)
@@ -132,7 +144,7 @@ def _task_ends(results: Results) -> list[int]:
     """The epoch (of the whole sequence) at which each task's training ends: task A's from its own log, the later
     tasks' from the strategies' logs (which count on from 0 = the end of task A)."""
     end_a = int(max(record["epoch"] for record in results.per_epoch["task_a"]))
-    log = results.per_epoch[next(iter(STRATEGIES))]
+    log = results.per_epoch[listed()[0]]
     later = [max(r["epoch"] for r in log if r["trained"] == task) for task in results.tasks[1:]]
     return [end_a, *(end_a + int(end) for end in later)]
 
@@ -181,7 +193,7 @@ def stability_plasticity(results: Results, path: Path, memory: dict[str, str]) -
     for name in (name for name in names if name not in same):
         x, dx, y, dy = results.stability(name)
         marker = {"fmt": "*", "markersize": 12} if name == "joint" else {"fmt": "o"}
-        ax.errorbar(x, y, xerr=dx, yerr=dy, color=COLOURS[name], capsize=2, **marker)
+        ax.errorbar(x, y, xerr=dx, yerr=dy, color=colour(name), capsize=2, **marker)
         twins = [other for other in names if same.get(other) == name]
         points.append((x, dx, y, dy, " = ".join([name, *twins])))
     low, high = ax.get_xlim()

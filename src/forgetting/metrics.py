@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import keras
@@ -19,9 +20,12 @@ from forgetting.scenarios import Scenario
 __all__ = ["ci95", "paired_difference", "summary"]  # re-exported: forgetting.intervals holds them
 
 
-def accuracy(network: keras.Model, split: Split, scenario: Scenario, batch_size: int = 2048) -> np.ndarray:
+def accuracy(
+    network: keras.Model, split: Split, scenario: Scenario, batch_size: int = 2048, predict: Callable | None = None
+) -> np.ndarray:
     """Top-1 accuracy of each repetition of ``network`` (a ``StackedMLP``) on ``split``, from the scenario's
-    logits: an array of S values.
+    selection of ``predict(network, images)``'s scores (a strategy's prediction rule, ``Strategy.predict``; by
+    default the network's logits): an array of S values.
 
     Calls the network directly on large batches: ``model.predict`` builds a tf.data pipeline per call, which costs
     more than the forward pass itself when accuracy is taken after every epoch.
@@ -29,7 +33,9 @@ def accuracy(network: keras.Model, split: Split, scenario: Scenario, batch_size:
     correct = np.zeros(network.repetitions, np.int64)
     for start in range(0, len(split), batch_size):
         stop = start + batch_size
-        logits = scenario.select(network.per_repetition(split.image[start:stop]), split.task[start:stop])
+        images = split.image[start:stop]
+        scores = network.per_repetition(images) if predict is None else predict(network, images)
+        logits = scenario.select(scores, split.task[start:stop])
         correct += np.sum(np.argmax(logits.numpy(), axis=-1) == split.label[None, start:stop], axis=1)
     return correct / max(len(split), 1)
 

@@ -18,13 +18,8 @@ from forgetting.files import atomic_output
 from forgetting.intervals import Difference, ci95, paired_difference
 from forgetting.scenarios import Scenario, task_names
 from forgetting.settings import TUNING, setting_of, tuned, tuning_path
+from forgetting.strategies import Memory, listed, strategy_class
 
-# The strategy modules: the registry imports each by name; imported here too, so that the report stage's code deps
-# (dvc.yaml, tests/test_code_deps.py) list every module whose hyperparameters and memory the report shows.
-from forgetting.strategies import STRATEGIES, Memory, ewc, l2, lwf, mas, naive, online_ewc, replay, si, strategy_class
-
-STRATEGY_MODULES = (naive, l2, ewc, online_ewc, si, mas, lwf, replay)
-MODELS = ("task_a", "joint", *STRATEGIES)  # every model that the evaluate stage measures
 LABELS = {"task_a": "`task_a` (after task A only)", "joint": "`joint` (upper bound)"}
 # metrics/<folder><name>.json of every model: the means, each repetition's values, the per-epoch log, the matrix
 FILES = {"summary": "", "repetitions": "repetitions/", "per_epoch": "accuracy_per_epoch/", "matrix": "accuracy_matrix/"}
@@ -68,14 +63,14 @@ class Results:
 
     @classmethod
     def load(cls, params: dict[str, Any], metrics: Path = Path("metrics"), tuning: Path = TUNING) -> Results:
-        """Every model's files under the folder ``metrics``; a missing, unreadable or stale one (from a run with
-        other tasks) is a ForgettingError naming it."""
+        """Every model's files under the folder ``metrics`` (the models of ``models()``); a missing, unreadable or
+        stale one (from a run with other tasks) is a ForgettingError naming it."""
         files = {
-            kind: {name: _read_json(Path(metrics) / f"{folder}{name}.json", name) for name in MODELS}
+            kind: {name: _read_json(Path(metrics) / f"{folder}{name}.json", name) for name in models()}
             for kind, folder in FILES.items()
         }
         results = cls(params, **files, tuning=tuned(setting_of(params), tuning))
-        for name in MODELS:
+        for name in models():
             for key in ("mean_accuracy", *(f"{task}_accuracy" for task in results.tasks)):
                 if key not in results.summary[name] or key not in results.repetitions[name]:
                     raise ForgettingError(
@@ -92,7 +87,7 @@ class Results:
     @property
     def strategies(self) -> list[str]:
         """The strategies, best mean accuracy first (ties in the registry's order)."""
-        return sorted(STRATEGIES, key=lambda name: -self.summary[name]["mean_accuracy"])
+        return sorted(listed(), key=lambda name: -self.summary[name]["mean_accuracy"])
 
     @property
     def ranked(self) -> list[str]:
@@ -100,10 +95,11 @@ class Results:
         return ["joint", *self.strategies, "task_a"]
 
     def same_as(self) -> dict[str, str]:
-        """Each model whose every repetition value equals an earlier model's (in ``MODELS`` order): that model."""
+        """Each model whose every repetition value equals an earlier model's (in ``models()`` order): that model."""
         same: dict[str, str] = {}
-        for i, name in enumerate(MODELS):
-            match = [other for other in MODELS[:i] if self.repetitions[other] == self.repetitions[name]]
+        names = models()
+        for i, name in enumerate(names):
+            match = [other for other in names[:i] if self.repetitions[other] == self.repetitions[name]]
             if match:
                 same[name] = same.get(match[0], match[0])
         return same
@@ -136,6 +132,11 @@ class Results:
         return paired_difference([values_a[index_a[s]] for s in shared], [values_b[index_b[s]] for s in shared])
 
 
+def models() -> list[str]:
+    """Every model that the evaluate stage measures: the task-A model, joint and the listed strategies."""
+    return ["task_a", "joint", *listed()]
+
+
 def _read_json(path: Path, model: str) -> Any:
     """The content of metrics file ``path`` of ``model``; missing or unreadable: a ForgettingError."""
     if not path.is_file():
@@ -149,15 +150,33 @@ def _read_json(path: Path, model: str) -> Any:
 def make(
     params: dict[str, Any], out: Path = Path("report"), metrics: Path = Path("metrics"), tuning: Path = TUNING
 ) -> None:
-    """``out``/README.md and its figures in ``out``/figures/, from the metrics under ``metrics``: all of it, or (on
-    any error) neither. (The rest of ``out`` is not touched: the scenario benchmark's page lives in
-    ``out``/settings/.)"""
-    with atomic_output(out / "figures") as folder, atomic_output(out / "README.md") as page:
+    """``out``/README.md and its figures in ``out``/figures/, from the metrics under ``metrics``, and the DVC plots'
+    data in ``out``/plots/: all of it, or (on any error) none. (The rest of ``out`` is not touched: the scenario
+    benchmark's page lives in ``out``/settings/.)"""
+    with (
+        atomic_output(out / "figures") as folder,
+        atomic_output(out / "plots") as plots,
+        atomic_output(out / "README.md") as page,
+    ):
         results = Results.load(params, metrics, tuning)
         folder.mkdir()
         lines = section(results, folder, link="figures/")
         lines += ["", "Regenerate this page with `dvc repro report` (src/forgetting/report.py); do not edit it."]
         _write_markdown(page, lines)
+        write_plot_data(results, plots)
+
+
+def write_plot_data(results: Results, folder: Path) -> None:
+    """The data of dvc.yaml's plots, every model's records in one file per plot, each record with its ``model``:
+    ``accuracy_per_epoch.json`` (the strategies') and ``accuracy_matrix.json`` (every model's)."""
+    folder.mkdir()
+    plots = {
+        "accuracy_per_epoch": {name: results.per_epoch[name] for name in listed()},
+        "accuracy_matrix": {name: results.matrix[name] for name in models()},
+    }
+    for plot, by_model in plots.items():
+        records = [{"model": name, **record} for name, records in by_model.items() for record in records]
+        (folder / f"{plot}.json").write_text(json.dumps(records, indent=1) + "\n", encoding="utf-8")
 
 
 def write_settings_page(results_by_setting: dict[str, Results], out: Path) -> None:
@@ -170,7 +189,7 @@ def write_settings_page(results_by_setting: dict[str, Results], out: Path) -> No
         lines = ["# Every setting side by side", "", "Mean final test accuracy over each setting's tasks:", ""]
         rows = [
             [_name(name), *(_mean_ci(r.summary[name], "mean_accuracy") for r in results_by_setting.values())]
-            for name in ("joint", *STRATEGIES, "task_a")
+            for name in ("joint", *listed(), "task_a")
         ]
         lines += _table(["model", *(f"`{s}`" for s in results_by_setting)], rows)
         lines += _published(results_by_setting)
@@ -186,7 +205,7 @@ def _published(results_by_setting: dict[str, Results]) -> list[str]:
         return []
     header = ["model", *(f"{label} `{s}`" for s in settings for label in ("ours,", "Hsu et al.,"))]
     rows = []
-    for name in ("joint", *STRATEGIES):
+    for name in ("joint", *listed()):
         ours = [_mean_ci(results_by_setting[s].summary[name], "mean_accuracy") for s in settings]
         rows.append(
             [_name(name), *(c for s, o in zip(settings, ours, strict=True) for c in (o, PUBLISHED[s].get(name, "")))]
@@ -202,7 +221,7 @@ def section(results: Results, folder: Path, prefix: str = "", level: int = 1, li
     """The markdown of one setting, its title at heading ``level``; its figures are written to ``folder`` as
     ``<prefix><figure>.png`` and linked as ``<link><prefix><figure>.png``."""
     h = "#" * (level + 1)
-    memory = {name: _memory(results.params, name) for name in STRATEGIES}
+    memory = {name: _memory(results.params, name) for name in listed()}
     lines = [*_title(results, level), "", f"{h} Every model", "", *_strategy_table(results, memory)]
     for figure in figures.FIGURES:
         lines += ["", f"{h} {figure.title}", ""]
@@ -235,7 +254,7 @@ def _title(results: Results, level: int) -> list[str]:
 
 
 def _strategy_table(results: Results, memory: dict[str, Memory]) -> list[str]:
-    optional = [key for key in OPTIONAL if any(key in results.summary[name] for name in MODELS)]
+    optional = [key for key in OPTIONAL if any(key in results.summary[name] for name in models())]
     header = [f"task {figures.letter(t)}" for t in results.tasks] + ["mean", *(OPTIONAL[k] for k in optional)]
     rows = []
     for name in results.ranked:
@@ -277,7 +296,7 @@ def _difference(results: Results, row: str, column: str) -> str:
 
 def _hyperparameter_table(results: Results) -> list[str]:
     rows = []
-    for name in STRATEGIES:
+    for name in listed():
         space = strategy_class(name).search_space
         searched = "; ".join(f"{key} ∈ {{{', '.join(map(_number, values))}}}" for key, values in space.items())
         rows.append([f"`{name}`", _values(results, name) or "none", searched or "—", _source(results, name)])
@@ -286,7 +305,7 @@ def _hyperparameter_table(results: Results) -> list[str]:
 
 def _sources(results: Results) -> str:
     """Where the hyperparameters came from, in a phrase for the title."""
-    tunable = [name for name in STRATEGIES if strategy_class(name).hyperparameters]
+    tunable = [name for name in listed() if strategy_class(name).hyperparameters]
     chosen = sum(_source(results, name).startswith("tuned") for name in tunable)
     if results.tuning is None:
         return "set by hand in params.yaml (not tuned for this setting)"
@@ -312,7 +331,7 @@ def _source(results: Results, name: str) -> str:
 
 def _values(results: Results, name: str) -> str:
     """The hyperparameters that strategy ``name`` ran with, ``key = value``; empty for other models."""
-    keys = strategy_class(name).hyperparameters if name in STRATEGIES else ()
+    keys = strategy_class(name).hyperparameters if name in listed() else ()
     return ", ".join(f"{key} = {_number(_value_at(results.params, key))}" for key in keys)
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import csv
 import math
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import keras
@@ -30,9 +30,10 @@ from forgetting.errors import ForgettingError
 from forgetting.metrics import accuracy, ci95
 from forgetting.model import STEPS_PER_EXECUTION, StackedMLP, build_network
 from forgetting.params import repetition_seeds
+from forgetting.path_integral import PathIntegral
 from forgetting.scenarios import Scenario
 from forgetting.strategies import Strategy, build_strategy
-from forgetting.strategies.base import PathIntegral, TaskAState
+from forgetting.strategies.base import TaskAState
 
 
 def seed_everything(seed: int) -> None:
@@ -103,13 +104,16 @@ class Reshuffle(keras.callbacks.Callback):
 
 
 class ContinualModel(keras.Model):
-    """Wraps a ``StackedMLP`` so that ``fit`` minimises, per repetition, loss(scenario.select(logits)) +
-    strategy.penalty(...), summed over repetitions (the module docstring).
+    """Wraps a ``StackedMLP`` so that ``fit`` minimises, per repetition, loss(scenario.select(logits)) + the
+    strategy's terms, summed over repetitions (the module docstring), calling the strategy's hooks
+    (``forgetting.strategies.base``) at their points of the step: ``penalty`` and ``memory_loss`` in the loss,
+    ``adjust_gradients`` before the optimiser step, ``after_step`` after it (and each of ``observers``'
+    ``after_step``, such as task A's ``PathIntegral``). Hooks the strategy does not override are left out of the
+    compiled step; the step itself is Keras' optimiser's.
 
     ``fit`` is given the positions 0..N-1 of the epoch (``TrainingSet``); validation data are shared by every
-    repetition. Logged: ``loss`` (mean over repetitions of each one's loss + penalty), ``penalty`` and
-    ``accuracy`` (means over repetitions). With a ``PathIntegral`` every step also adds -g * (theta after the step -
-    theta before it) to it (Synaptic Intelligence); the step itself is Keras' optimiser's.
+    repetition. Logged: ``loss`` (mean over repetitions of each one's loss + the strategy's terms), ``penalty``
+    (the strategy's terms) and ``accuracy`` (means over repetitions).
     """
 
     def __init__(
@@ -118,14 +122,14 @@ class ContinualModel(keras.Model):
         scenario: Scenario,
         data: TrainingSet,
         strategy: Strategy | None = None,
-        path_integral: PathIntegral | None = None,
+        observers: Sequence = (),
     ) -> None:
         super().__init__(name=f"{network.name}_{scenario.kind}")
         self.network = network
         self.scenario = scenario
         self.data = data
         self.strategy = strategy or Strategy()
-        self.path_integral = path_integral
+        self.watchers = [*([self.strategy] if self.strategy.acts_at("after_step") else []), *observers]
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.penalty_tracker = keras.metrics.Mean(name="penalty")
         self.accuracy_tracker = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
@@ -139,11 +143,13 @@ class ContinualModel(keras.Model):
         return self.scenario.select(self.network.per_repetition(inputs["image"], training), inputs["task"])
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        """Per repetition: mean cross-entropy over its batch + its penalty; summed over repetitions. Logs the
-        means over repetitions."""
+        """Per repetition: mean cross-entropy over its batch + its penalty (and memory loss); summed over
+        repetitions. Logs the means over repetitions."""
         labels = tf.broadcast_to(tf.cast(y, tf.int32), tf.shape(y_pred)[:-1])
         cross_entropy = keras.losses.sparse_categorical_crossentropy(labels, y_pred, from_logits=True)
         penalty = self.strategy.penalty(self.network, x, y_pred) if training else tf.constant(0.0)
+        if training and self.strategy.acts_at("memory_loss"):
+            penalty += self.strategy.memory_loss(self.network, self.optimizer.iterations)
         total = tf.reduce_sum(tf.reduce_mean(cross_entropy, axis=-1)) + penalty
         repetitions = float(self.network.repetitions)
         self.loss_tracker.update_state(total / repetitions)
@@ -157,10 +163,12 @@ class ContinualModel(keras.Model):
             loss = self.compute_loss(x, y, self(x, training=True))
         variables = self.trainable_weights
         gradients = tape.gradient(loss, variables)
-        before = [tf.identity(v.value) for v in variables] if self.path_integral else None
+        if self.strategy.acts_at("adjust_gradients"):
+            gradients = self.strategy.adjust_gradients(self.network, variables, gradients, self.optimizer.iterations)
+        before = [tf.identity(v.value) for v in variables] if self.watchers else None
         self.optimizer.apply_gradients(zip(gradients, variables, strict=True))
-        if self.path_integral is not None:
-            self.path_integral.add(variables, gradients, before)
+        for watcher in self.watchers:
+            watcher.after_step(variables, gradients, before)
         return {m.name: m.result() for m in self.metrics}
 
     def test_step(self, data):
@@ -179,7 +187,8 @@ class TaskAccuracyLog(keras.callbacks.Callback):
         confidence half-width) for each task, then the epoch's training logs (means over repetitions);
       - ``repetitions_path``: one row per epoch and repetition: ``epoch``, ``task``, ``seed``,
         ``<task>_accuracy`` for each task.
-    The last rows of each task make the accuracy matrix.
+    The last rows of each task make the accuracy matrix. Accuracy follows ``predict`` (a strategy's prediction rule,
+    ``Strategy.predict``; ``train_sequence`` sets the strategy's), by default the network's logits.
     """
 
     def __init__(
@@ -190,9 +199,10 @@ class TaskAccuracyLog(keras.callbacks.Callback):
         repetitions_path: str | Path,
         task: str,
         network: StackedMLP | None = None,
+        predict: Callable | None = None,
     ) -> None:
         super().__init__()
-        self.tests, self.scenario, self.network = tests, scenario, network
+        self.tests, self.scenario, self.network, self.predict = tests, scenario, network, predict
         self.path, self.repetitions_path = Path(path), Path(repetitions_path)
         self.first_task = task
         self.task = task
@@ -203,7 +213,9 @@ class TaskAccuracyLog(keras.callbacks.Callback):
         network = self.network if self.network is not None else self.model.network
         task = self.task if self.rows else self.first_task
         row: dict[str, float | str] = {"epoch": len(self.rows), "task": task}
-        per_task = {name: accuracy(network, split, self.scenario) for name, split in self.tests.items()}
+        per_task = {
+            name: accuracy(network, split, self.scenario, predict=self.predict) for name, split in self.tests.items()
+        }
         for name, values in per_task.items():
             row[f"{name}_accuracy"] = round(float(np.mean(values)), 6)
             row[f"{name}_accuracy_ci95"] = round(ci95(values), 6)
@@ -294,7 +306,7 @@ def finetune(
     """Fine-tune ``network`` in place on ``strategy.training_data(train)`` (task number ``task_number`` of the
     scenario), minimising its loss plus ``strategy``'s penalty."""
     data = TrainingSet(strategy.training_data(train), network.seeds, salt=task_number)
-    model = ContinualModel(network, scenario, data, strategy, strategy.path_integral)
+    model = ContinualModel(network, scenario, data, strategy)
     suspects = " or ".join(filter(None, ["finetune.learning_rate", strategy.strength_param]))
     guard = NonFiniteLossGuard(scenario.names[task_number], suspects)
     return fit(model, validation, guard=guard, **fit_args)
@@ -311,6 +323,8 @@ def train_sequence(
 ) -> None:
     """Train ``network`` (already trained on task 0, which ``strategy`` was built from) on tasks 1, 2, ... in turn,
     letting the strategy consolidate each finished task (``Strategy.end_task``) before the next."""
+    if strategy.acts_at("predict"):
+        log.predict = strategy.predict
     for t in range(1, len(train)):
         print(f"{strategy.name}: training on {scenario.names[t]} ({t + 1} of {len(train)})", flush=True)
         log.task = scenario.names[t]
@@ -372,7 +386,7 @@ def train_new_model(
     network = build_network(scenario.num_outputs, params["model"]["hidden_units"], params["model"]["dropout"], seeds)
     recorder = PathIntegral(network) if path_integral else None
     fit(
-        ContinualModel(network, scenario, TrainingSet(train, seeds, salt=0), path_integral=recorder),
+        ContinualModel(network, scenario, TrainingSet(train, seeds, salt=0), observers=[recorder] if recorder else ()),
         validation,
         epochs=epochs,
         batch_size=params["train"]["batch_size"],

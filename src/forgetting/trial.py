@@ -49,7 +49,7 @@ def _score(trial: dict[str, Any], files: dict[str, bytes], params: dict[str, Any
     from forgetting import data, metrics, training
     from forgetting.intervals import ci95
     from forgetting.scenarios import Scenario
-    from forgetting.strategies import TaskAState
+    from forgetting.strategies import TaskAState, strategy_class
     from forgetting.tune import with_values
 
     params = with_values(params, trial["params"])
@@ -59,18 +59,13 @@ def _score(trial: dict[str, Any], files: dict[str, bytes], params: dict[str, Any
             (root / name).parent.mkdir(parents=True, exist_ok=True)
             (root / name).write_bytes(content)
         scenario = Scenario.from_params(params)
-        task_a = TaskAState(
-            scenario,
-            model_path=root / "models/task_a.keras",
-            fisher_path=root / "models/fisher.npz",
-            path_integral_path=root / "models/task_a_path_integral.npz",
-            data_root=root / "data/prepared",
-        )
+        task_a = TaskAState(scenario).rooted(root)
         network = training.train_strategy(
             trial["strategy"], params, task_a, "validation", root / "log.csv", root / "each.csv", verbose=0
         )
         validation = data.load_tasks("validation", scenario, task_a.data_root)
-        each = np.array([metrics.accuracy(network, split, scenario) for split in validation.values()])
+        predict = strategy_class(trial["strategy"]).predict
+        each = np.array([metrics.accuracy(network, split, scenario, predict=predict) for split in validation.values()])
     repetitions = each.mean(axis=0)  # each repetition's mean over the tasks
     return {
         "score": round(float(repetitions.mean()), 6),

@@ -36,7 +36,6 @@ from forgetting.project import copy_project, project_root
 
 NAME = "tune"
 HELP = "choose a setting's hyperparameters on validation data (Ray Tune)"
-TASK_A_FILES = ("models/task_a.keras", "models/fisher.npz", "models/task_a_path_integral.npz")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -88,13 +87,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def strategy_names(text: str) -> list[str]:
-    """The strategies to tune, checked against the registry."""
-    from forgetting.strategies import STRATEGIES
+    """The strategies to tune: ``all`` is dvc.yaml's strategy list; a name must have its module."""
+    from forgetting.strategies import available, listed
 
-    names = list(STRATEGIES) if text == "all" else [name.strip() for name in text.split(",") if name.strip()]
-    unknown = [name for name in names if name not in STRATEGIES]
+    names = listed() if text == "all" else [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in available()]
     if unknown or not names:
-        raise ForgettingError(f"unknown strategy {unknown[0] if unknown else text!r}: use {', '.join(STRATEGIES)}")
+        raise ForgettingError(f"unknown strategy {unknown[0] if unknown else text!r}: use {', '.join(listed())}")
     return list(dict.fromkeys(names))
 
 
@@ -181,7 +180,10 @@ def train_task_a(root: Path, repo: Path, params: dict[str, Any]) -> dict[str, by
     copy_project(root, repo, lambda p: p.update(params))
     project.run(repo, "dvc", "repro", "fisher")
     prepared = [p for p in (repo / "data" / "prepared").rglob("*.npz") if p.stem != "test"]
-    return {str(p.relative_to(repo)): p.read_bytes() for p in [*prepared, *(repo / f for f in TASK_A_FILES)]}
+    from forgetting.strategies import TaskAState
+
+    products = [repo / path for path in TaskAState.files().values()]
+    return {str(p.relative_to(repo)): p.read_bytes() for p in [*prepared, *products]}
 
 
 def connect(ray, address: str | None) -> None:

@@ -1,10 +1,22 @@
-"""The strategy interface: training on each new task minimises  CE(theta) + strategy.penalty(theta, x, logits)
-over strategy.training_data(the task's train split), where x is the batch ({"image", "task"}) and logits the
-scenario's logits for it. After each task but the last, ``strategy.end_task`` consolidates what was learnt.
+"""The strategy interface: the hooks at which a continual-learning method acts. The training loop
+(``forgetting.training``) is written once, knows no method by name, and calls them in this order:
 
-A strategy is a small object built from the params and what task A left behind (``TaskAState``); it adds to the
-loss (``penalty``), to the data (``training_data``), or both. The training loop (``forgetting.training``) is
-written once and only asks it for these.
+- ``training_data(train)``: what to train on for a task (replay mixes in its buffer);
+- each step, for a batch x with the scenario's logits z:
+  loss = CE(z) + ``penalty(network, x, z)`` (EWC, L2, SI, MAS: on the weights; LwF: on the batch's outputs)
+  + ``memory_loss(network, step)`` (an extra loss on a batch the strategy draws from its own memory, with stored
+  targets: DER++'s logits);
+- ``adjust_gradients(network, variables, gradients, step)``: between the gradients and the optimiser step, with a
+  memory batch at hand (A-GEM's projection);
+- ``after_step(variables, gradients, before)``: after each optimiser step (SI's path integral);
+- ``predict(network, images)``: the prediction rule that the per-epoch logs and the evaluation use (default: the
+  argmax of the scenario's logits; iCaRL's nearest mean of exemplars would keep its class means in the network);
+- ``end_task(network, task, train)``: after each task but the last, what it keeps of the finished task (anchors,
+  importances, a teacher, a buffer, or an auxiliary model such as a generator, trained here).
+
+What a strategy reads of task A is declared by ``task_a_needs`` (files of ``TaskAState``: the ``fisher`` stage's
+Fisher, the path integral that ``train_a`` records), and each stage and the tuner take it from there. A hook that a
+strategy does not override costs nothing: the loop leaves it out of the compiled step.
 
 Every repetition (``forgetting.model``: the network holds S of them, stacked) has its own state: weights,
 anchors and importances carry the repetition axis first, so that ``penalty`` (the sum of each repetition's own)
@@ -24,9 +36,9 @@ import numpy as np
 import tensorflow as tf
 
 from forgetting.data import Split, load_task
-from forgetting.files import load_weight_sets, save_weight_sets
 from forgetting.fisher import load_fisher
 from forgetting.model import load_model, weights_by_path
+from forgetting.path_integral import PathIntegral
 from forgetting.scenarios import Scenario
 
 Weights = dict[str, np.ndarray]
@@ -48,7 +60,9 @@ class Memory:
 
 @dataclass(frozen=True)
 class TaskAState:
-    """What task A (the first task) left behind: its checkpoint, Fisher file, SI path integral and data."""
+    """What task A (the first task) left behind: its checkpoint, the ``fisher`` stage's Fisher, the path integral
+    of its training (``train_a``) and the prepared data. ``files`` names the products a strategy may need
+    (``Strategy.task_a_needs``)."""
 
     scenario: Scenario
     model_path: Path = Path("models/task_a.keras")
@@ -65,51 +79,27 @@ class TaskAState:
     def fisher(self) -> tuple[Weights, Weights]:
         return load_fisher(self.fisher_path)
 
+    def path_integral(self) -> tuple[Weights, Weights]:
+        """(theta where task A's training began, its path integral) from ``train_a``."""
+        return PathIntegral.load(self.path_integral_path)
+
     def train_split(self) -> Split:
         return load_task("task_a", "train", self.scenario, self.data_root)
 
+    @classmethod
+    def files(cls) -> dict[str, Path]:
+        """Task A's products by name (``model``, ``fisher``, ``path_integral``), as paths in the project."""
+        fields = [name for name in cls.__dataclass_fields__ if name.endswith("_path")]
+        return {name.removesuffix("_path"): getattr(cls, name) for name in fields}
 
-class PathIntegral:
-    """Synaptic Intelligence's running path integral over a stretch of training (Zenke et al. 2017):
-
-        w_i = sum over optimiser steps of  -g_i * (theta_i after the step - theta_i before it)
-
-    with g the gradient that the step applied; ``start`` holds theta where the stretch began. ``ContinualModel``
-    calls ``add`` inside every compiled training step.
-    """
-
-    def __init__(self, network: keras.Model) -> None:
-        self.start = weights_by_path(network)
-        self.totals = {
-            v.path: tf.Variable(tf.zeros(v.shape, tf.float32), trainable=False) for v in network.trainable_variables
-        }
-
-    def add(self, variables, gradients, before) -> None:
-        for variable, gradient, old in zip(variables, gradients, before, strict=True):
-            self.totals[variable.path].assign_add(-gradient * (variable.value - old))
-
-    def result(self) -> Weights:
-        return {k: np.array(v.numpy()) for k, v in self.totals.items()}
-
-    def save(self, path: str | Path) -> None:
-        save_weight_sets(path, start=self.start, path_integral=self.result())
-
-    @staticmethod
-    def load(path: str | Path) -> tuple[Weights, Weights]:
-        """(theta where the stretch began, path integral) from ``save``'s file."""
-        start, integral = load_weight_sets(path, ("start", "path_integral"), "SI path integral", "train_a")
-        return start, integral
-
-    def restart(self, network: keras.Model) -> None:
-        """Begin a new stretch at the network's current weights."""
-        self.start = weights_by_path(network)
-        for total in self.totals.values():
-            total.assign(tf.zeros_like(total))
+    def rooted(self, root: Path) -> TaskAState:
+        """The same products and data under another project folder ``root`` (a tuning trial's copy)."""
+        return TaskAState(self.scenario, *(root / path for path in (*self.files().values(), self.data_root)))
 
 
 class Strategy:
-    """Plain fine-tuning: no penalty, each task's data as it is, nothing consolidated. Subclasses override what
-    they change and ``from_params`` (which reads only the strategy's own params)."""
+    """Plain fine-tuning: no penalty, each task's data as it is, nothing consolidated. Subclasses override the
+    hooks they act at and ``from_params`` (which reads only the strategy's own params)."""
 
     name: ClassVar[str] = "naive"
     strength_param: ClassVar[str | None] = None  # the param that sets how hard it holds on (for error hints)
@@ -117,7 +107,8 @@ class Strategy:
     # The values `forgetting tune` tries, key by key (every combination is a trial; keys not listed keep their
     # params.yaml value). Strengths on log grids.
     search_space: ClassVar[dict[str, list[Any]]] = {}
-    path_integral: PathIntegral | None = None  # SI: recorded while training each task
+    # What it reads of task A beyond the checkpoint and the data: names of ``TaskAState.files()``.
+    task_a_needs: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def from_params(cls, params: dict[str, Any], task_a: TaskAState) -> Strategy:
@@ -128,8 +119,37 @@ class Strategy:
         """What it keeps to train on the last of ``num_tasks`` tasks, for a network of ``num_parameters``."""
         return Memory("nothing")
 
+    @classmethod
+    def acts_at(cls, hook: str) -> bool:
+        """Whether this strategy overrides the hook ``hook`` (the loop compiles only the hooks a strategy uses)."""
+        defined = next(vars(c)[hook] for c in cls.__mro__ if hook in vars(c))
+        return defined is not vars(Strategy)[hook]
+
     def penalty(self, model: keras.Model, x: dict | None = None, logits: tf.Tensor | None = None) -> tf.Tensor:
+        """Added to the loss: the sum over repetitions of each one's own term (x and logits carry the repetition
+        axis first, or x is shared)."""
         return tf.constant(0.0)
+
+    def memory_loss(self, network: keras.Model, step: tf.Tensor) -> tf.Tensor:
+        """Added to the loss on every step: a loss on a batch the strategy draws from its own memory (``step``,
+        the optimiser's step count, seeds the draw), summed over repetitions."""
+        return tf.constant(0.0)
+
+    def adjust_gradients(
+        self, network: keras.Model, variables: list, gradients: list[tf.Tensor], step: tf.Tensor
+    ) -> list[tf.Tensor]:
+        """The gradients that the optimiser applies, given this step's (each carries the repetition axis first,
+        so each repetition's is its own)."""
+        return gradients
+
+    def after_step(self, variables: list, gradients: list[tf.Tensor], before: list[tf.Tensor]) -> None:
+        """Called after each optimiser step with the gradients it applied and the variables' values before it."""
+
+    @classmethod
+    def predict(cls, network: keras.Model, images: tf.Tensor) -> tf.Tensor:
+        """The prediction rule: per-repetition scores (S, batch, outputs) whose argmax over the scenario's outputs
+        is the answer. Evaluation calls it on the trained checkpoint, so what it reads must live in the network."""
+        return network.per_repetition(images)
 
     def training_data(self, train: Split) -> Split | Iterable[Split]:
         """What to train on for a task whose train split is ``train``: one split for every repetition, or one

@@ -27,6 +27,8 @@ class EWC(QuadraticPenalty):
     hyperparameters = ("alpha",)
     search_space: ClassVar[dict[str, list[Any]]] = {"alpha": [10.0, 100.0, 1000.0, 1e4, 1e5, 1e6]}
 
+    task_a_needs = ("fisher",)
+
     @classmethod
     def memory(cls, params: dict[str, Any], num_parameters: int, num_tasks: int) -> Memory:
         return Memory("θ and F of each finished task", floats=2 * num_parameters * (num_tasks - 1))

@@ -3,9 +3,10 @@
     Omega_i = sum over finished tasks k of  max(0, w_k,i) / ((theta_k,i - theta_k-1,i)^2 + xi)
     penalty = si.c / 2 * sum_i Omega_i * (theta_i - theta*_i)^2
 
-where w_k,i = sum over task k's optimiser steps of -g_i * delta theta_i (``PathIntegral``; task A's is recorded by
-the ``train_a`` stage), theta_k-1 and theta_k the weights where task k started and ended, and theta* the latest
-task's. A negative path integral (a parameter whose steps went uphill on balance) counts as no importance.
+where w_k,i = sum over task k's optimiser steps of -g_i * delta theta_i (``PathIntegral``, recorded through the
+``after_step`` hook; task A's is recorded by the ``train_a`` stage), theta_k-1 and theta_k the weights where task k
+started and ended, and theta* the latest task's. A negative path integral (a parameter whose steps went uphill on
+balance) counts as no importance.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from forgetting.data import Split
 from forgetting.errors import ForgettingError
 from forgetting.files import cheapest_fix
 from forgetting.model import weights_by_path
-from forgetting.strategies.base import Memory, PathIntegral, QuadraticPenalty, TaskAState, Weights
+from forgetting.path_integral import PathIntegral
+from forgetting.strategies.base import Memory, QuadraticPenalty, TaskAState, Weights
 
 
 def importance(integral: Weights, start: Weights, end: Weights, xi: float) -> Weights:
@@ -32,6 +34,7 @@ class SI(QuadraticPenalty):
     strength_param = "si.c"
     hyperparameters = ("si.c", "si.xi")
     search_space: ClassVar[dict[str, list[Any]]] = {"si.c": [0.1, 1.0, 10.0, 100.0, 1000.0]}
+    task_a_needs = ("path_integral",)
 
     @classmethod
     def memory(cls, params: dict[str, Any], num_parameters: int, num_tasks: int) -> Memory:
@@ -50,7 +53,7 @@ class SI(QuadraticPenalty):
     def from_params(cls, params: dict[str, Any], task_a: TaskAState) -> SI:
         network = task_a.model()
         theta = weights_by_path(network)
-        start, integral = PathIntegral.load(task_a.path_integral_path)
+        start, integral = task_a.path_integral()
         if start.keys() != theta.keys() or any(start[k].shape != v.shape for k, v in theta.items()):
             raise ForgettingError(
                 f"{task_a.path_integral_path} was recorded for another network than {task_a.model_path}: "
@@ -58,6 +61,9 @@ class SI(QuadraticPenalty):
             )
         own = params["si"]
         return cls(own["c"], own["xi"], theta, importance(integral, start, theta, own["xi"]), network)
+
+    def after_step(self, variables, gradients, before) -> None:
+        self.path_integral.after_step(variables, gradients, before)
 
     def end_task(self, network: keras.Model, task: int, train: Split) -> None:
         theta = weights_by_path(network)

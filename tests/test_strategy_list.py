@@ -1,0 +1,81 @@
+"""One strategy list (dvc.yaml's ``vars: strategies``): every place that needs the strategies takes them from there,
+and each entry agrees with its strategy's module. A failure names the place that disagrees."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+import dvc.api
+import pytest
+import yaml
+from dvc.repo import Repo
+
+from forgetting import figures, params, report
+from forgetting.strategies import PIPELINE, Strategy, TaskAState, available, listed, strategy_class
+
+ROOT = Path(__file__).resolve().parents[1]
+PIPELINE_VARS = {k: v for entry in yaml.safe_load((ROOT / "dvc.yaml").read_text())["vars"] for k, v in entry.items()}
+ENTRIES = PIPELINE_VARS["strategies"]
+
+
+def test_the_list_is_read_from_the_working_directorys_dvc_yaml(tmp_path, monkeypatch):
+    assert PIPELINE == ROOT / "dvc.yaml"
+    assert listed() == list(ENTRIES) == listed(ROOT / "dvc.yaml")
+    (tmp_path / "dvc.yaml").write_text("vars:\n- strategies: {ewc: {}, naive: {}}\nstages: {}\n")
+    monkeypatch.chdir(tmp_path)
+    assert listed() == ["ewc", "naive"]
+
+
+def test_every_strategy_module_is_listed_and_every_listed_strategy_has_a_module():
+    assert set(listed()) - set(available()) == set(), "dvc.yaml lists strategies with no module in strategies/"
+    assert set(available()) - set(listed()) == set(), "strategies/ has modules that dvc.yaml's list leaves out"
+
+
+def test_dvc_runs_a_finetune_and_an_evaluate_stage_for_each_listed_strategy():
+    with Repo(str(ROOT)) as repo:
+        stages = {stage.addressing for stage in repo.index.stages}
+    assert {s.partition("@")[2] for s in stages if s.startswith("finetune@")} == set(listed())
+    assert {s.partition("@")[2] for s in stages if s.startswith("evaluate@")} == set(report.models())
+    assert list(PIPELINE_VARS["models"]) == [*listed(), "task_a", "joint"]
+
+
+@pytest.mark.parametrize("name", listed())
+def test_each_entry_agrees_with_its_module(name):
+    entry, cls = ENTRIES[name], strategy_class(name)
+    own = sorted({key.split(".")[0] for key in cls.hyperparameters}) or ["seed"]
+    assert [entry["params"]] == own, f"dvc.yaml: strategies.{name}.params must be the key {name}.py reads"
+    expected_extra = "fisher" if "fisher" in cls.task_a_needs else "seed"
+    assert entry["extra"] == expected_extra, f"dvc.yaml: strategies.{name}.extra"
+    products = TaskAState.files()
+    needs = [products[need].as_posix() for need in cls.task_a_needs] or [products["model"].as_posix()]
+    assert [entry["needs"]] == needs, f"dvc.yaml: strategies.{name}.needs must be {name}.py's task_a_needs"
+    parents = [c.__module__.rpartition(".")[2] for c in cls.__mro__[1:] if c.__module__.rpartition(".")[2] in listed()]
+    assert entry["builds_on"] == (parents[0] if parents else "base"), f"dvc.yaml: strategies.{name}.builds_on"
+
+
+@pytest.mark.parametrize("name", listed())
+def test_each_strategy_module_defines_its_strategy_with_its_hooks(name):
+    cls = strategy_class(name)
+    assert issubclass(cls, Strategy) and cls.name == name
+    assert inspect.getdoc(inspect.getmodule(cls)), f"{name}.py: the module docstring states the method's math"
+    declared = set(dvc.api.params_show(stages=f"finetune@{name}"))
+    for key in cls.hyperparameters:
+        assert key.split(".")[0] in declared, f"finetune@{name} does not declare {key}, which {name}.py reads"
+        assert key.split(".")[0] in params.Params.model_fields or key.split(".")[0] in {
+            f.alias for f in params.Params.model_fields.values()
+        }, f"params.py has no section for {key}"
+
+
+def test_the_report_and_its_figures_take_the_list():
+    assert report.models() == ["task_a", "joint", *listed()]
+    colours = [figures.colour(name) for name in listed()]
+    assert len(set(colours)) == len(colours), "figures: two strategies share a colour"
+    assert figures.colour("joint") not in colours and figures.colour("task_a") not in colours
+    assert len(set(figures.PALETTE)) == len(figures.PALETTE) >= 18  # room for 10 more strategies
+
+
+def test_a_strategy_is_found_by_its_module_name_only(tmp_path):
+    assert strategy_class("online_ewc").__name__ == "OnlineEWC"
+    with pytest.raises(Exception, match="unknown strategy 'agem'"):
+        strategy_class("agem")
