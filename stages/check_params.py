@@ -1,13 +1,19 @@
-"""Stage check_params: the whole of params.yaml against its typed schema (forgetting.params). It depends on the
-whole file and nothing depends on it, so a typo in any key fails `dvc repro` at once, even a key no stage reads,
-while every other stage still reruns only for the keys it declares."""
+"""Stage check_params: the whole of params.yaml against its typed schema (forgetting.params for the common sections,
+each listed strategy's module for its own keys). It depends on the whole file and nothing depends on it, so a typo
+in any key fails `dvc repro` at once, even a key no stage reads, while every other stage still reruns only for the
+keys it declares."""
 
 from forgetting import params
-from forgetting.cli import run_stage
+from forgetting.cli import import_tensorflow, run_stage
 
 
 def main() -> None:
-    params.validate(params.read())
+    content = params.read()
+    params.validate(content)  # the common sections first: no TensorFlow needed
+    import_tensorflow()  # the strategies' modules import it
+    from forgetting.strategies import validate_params
+
+    validate_params(content)
     print(f"{params.PARAMS_FILE}: every key known, present and valid")
 
 

@@ -3,12 +3,12 @@
 the accuracy matrix -> metrics/accuracy_matrix/<name>.json and every task's accuracy per epoch (mean and 95% CI)
 -> metrics/accuracy_per_epoch/<name>.json (the report stage gathers them for the DVC plots).
 
-Usage: evaluate.py NAME. Final accuracies come from models/NAME.keras, through the strategy's prediction rule
-(``Strategy.predict``) for a strategy; the accuracy matrices from the training logs metrics/epochs/NAME.csv (means)
-and metrics/epochs/repetitions/NAME.csv (per repetition). For a strategy, the metrics add task_a_forgetting = task-A
-accuracy of the task-A model (models/task_a.keras) minus that of NAME's, repetition by repetition. For a sequence,
-BWT and FWT; FWT's baseline, each repetition's accuracy at initialisation, is the first row of the task-A model's
-log, metrics/epochs/repetitions/task_a.csv.
+Usage: evaluate.py NAME. Final accuracies come from models/NAME.keras alone (a strategy with a prediction rule of its
+own, ``Strategy.predict``, keeps it in its network); the accuracy matrices from the training logs
+metrics/epochs/NAME.csv (means) and metrics/epochs/repetitions/NAME.csv (per repetition). For a strategy, the
+metrics add task_a_forgetting = task-A accuracy of the task-A model (models/task_a.keras) minus that of NAME's,
+repetition by repetition. For a sequence, BWT and FWT; FWT's baseline, each repetition's accuracy at initialisation,
+is the first row of the task-A model's log, metrics/epochs/repetitions/task_a.csv.
 """
 
 import sys
@@ -25,13 +25,11 @@ def main() -> None:
     import_tensorflow()  # after validation: slow to import
     from forgetting import data, metrics, model
     from forgetting.scenarios import Scenario
-    from forgetting.strategies import available, strategy_class
 
     scenario = Scenario.from_params(p)
     tests = data.load_tasks("test", scenario)
     producer = {"task_a": "train_a", "joint": "train_joint"}.get(name, f"finetune@{name}")
     net = model.load_model(model_path, stage=producer)
-    predict = strategy_class(name).predict if name in available() else None  # the strategy's prediction rule
     reference_a = None
     if name not in ("task_a", "joint"):  # models measured against themselves
         reference = model.load_model(reference_path, stage="train_a")
@@ -44,7 +42,7 @@ def main() -> None:
     log = metrics.read_log(f"metrics/epochs/{name}.csv")
     repetitions = metrics.repetition_metrics(
         net.seeds,
-        {task: metrics.accuracy(net, split, scenario, predict=predict) for task, split in tests.items()},
+        {task: metrics.accuracy(net, split, scenario) for task, split in tests.items()},
         reference_a,
         metrics.read_log(f"metrics/epochs/repetitions/{name}.csv"),
         scenario.names,

@@ -17,6 +17,7 @@ from scipy import stats
 
 from forgetting import diff
 from forgetting.errors import ForgettingError
+from forgetting.pipeline import listed
 
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = [42, 43, 44, 45, 46]
@@ -286,6 +287,14 @@ def test_committed_run(monkeypatch, capsys):
     assert [row[0] for row in rows[1:]] == keys
     for row, key in zip(rows[1:], keys, strict=True):
         assert row[1:3] == [f"{ewc[key]:.4f}", f"{l2[key]:.4f}"]
+
+
+def test_the_committed_pipelines_models_are_task_a_joint_and_the_strategy_list(monkeypatch, capsys):
+    monkeypatch.chdir(ROOT)
+    code, out, err = invoke(capsys, "ewc", "ewk")
+    assert (code, out) == (1, "")
+    models = ", ".join(["task_a", "joint", *listed()])
+    assert err == f"error: forgetting diff: unknown model 'ewk': use one of {models} (did you mean ewc?)\n"
 
 
 def test_no_tensorflow():

@@ -4,7 +4,8 @@ import pytest
 import yaml
 
 from forgetting.errors import ForgettingError
-from forgetting.params import read, validate
+from forgetting.params import read
+from forgetting.strategies import validate_params as validate  # every strategy's section too
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -93,7 +94,7 @@ def test_overlapping_digit_sets_are_rejected(defaults):
         (lambda p: p["mas"].update(lamda=1), "unknown key mas.lamda (did you mean mas.lambda?)"),
         # the Python name of the `lambda` key is not a second spelling of it
         (lambda p: p["mas"].update(lambda_=p["mas"].pop("lambda")), "unknown key mas.lambda_ (did you mean"),
-        (lambda p: p.update(zzz=1), "unknown key zzz (the keys here are seed, seeds, scenario, alpha,"),
+        (lambda p: p.update(zzz=1), "unknown key zzz (the keys here are seed, seeds, scenario, data, model,"),
         (lambda p: p.pop("si"), "params.yaml: si is missing; add it"),
         (lambda p: p["fisher"].pop("estimator"), "params.yaml: fisher.estimator is missing; add it"),
     ],
@@ -117,3 +118,19 @@ def test_unreadable_params_file(tmp_path):
     (tmp_path / "params.yaml").write_text("seed: [1\n")
     with pytest.raises(ForgettingError, match=r"params.yaml is not valid YAML .*git diff"):
         read(tmp_path / "params.yaml")
+
+
+def test_a_strategys_keys_are_required_but_typed_by_its_module(defaults):
+    """Without the strategies' modules (every stage but check_params), a key a listed strategy reads is required,
+    and its type is its module's: check_params (validate_params) and the strategy's own stage check it."""
+    from forgetting.params import validate as validate_common
+    from forgetting.params import validate_section
+    from forgetting.strategies import L2
+
+    defaults["l2"]["weight"] = -1
+    validate_common(defaults)  # the common sections are fine
+    with pytest.raises(ForgettingError, match=r"l2\.weight = -1 is invalid; set it to a number >= 0"):
+        validate_section(defaults, L2.params_section)
+    defaults.pop("l2")
+    with pytest.raises(ForgettingError, match=r"params\.yaml: l2 is missing; add it"):
+        validate_common(defaults)

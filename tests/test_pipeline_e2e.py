@@ -338,6 +338,62 @@ def test_pipeline_end_to_end(repo):
 FIVE_TASKS = [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]]
 
 
+TOY_STRATEGY = '''"""L1 anchoring (a toy strategy): penalty = toy.weight * sum_i |theta_i - theta*_i|, theta* the
+weights at the end of the previous task."""
+
+from typing import Any, ClassVar
+
+import tensorflow as tf
+
+from forgetting.model import weights_by_path
+from forgetting.params import STRENGTH, Section
+from forgetting.strategies.base import Memory, Strategy
+
+
+class ToyParams(Section):
+    weight: STRENGTH
+
+
+class Toy(Strategy):
+    name = "toy"
+    params_section: ClassVar[dict[str, Any]] = {"toy": ToyParams}
+    strength_param = "toy.weight"
+    hyperparameters = ("toy.weight",)
+    search_space: ClassVar[dict[str, list[Any]]] = {"toy.weight": [0.001, 0.01, 0.1]}
+
+    def __init__(self, weight, anchor):
+        self.weight, self.anchor = float(weight), {k: tf.constant(v) for k, v in anchor.items()}
+
+    @classmethod
+    def from_params(cls, params, task_a):
+        return cls(params["toy"]["weight"], task_a.theta())
+
+    @classmethod
+    def memory(cls, params, num_parameters, num_tasks):
+        return Memory("θ*", floats=num_parameters)
+
+    def penalty(self, model, x=None, logits=None):
+        terms = [tf.reduce_sum(tf.abs(v.value - self.anchor[v.path])) for v in model.trainable_variables]
+        return self.weight * tf.add_n(terms)
+
+    def end_task(self, network, task, train):
+        self.anchor = {k: tf.constant(v) for k, v in weights_by_path(network).items()}
+'''
+TOY_ENTRY = "    toy: {params: toy, extra: seed, needs: models/task_a.keras, builds_on: base}\n"
+
+
+def add_toy_strategy(repo: Path) -> None:
+    """What the README says adding a strategy takes, and nothing more: its module, its section in params.yaml and
+    one line in dvc.yaml's strategy list."""
+    (repo / "src/forgetting/strategies/toy.py").write_text(TOY_STRATEGY)
+    params = read_params(repo)
+    params["toy"] = {"weight": 0.01}
+    write_params(repo, params)
+    pipeline = (repo / "dvc.yaml").read_text()
+    last = next(line for line in pipeline.splitlines(keepends=True) if line.startswith("    replay: {"))
+    (repo / "dvc.yaml").write_text(pipeline.replace(last, last + TOY_ENTRY, 1))
+
+
 @pytest.mark.e2e
 @pytest.mark.parametrize("scenario", ["domain", "class"])
 def test_five_task_sequence_end_to_end(tmp_path, tfds_dir, scenario):
@@ -404,3 +460,21 @@ def test_five_task_sequence_end_to_end(tmp_path, tfds_dir, scenario):
     assert set(seeded_metrics) >= {f"metrics/{name}.json" for name in MODELS}
     assert 0 < seeded_metrics["metrics/naive.json"]["data"]["mean_accuracy"] <= 1
     assert seeded_metrics["metrics/naive.json"]["data"] != metrics["naive"]  # another seed, other results
+
+    # A new strategy in three edits: its own stages run, the others stay cached, and it is everywhere the list is.
+    add_toy_strategy(repo)
+    changed = run(repo, "git", "status", "--porcelain").splitlines()
+    assert sorted(changed) == [" M dvc.yaml", " M params.yaml", "?? src/forgetting/strategies/toy.py"]
+    assert run(repo, "git", "diff", "--numstat", "dvc.yaml").split()[:2] == ["1", "0"]  # one line added
+    assert stages_run(run(repo, "dvc", "repro")) == {"check_params", "finetune@toy", "evaluate@toy", "report"}
+    toy = read_metrics(repo)["toy"]
+    assert set(matrix(repo, "toy")) == {(i, j) for i in names for j in names}
+    assert toy["mean_accuracy"] != metrics["naive"]["mean_accuracy"]  # the penalty changed the training
+    assert (
+        "`toy`" in (repo / "report/README.md").read_text()
+        and "toy.weight = 0.01" in (repo / "report/README.md").read_text()
+    )
+    assert '"model": "toy"' in (repo / "report/plots/accuracy_per_epoch.json").read_text()
+    assert "metrics/toy.json" in run(repo, "dvc", "metrics", "show")
+    assert "toy" in run(repo, "forgetting", "diff", "naive", "toy")
+    assert up_to_date(repo)

@@ -100,7 +100,7 @@ def epoch_records(name: str, mean: np.ndarray, tasks: list[str]) -> list[dict]:
 def write_metrics(metrics: Path, count: int, seed: int = 0) -> Path:
     """Synthetic metrics files of every model for a sequence of ``count`` tasks (online EWC equal to EWC)."""
     rng = np.random.default_rng(seed)
-    for name in report.MODELS:
+    for name in report.models():
         grids = matrices(name, count, rng)
         if name == "online_ewc":
             grids = matrices("ewc", count, np.random.default_rng(seed + 100))
@@ -197,13 +197,25 @@ def test_every_figure_is_a_png_that_the_page_links(tmp_path):
     out, _ = build(tmp_path, count=3)
     linked = re.findall(r"!\[[^]]*\]\(([^)]+)\)", (out / "README.md").read_text())
     assert sorted(linked) == sorted(f"figures/{p.name}" for p in (out / "figures").glob("*.png"))
-    assert sorted(p.name for p in out.iterdir()) == ["README.md", "figures"]
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "figures", "plots"]
     assert len(linked) == 4
     for name in linked:
         content = (out / name).read_bytes()
         assert content[:8] == PNG
         width, height = struct.unpack(">II", content[16:24])
         assert 400 <= width <= 2000 and 250 <= height <= 1500, (name, width, height)
+
+
+def test_the_plots_data_gathers_every_models_records(tmp_path):
+    """report/plots/: the data of dvc.yaml's plots, each model's records as evaluate wrote them, with its name."""
+    out, metrics = build(tmp_path, count=3)
+    plots = {p.stem: json.loads(p.read_text()) for p in (out / "plots").iterdir()}
+    assert set(plots) == {"accuracy_per_epoch", "accuracy_matrix"}
+    for plot, models in (("accuracy_per_epoch", STRATEGY_LIST), ("accuracy_matrix", report.models())):
+        assert list(dict.fromkeys(r["model"] for r in plots[plot])) == list(models)
+        for name in models:
+            records = [{k: v for k, v in r.items() if k != "model"} for r in plots[plot] if r["model"] == name]
+            assert records == load(metrics, plot, name), (plot, name)
 
 
 def test_accuracy_matrices_for_three_tasks_not_for_two(tmp_path):
@@ -221,7 +233,7 @@ def test_the_same_inputs_give_the_same_bytes(tmp_path):
     report.make(make_params(pairs(3)), second, metrics, tmp_path / "tuning")
     files = sorted(str(p.relative_to(first)) for p in first.rglob("*"))
     assert files == sorted(str(p.relative_to(second)) for p in second.rglob("*"))
-    assert len(files) == 6  # README.md, figures/ and its 4 figures
+    assert len(files) == 9  # README.md, figures/ and its 4 figures, plots/ and its 2 files
     for name in files:
         if (first / name).is_file():
             assert (first / name).read_bytes() == (second / name).read_bytes(), name

@@ -3,8 +3,8 @@ value, model B's, Change = B - A, the 95% confidence half-width of Change and th
 seeds (repetitions) both share, and the verdict: real (the interval excludes 0), not resolved, or identical.
 
 A and B are the means in metrics/<model>.json; Change, its interval and p come from metrics/repetitions/<model>.json,
-repetitions paired by seed. The models are those that dvc.yaml's `metrics:` lists as metrics/<model>.json. Run it
-from the project's root; it reads the workspace's files unless --rev is given.
+repetitions paired by seed. The models are those that dvc.yaml evaluates (its `vars: models`: task_a, joint and the
+strategy list). Run it from the project's root; it reads the workspace's files unless --rev is given.
 
 examples:
   forgetting diff ewc l2                 # l2 - ewc
@@ -120,8 +120,15 @@ def rerun(name: str) -> str:
 
 
 def model_names(files: Files) -> list[str]:
-    """The models whose metrics dvc.yaml's ``metrics:`` section lists as ``metrics/<name>.json``."""
+    """The models that dvc.yaml evaluates: its ``vars: models`` (the task-A model, joint and the strategy list), or,
+    at a revision before the list, those its ``metrics:`` section lists as ``metrics/<name>.json``."""
     pipeline = files.load("dvc.yaml", yaml.safe_load, "restore it with `git checkout dvc.yaml`") or {}
+    for entry in pipeline.get("vars") or []:
+        if isinstance(entry, dict) and isinstance(entry.get("models"), dict):
+            models = list(entry["models"])
+            return sorted(
+                models, key=lambda name: ("task_a", "joint").index(name) if name in ("task_a", "joint") else 2
+            )
     paths = pipeline.get("metrics") or []
     return [match[1] for path in paths if (match := re.fullmatch(r"metrics/([^/]+)\.json", str(path)))]
 

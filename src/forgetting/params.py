@@ -10,11 +10,13 @@ fails ``dvc repro`` even where no stage reads the key. No TensorFlow here: a bad
 from __future__ import annotations
 
 import difflib
+import functools
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
+from forgetting import pipeline
 from forgetting.errors import ForgettingError
 
 FISHER_ESTIMATORS = ("exact", "sampled", "empirical")
@@ -22,17 +24,19 @@ SCENARIOS = ("domain", "task", "class")  # forgetting.scenarios, which imports T
 PARAMS_FILE = "params.yaml"
 
 
-def _number(description: str, **bounds: float) -> Any:
+def number(description: str, **bounds: float) -> Any:
+    """A float field with its bounds and the phrase that error messages give as the fix."""
     return Annotated[float, Field(description=description, **bounds)]
 
 
-def _integer(description: str, **bounds: int) -> Any:
+def integer(description: str, **bounds: int) -> Any:
+    """An int field with its bounds and the phrase that error messages give as the fix."""
     return Annotated[int, Field(description=description, **bounds)]
 
 
-STRENGTH = _number("a number >= 0", ge=0)
-POSITIVE = _number("a number > 0", gt=0)
-AT_LEAST_ONE = _integer("an integer >= 1", ge=1)
+STRENGTH = number("a number >= 0", ge=0)
+POSITIVE = number("a number > 0", gt=0)
+AT_LEAST_ONE = integer("an integer >= 1", ge=1)
 
 
 class Section(BaseModel):
@@ -41,38 +45,10 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True)
 
 
-class L2Params(Section):
-    weight: STRENGTH
-
-
-class OnlineEWCParams(Section):
-    alpha: STRENGTH
-    gamma: _number("a number in [0, 1] (1: the Fisher sum of EWC)", ge=0, le=1)
-
-
-class SIParams(Section):
-    c: STRENGTH
-    xi: _number("a number > 0 (it keeps the importance finite)", gt=0)
-
-
-class MASParams(Section):
-    lambda_: STRENGTH = Field(alias="lambda")
-
-
-class LwFParams(Section):
-    temperature: POSITIVE
-    weight: STRENGTH
-
-
-class ReplayParams(Section):
-    buffer_size: _integer("an integer >= 1 (examples of finished tasks kept)", ge=1)
-    shift: _integer("an integer from 0 (exact copies) to 4 pixels", ge=0, le=4)
-
-
 class DataParams(Section):
     manual_dir: Annotated[str, Field(min_length=1, description="a folder path (~ is your home folder)")]
     tfds_dir: Annotated[str, Field(min_length=1, description="a folder path (~ is your home folder)")]
-    validation_fraction: _number("a number between 0 and 1", gt=0, lt=1)
+    validation_fraction: number("a number between 0 and 1", gt=0, lt=1)
     train_per_digit: Annotated[
         Annotated[int, Field(ge=1)] | Literal["all"],
         Field(description="an integer >= 1 (train examples kept per digit, for quick runs), or all"),
@@ -81,7 +57,7 @@ class DataParams(Section):
 
 class ModelParams(Section):
     hidden_units: AT_LEAST_ONE
-    dropout: _number("a number in [0, 1)", ge=0, lt=1)
+    dropout: number("a number in [0, 1)", ge=0, lt=1)
 
 
 class TrainParams(Section):
@@ -108,20 +84,14 @@ TASKS = "a list of 2 to 10 tasks, each a list of distinct digits 0-9, e.g. [[0, 
 
 
 class Params(Section):
-    """The whole of params.yaml."""
+    """The common sections of params.yaml; each strategy's own keys (``alpha``, ``l2``, ...) are typed in its module
+    (``Strategy.params_section``) and added by ``validate``."""
 
-    seed: _integer("an integer from 0 to 2**32 - 1 (NumPy's seed range)", ge=0, lt=2**32)
-    seeds: _integer(
+    seed: integer("an integer from 0 to 2**32 - 1 (NumPy's seed range)", ge=0, lt=2**32)
+    seeds: integer(
         "an integer from 1 to 100 (repetitions trained together; 2 or more give confidence intervals)", ge=1, le=100
     )
     scenario: Annotated[Literal[SCENARIOS], Field(description="one of " + ", ".join(SCENARIOS))]
-    alpha: _number("a number >= 0 (0 turns EWC into naive fine-tuning)", ge=0)
-    online_ewc: OnlineEWCParams
-    l2: L2Params
-    si: SIParams
-    mas: MASParams
-    lwf: LwFParams
-    replay: ReplayParams
     data: DataParams
     model: ModelParams
     train: TrainParams
@@ -164,12 +134,38 @@ def repetition_seeds(params: dict[str, Any]) -> list[int]:
     return [params["seed"] + r for r in range(params["seeds"])]
 
 
-def validate(params: dict[str, Any]) -> Params:
-    """The typed params; anything wrong is a ForgettingError naming the first bad key and what it should be."""
+def validate(params: dict[str, Any], sections: dict[str, Any] | None = None) -> Params:
+    """The typed params; anything wrong is a ForgettingError naming the first bad key and what it should be.
+
+    ``sections``: the strategies' own keys with their types (``forgetting.strategies.validate_params`` gathers them
+    from the listed strategies' modules); by default each key that dvc.yaml's strategy list says a strategy reads
+    is only required, and typed when that strategy's stage builds it (``validate_section``)."""
+    if sections is None:
+        owned = {entry.get("params") for entry in pipeline.entries().values()} - set(Params.model_fields) - {None}
+        sections = {key: Any for key in sorted(owned)}
+    model = _with_sections(tuple(sections.items()))
     try:
-        return Params.model_validate(params)
+        return model.model_validate(params)
     except ValidationError as exc:
-        raise ForgettingError(_explain(exc, params)) from None
+        raise ForgettingError(_explain(exc, params, model)) from None
+
+
+def validate_section(params: dict[str, Any], section: dict[str, Any]) -> None:
+    """One strategy's own keys (``Strategy.params_section``) of ``params`` against their types; the rest ignored."""
+    model = create_model(
+        "StrategyParams",
+        __config__=ConfigDict(extra="ignore", strict=True, allow_inf_nan=False),
+        **{key: (annotation, ...) for key, annotation in section.items()},
+    )
+    try:
+        model.model_validate(params)
+    except ValidationError as exc:
+        raise ForgettingError(_explain(exc, params, model)) from None
+
+
+@functools.cache
+def _with_sections(sections: tuple[tuple[str, Any], ...]) -> type[Params]:
+    return create_model("Params", __base__=Params, **{key: (annotation, ...) for key, annotation in sections})
 
 
 def read(path: str | Path = PARAMS_FILE) -> dict[str, Any]:
@@ -201,12 +197,12 @@ def load(stage: str) -> dict[str, Any]:
         raise ForgettingError(f"cannot read the params of stage '{stage}': {exc}") from exc
 
 
-def _explain(exc: ValidationError, params: dict[str, Any]) -> str:
+def _explain(exc: ValidationError, params: dict[str, Any], root: type[BaseModel] = Params) -> str:
     """One line for the most useful error: an unknown key first (a typo also makes its key 'missing'), then a
     missing key, then a bad value."""
     order = {"extra_forbidden": 0, "missing": 1}
     error = min(exc.errors(), key=lambda e: order.get(e["type"], 2))
-    model, path = _field_path(error["loc"])
+    model, path = _field_path(error["loc"], root)
     key = ".".join(path)
     if error["type"] == "extra_forbidden":
         known = [f"{'.'.join(path[:-1])}.{name}".lstrip(".") for name in _keys(model)]
@@ -233,10 +229,10 @@ def _keys(model: type[BaseModel]) -> list[str]:
     return list(_fields(model))
 
 
-def _field_path(loc: tuple) -> tuple[type[BaseModel], list[str]]:
+def _field_path(loc: tuple, root: type[BaseModel] = Params) -> tuple[type[BaseModel], list[str]]:
     """(the model that holds the key, the key's path in params.yaml) for a pydantic error location; the location
     may go on below the key (a union's branch, a list index), which is dropped."""
-    model: type[BaseModel] = Params
+    model: type[BaseModel] = root
     path: list[str] = []
     for part in loc:
         path.append(str(part))

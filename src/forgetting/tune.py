@@ -63,8 +63,10 @@ def run(args: argparse.Namespace) -> int:
     names = strategy_names(args.strategies)
     base = setting_params(params_module.read(root / "params.yaml"), setting, args.set)
     trials = grid(names, parse_space(args.space, names))
+    from forgetting.strategies import validate_params
+
     for trial in trials:
-        params_module.validate(with_values(base, trial["params"]))
+        validate_params(with_values(base, trial["params"]))
     if args.update_params and settings.setting_of(params_module.read(root / "params.yaml")) != setting:
         raise ForgettingError(f"--update-params: params.yaml is not set up for {setting}; leave it out")
     ray = import_ray()
@@ -138,7 +140,9 @@ def setting_params(params: dict[str, Any], setting: str, assignments: list[str])
         if not sep:
             raise ForgettingError(f"-S {item}: write KEY=VALUE, e.g. -S seeds=2")
         params = with_values(params, {key: yaml.safe_load(text)})
-    params_module.validate(params)
+    from forgetting.strategies import validate_params  # every strategy's section too
+
+    validate_params(params)
     return params
 
 

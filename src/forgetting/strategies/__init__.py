@@ -11,19 +11,16 @@ A strategy's module is imported only when it is asked for, so that ``finetune@ew
 
 from __future__ import annotations
 
-import functools
-import pkgutil
 from importlib import import_module
-from pathlib import Path
 from typing import Any
 
+from forgetting import params as params_file
 from forgetting.errors import ForgettingError
+from forgetting.pipeline import PIPELINE, available, listed
 from forgetting.strategies.base import Memory, QuadraticPenalty, Strategy, TaskAState
 
-PIPELINE = Path(__file__).resolve().parents[3] / "dvc.yaml"  # the project this package belongs to
-NOT_STRATEGIES = {"base"}  # modules of this package that hold no strategy
-
 __all__ = [
+    "PIPELINE",
     "Memory",
     "QuadraticPenalty",
     "Strategy",
@@ -32,34 +29,8 @@ __all__ = [
     "build_strategy",
     "listed",
     "strategy_class",
+    "validate_params",
 ]
-
-
-def available() -> list[str]:
-    """Every strategy module of this package, by name (sorted; nothing imported)."""
-    return sorted(m.name for m in pkgutil.iter_modules(__path__) if m.name not in NOT_STRATEGIES)
-
-
-@functools.cache
-def _listed(pipeline: Path) -> tuple[str, ...]:
-    from ruamel.yaml import YAML
-
-    if not pipeline.is_file():
-        return tuple(available())
-    content = YAML(typ="safe", pure=True).load(pipeline.read_text())
-    for entry in content.get("vars", []):
-        if isinstance(entry, dict) and "strategies" in entry:
-            return tuple(entry["strategies"])
-    raise ForgettingError(f"{pipeline} has no strategy list (vars: strategies): `git checkout {pipeline.name}`")
-
-
-def listed(pipeline: str | Path | None = None) -> list[str]:
-    """The strategies the pipeline runs, in order: ``vars: strategies`` of ``pipeline``, by default the dvc.yaml of
-    the working directory (where DVC runs every stage), else of the project this package belongs to; every
-    available module where there is neither (the package alone, as on a Ray worker)."""
-    if pipeline is None:
-        pipeline = next((p for p in (Path("dvc.yaml").resolve(), PIPELINE) if p.is_file()), PIPELINE)
-    return list(_listed(Path(pipeline)))
 
 
 def strategy_class(name: str) -> type[Strategy]:
@@ -87,8 +58,20 @@ def strategy_class(name: str) -> type[Strategy]:
 
 
 def build_strategy(name: str, params: dict[str, Any], task_a: TaskAState) -> Strategy:
-    """The strategy ``name``, built from its params and task A's state."""
-    return strategy_class(name).from_params(params, task_a)
+    """The strategy ``name``, built from its params (its own section checked against its types first) and task A's
+    state."""
+    cls = strategy_class(name)
+    params_file.validate_section(params, cls.params_section)
+    return cls.from_params(params, task_a)
+
+
+def validate_params(params: dict[str, Any]) -> params_file.Params:
+    """The whole of params.yaml checked, every listed strategy's section against its module's types (which imports
+    every listed strategy's module: ``check_params`` and the tuner; the other stages check the common sections and
+    then their own strategy's)."""
+    return params_file.validate(
+        params, {k: v for name in listed() for k, v in strategy_class(name).params_section.items()}
+    )
 
 
 def __getattr__(attribute: str) -> type[Strategy]:

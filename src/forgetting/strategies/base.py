@@ -9,8 +9,9 @@
 - ``adjust_gradients(network, variables, gradients, step)``: between the gradients and the optimiser step, with a
   memory batch at hand (A-GEM's projection);
 - ``after_step(variables, gradients, before)``: after each optimiser step (SI's path integral);
-- ``predict(network, images)``: the prediction rule that the per-epoch logs and the evaluation use (default: the
-  argmax of the scenario's logits; iCaRL's nearest mean of exemplars would keep its class means in the network);
+- ``predict(network, images)``: the prediction rule that the per-epoch logs and the tuner's scores use (default: the
+  argmax of the scenario's logits). The evaluate stage loads the checkpoint alone, so a strategy with a rule of its
+  own (iCaRL's nearest mean of exemplars) keeps the rule in its network, as a head of ``forgetting.model``;
 - ``end_task(network, task, train)``: after each task but the last, what it keeps of the finished task (anchors,
   importances, a teacher, a buffer, or an auxiliary model such as a generator, trained here).
 
@@ -107,6 +108,9 @@ class Strategy:
     # The values `forgetting tune` tries, key by key (every combination is a trial; keys not listed keep their
     # params.yaml value). Strengths on log grids.
     search_space: ClassVar[dict[str, list[Any]]] = {}
+    # Its own params.yaml keys with their types (a ``forgetting.params.Section`` for a section, ``number(...)`` for
+    # a value): dvc.yaml's list entry names the same keys, check_params and its stage check them.
+    params_section: ClassVar[dict[str, Any]] = {}
     # What it reads of task A beyond the checkpoint and the data: names of ``TaskAState.files()``.
     task_a_needs: ClassVar[tuple[str, ...]] = ()
 
@@ -148,7 +152,8 @@ class Strategy:
     @classmethod
     def predict(cls, network: keras.Model, images: tf.Tensor) -> tf.Tensor:
         """The prediction rule: per-repetition scores (S, batch, outputs) whose argmax over the scenario's outputs
-        is the answer. Evaluation calls it on the trained checkpoint, so what it reads must live in the network."""
+        is the answer. The evaluate stage calls the checkpoint's own ``per_repetition``: a rule of a strategy's own
+        must live in its network (and give the same answers there)."""
         return network.per_repetition(images)
 
     def training_data(self, train: Split) -> Split | Iterable[Split]:

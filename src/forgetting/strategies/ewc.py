@@ -17,12 +17,16 @@ from forgetting.data import Split
 from forgetting.errors import ForgettingError
 from forgetting.fisher import task_fisher
 from forgetting.model import StackedMLP, weights_by_path
+from forgetting.params import number
 from forgetting.scenarios import Scenario
 from forgetting.strategies.base import Memory, QuadraticPenalty, TaskAState, Weights
 
 
 class EWC(QuadraticPenalty):
     name = "ewc"
+    params_section: ClassVar[dict[str, Any]] = {
+        "alpha": number("a number >= 0 (0 turns EWC into naive fine-tuning)", ge=0)
+    }
     strength_param = "alpha"
     hyperparameters = ("alpha",)
     search_space: ClassVar[dict[str, list[Any]]] = {"alpha": [10.0, 100.0, 1000.0, 1e4, 1e5, 1e6]}

@@ -9,11 +9,17 @@ import keras
 
 from forgetting.data import Split
 from forgetting.model import weights_by_path
+from forgetting.params import STRENGTH, Section
 from forgetting.strategies.base import Memory, QuadraticPenalty, TaskAState
+
+
+class L2Params(Section):
+    weight: STRENGTH
 
 
 class L2(QuadraticPenalty):
     name = "l2"
+    params_section: ClassVar[dict[str, Any]] = {"l2": L2Params}
     strength_param = "l2.weight"
     hyperparameters = ("l2.weight",)
     search_space: ClassVar[dict[str, list[Any]]] = {"l2.weight": [0.01, 0.03, 0.1, 0.3, 1.0, 3.0]}

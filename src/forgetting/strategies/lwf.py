@@ -16,6 +16,7 @@ import tensorflow as tf
 
 from forgetting.data import Split
 from forgetting.model import IMAGE_SHAPE, StackedMLP
+from forgetting.params import POSITIVE, STRENGTH, Section
 from forgetting.scenarios import Scenario
 from forgetting.strategies.base import Memory, Strategy, TaskAState
 
@@ -33,8 +34,14 @@ def _groups(scenario: Scenario, tasks_done: int) -> list[tf.Tensor]:
     return [tf.constant(group, tf.int32) for group in scenario.seen_columns(tasks_done)]
 
 
+class LwFParams(Section):
+    temperature: POSITIVE
+    weight: STRENGTH
+
+
 class LwF(Strategy):
     name = "lwf"
+    params_section: ClassVar[dict[str, Any]] = {"lwf": LwFParams}
     strength_param = "lwf.weight"
     hyperparameters = ("lwf.temperature", "lwf.weight")
     search_space: ClassVar[dict[str, list[Any]]] = {"lwf.weight": [0.1, 0.3, 1.0, 3.0, 10.0]}

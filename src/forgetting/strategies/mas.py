@@ -14,10 +14,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 import tensorflow as tf
+from pydantic import Field
 
 from forgetting.data import Split
 from forgetting.fisher import dense_forward, dense_sums, mean_over_chunks, one_repetition_at_a_time
 from forgetting.model import StackedMLP, weights_by_path
+from forgetting.params import STRENGTH, Section
 from forgetting.scenarios import Scenario
 from forgetting.strategies.base import Memory, QuadraticPenalty, TaskAState, Weights
 
@@ -59,8 +61,13 @@ def reference_mas_importance(network: StackedMLP, images: np.ndarray, columns: n
     return {v.path: (t / len(images)).astype(np.float32) for v, t in zip(variables, totals, strict=True)}
 
 
+class MASParams(Section):
+    lambda_: STRENGTH = Field(alias="lambda")
+
+
 class MAS(QuadraticPenalty):
     name = "mas"
+    params_section: ClassVar[dict[str, Any]] = {"mas": MASParams}
     strength_param = "mas.lambda"
     hyperparameters = ("mas.lambda",)
     search_space: ClassVar[dict[str, list[Any]]] = {"mas.lambda": [0.01, 0.1, 1.0, 10.0, 100.0]}

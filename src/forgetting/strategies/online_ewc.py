@@ -14,12 +14,19 @@ import keras
 
 from forgetting.data import Split
 from forgetting.model import weights_by_path
+from forgetting.params import STRENGTH, Section, number
 from forgetting.strategies.base import Memory, TaskAState
 from forgetting.strategies.ewc import EWC
 
 
+class OnlineEWCParams(Section):
+    alpha: STRENGTH
+    gamma: number("a number in [0, 1] (1: the Fisher sum of EWC)", ge=0, le=1)
+
+
 class OnlineEWC(EWC):
     name = "online_ewc"
+    params_section: ClassVar[dict[str, Any]] = {"online_ewc": OnlineEWCParams}
     strength_param = "online_ewc.alpha"
     hyperparameters = ("online_ewc.alpha", "online_ewc.gamma")
     search_space: ClassVar[dict[str, list[Any]]] = {"online_ewc.alpha": [10.0, 100.0, 1000.0, 1e4, 1e5, 1e6]}

@@ -21,7 +21,7 @@ import numpy as np
 
 from forgetting.data import Split
 from forgetting.errors import ForgettingError
-from forgetting.params import repetition_seeds
+from forgetting.params import Section, integer, repetition_seeds
 from forgetting.strategies.base import Memory, Strategy, TaskAState
 
 
@@ -53,10 +53,16 @@ def shifted(images: np.ndarray, shift: int, rng: np.random.Generator) -> np.ndar
     return np.stack([p[y : y + height, x : x + width] for p, y, x in zip(padded, dy, dx, strict=True)])
 
 
+class ReplayParams(Section):
+    buffer_size: integer("an integer >= 1 (examples of finished tasks kept)", ge=1)
+    shift: integer("an integer from 0 (exact copies) to 4 pixels", ge=0, le=4)
+
+
 class Replay(Strategy):
     """One buffer per repetition, drawn (and shifted) from that repetition's seed."""
 
     name = "replay"
+    params_section: ClassVar[dict[str, Any]] = {"replay": ReplayParams}
     hyperparameters = ("replay.buffer_size", "replay.shift")
     # Not the buffer size: a bigger buffer always helps; it is the memory budget, set in params.yaml.
     search_space: ClassVar[dict[str, list[Any]]] = {"replay.shift": [0, 1, 2]}

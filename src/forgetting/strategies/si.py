@@ -20,6 +20,7 @@ from forgetting.data import Split
 from forgetting.errors import ForgettingError
 from forgetting.files import cheapest_fix
 from forgetting.model import weights_by_path
+from forgetting.params import STRENGTH, Section, number
 from forgetting.path_integral import PathIntegral
 from forgetting.strategies.base import Memory, QuadraticPenalty, TaskAState, Weights
 
@@ -29,8 +30,14 @@ def importance(integral: Weights, start: Weights, end: Weights, xi: float) -> We
     return {k: np.maximum(w, 0.0) / (np.square(end[k] - start[k]) + xi) for k, w in integral.items()}
 
 
+class SIParams(Section):
+    c: STRENGTH
+    xi: number("a number > 0 (it keeps the importance finite)", gt=0)
+
+
 class SI(QuadraticPenalty):
     name = "si"
+    params_section: ClassVar[dict[str, Any]] = {"si": SIParams}
     strength_param = "si.c"
     hyperparameters = ("si.c", "si.xi")
     search_space: ClassVar[dict[str, list[Any]]] = {"si.c": [0.1, 1.0, 10.0, 100.0, 1000.0]}
