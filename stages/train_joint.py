@@ -32,6 +32,7 @@ def main() -> None:
             p["train"]["epochs_joint"],
             callbacks=[log],
             what="every task at once",
+            task=None,
         )
         model.save_model(net, "models/joint.keras")
 

@@ -41,6 +41,14 @@ def test_committed_params_are_valid(defaults):
         ("tasks", [[0, 12], [1]], "tasks = [[0, 12], [1]] is invalid; set it to a list of 2 to 10 tasks, each a list"),
         ("tasks", [[2, 2], [1]], "tasks = [[2, 2], [1]] is invalid"),
         ("scenario", "incremental", "scenario = 'incremental' is invalid; set it to one of domain, task, class"),
+        ("class_outputs", "some", "class_outputs = 'some' is invalid; set it to all (the softmax over every digit)"),
+        (
+            "class_outputs",
+            "seen",
+            "class_outputs = 'seen' is for the class scenario (scenario = 'domain' has a softmax",
+        ),
+        ("model.hidden_units", [400, 0], "model.hidden_units = [400, 0] is invalid; set it to a width >= 1, or a list"),
+        ("model.hidden_units", [], "model.hidden_units = [] is invalid"),
         ("online_ewc.gamma", 1.5, "online_ewc.gamma = 1.5 is invalid; set it to a number in [0, 1]"),
         ("si.xi", 0, "si.xi = 0 is invalid; set it to a number > 0"),
         ("si.c", -1, "si.c = -1 is invalid"),
@@ -94,7 +102,10 @@ def test_overlapping_digit_sets_are_rejected(defaults):
         (lambda p: p["mas"].update(lamda=1), "unknown key mas.lamda (did you mean mas.lambda?)"),
         # the Python name of the `lambda` key is not a second spelling of it
         (lambda p: p["mas"].update(lambda_=p["mas"].pop("lambda")), "unknown key mas.lambda_ (did you mean"),
-        (lambda p: p.update(zzz=1), "unknown key zzz (the keys here are seed, seeds, scenario, data, model,"),
+        (
+            lambda p: p.update(zzz=1),
+            "unknown key zzz (the keys here are seed, seeds, scenario, class_outputs, data, model,",
+        ),
         (lambda p: p.pop("si"), "params.yaml: si is missing; add it"),
         (lambda p: p["fisher"].pop("estimator"), "params.yaml: fisher.estimator is missing; add it"),
     ],

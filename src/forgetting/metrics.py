@@ -21,11 +21,17 @@ __all__ = ["ci95", "paired_difference", "summary"]  # re-exported: forgetting.in
 
 
 def accuracy(
-    network: keras.Model, split: Split, scenario: Scenario, batch_size: int = 2048, predict: Callable | None = None
+    network: keras.Model,
+    split: Split,
+    scenario: Scenario,
+    batch_size: int = 2048,
+    predict: Callable | None = None,
+    task: int | None = None,
 ) -> np.ndarray:
     """Top-1 accuracy of each repetition of ``network`` (a ``StackedMLP``) on ``split``, from the scenario's
     selection of ``predict(network, images)``'s scores (a strategy's prediction rule, ``Strategy.predict``; by
-    default the network's logits): an array of S values.
+    default the network's logits), while task ``task`` trains (``Scenario.restrict``; None: after the sequence):
+    an array of S values.
 
     Calls the network directly on large batches: ``model.predict`` builds a tf.data pipeline per call, which costs
     more than the forward pass itself when accuracy is taken after every epoch.
@@ -35,7 +41,7 @@ def accuracy(
         stop = start + batch_size
         images = split.image[start:stop]
         scores = network.per_repetition(images) if predict is None else predict(network, images)
-        logits = scenario.select(scores, split.task[start:stop])
+        logits = scenario.restrict(scenario.select(scores, split.task[start:stop]), task)
         correct += np.sum(np.argmax(logits.numpy(), axis=-1) == split.label[None, start:stop], axis=1)
     return correct / max(len(split), 1)
 

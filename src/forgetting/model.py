@@ -102,20 +102,40 @@ class StackedMLP(keras.Model):
     first. ``repetition(model, s)`` gives repetition s as a plain Keras MLP."""
 
     def __init__(
-        self, num_outputs: int, hidden_units: int = 128, dropout: float = 0.0, seeds: Sequence[int] = (0,), **kwargs
+        self,
+        num_outputs: int,
+        hidden_units: int | Sequence[int] = 128,
+        dropout: float = 0.0,
+        seeds: Sequence[int] = (0,),
+        **kwargs,
     ) -> None:
         super().__init__(**kwargs)
-        self.num_outputs, self.hidden_units, self.rate = int(num_outputs), int(hidden_units), float(dropout)
+        self.num_outputs, self.rate = int(num_outputs), float(dropout)
+        self.hidden_units = hidden_units if isinstance(hidden_units, int) else [int(u) for u in hidden_units]
         self.seeds = [int(s) for s in seeds]
-        self.hidden = StackedDense(len(self.seeds), self.hidden_units, "relu", name="hidden")
+        # one attribute per layer (``hidden``, ``hidden_2``, ...): Keras saves each layer's weights under its attribute
+        for number, units in enumerate(self.widths):
+            setattr(self, hidden_name(number), StackedDense(len(self.seeds), units, "relu", name=hidden_name(number)))
         self.dropout = StackedDropout(self.rate, self.seeds, name="dropout")
         self.logits = StackedDense(len(self.seeds), self.num_outputs, name="logits")
 
+    @property
+    def widths(self) -> list[int]:
+        """The hidden layers' widths: ``hidden_units`` as a list (one int is one layer)."""
+        return [self.hidden_units] if isinstance(self.hidden_units, int) else list(self.hidden_units)
+
+    @property
+    def hidden_layers(self) -> list[StackedDense]:
+        return [getattr(self, hidden_name(number)) for number in range(len(self.widths))]
+
     def build(self, input_shape=(None, *IMAGE_SHAPE)) -> None:
-        """Create the weights, named ``hidden/kernel``, ``hidden/bias``, ``logits/kernel``, ``logits/bias``
-        whether built here or by Keras when a checkpoint loads."""
-        self.hidden.build((None, int(np.prod(IMAGE_SHAPE))))
-        self.logits.build((None, self.hidden_units))
+        """Create the weights, named ``hidden/kernel``, ``hidden/bias`` (then ``hidden_2/...``, ... for more hidden
+        layers), ``logits/kernel``, ``logits/bias``, whether built here or by Keras when a checkpoint loads."""
+        inputs = int(np.prod(IMAGE_SHAPE))
+        for layer, units in zip(self.hidden_layers, self.widths, strict=True):
+            layer.build((None, inputs))
+            inputs = units
+        self.logits.build((None, inputs))
         self.built = True
 
     @property
@@ -124,7 +144,7 @@ class StackedMLP(keras.Model):
 
     @property
     def dense_layers(self) -> list[StackedDense]:
-        return [self.hidden, self.logits]
+        return [*self.hidden_layers, self.logits]
 
     def per_repetition(self, images, training=False):
         """Logits (S, batch, outputs) for images (batch, 28, 28, 1), shared, or (S, batch, 28, 28, 1)."""
@@ -134,7 +154,10 @@ class StackedMLP(keras.Model):
             flat = tf.ensure_shape(flat, (None, int(np.prod(IMAGE_SHAPE))))
         else:
             flat = tf.ensure_shape(flat, (self.repetitions, None, int(np.prod(IMAGE_SHAPE))))
-        return self.logits(self.dropout(self.hidden(flat), training=training))
+        h = flat
+        for layer in self.hidden_layers:
+            h = self.dropout(layer(h), training=training)
+        return self.logits(h)
 
     def call(self, images, training=False):
         return tf.transpose(self.per_repetition(images, training), (1, 0, 2))
@@ -149,6 +172,11 @@ class StackedMLP(keras.Model):
         }
 
 
+def hidden_name(number: int) -> str:
+    """Hidden layer ``number``'s name (0, 1, ...): ``hidden``, ``hidden_2``, ``hidden_3``, ..."""
+    return "hidden" if number == 0 else f"hidden_{number + 1}"
+
+
 def glorot_uniform(shape: tuple[int, int], seed: int, layer: int) -> np.ndarray:
     """Keras' default Dense kernel initialisation, drawn by NumPy from (seed, layer number)."""
     limit = np.sqrt(6.0 / (shape[0] + shape[1]))
@@ -156,7 +184,7 @@ def glorot_uniform(shape: tuple[int, int], seed: int, layer: int) -> np.ndarray:
 
 
 def build_network(
-    num_outputs: int, hidden_units: int = 128, dropout: float = 0.0, seeds: Sequence[int] = (0,)
+    num_outputs: int, hidden_units: int | Sequence[int] = 128, dropout: float = 0.0, seeds: Sequence[int] = (0,)
 ) -> StackedMLP:
     """One MLP per seed, stacked: repetition s's kernels are Glorot-uniform draws from ``seeds[s]``, its biases
     zero; its weights depend on nothing but its own seed."""
@@ -168,12 +196,14 @@ def build_network(
     return network
 
 
-def build_mlp(num_outputs: int, hidden_units: int = 128, dropout: float = 0.0) -> keras.Model:
+def build_mlp(num_outputs: int, hidden_units: int | Sequence[int] = 128, dropout: float = 0.0) -> keras.Model:
     """A plain Keras MLP (one repetition); its variables are named by layer (``hidden/kernel``, ...)."""
     inputs = keras.Input(shape=IMAGE_SHAPE, name="image")
     x = keras.layers.Flatten(name="flatten")(inputs)
-    x = keras.layers.Dense(hidden_units, activation="relu", name="hidden")(x)
-    x = keras.layers.Dropout(dropout, name="dropout")(x)
+    widths = [hidden_units] if isinstance(hidden_units, int) else list(hidden_units)
+    for number, units in enumerate(widths):
+        x = keras.layers.Dense(units, activation="relu", name=hidden_name(number))(x)
+        x = keras.layers.Dropout(dropout, name="dropout" if number == 0 else f"dropout_{number + 1}")(x)
     outputs = keras.layers.Dense(num_outputs, name="logits")(x)
     return keras.Model(inputs, outputs, name="mlp")
 

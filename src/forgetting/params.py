@@ -21,6 +21,7 @@ from forgetting.errors import ForgettingError
 
 FISHER_ESTIMATORS = ("exact", "sampled", "empirical")
 SCENARIOS = ("domain", "task", "class")  # forgetting.scenarios, which imports TensorFlow
+CLASS_OUTPUTS = ("all", "seen")
 PARAMS_FILE = "params.yaml"
 
 
@@ -56,7 +57,10 @@ class DataParams(Section):
 
 
 class ModelParams(Section):
-    hidden_units: AT_LEAST_ONE
+    hidden_units: Annotated[
+        Annotated[int, Field(ge=1)] | Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=1, max_length=8)],
+        Field(description="a width >= 1, or a list of 1 to 8 widths, one per hidden layer (e.g. [400, 400])"),
+    ]
     dropout: number("a number in [0, 1)", ge=0, lt=1)
 
 
@@ -92,6 +96,10 @@ class Params(Section):
         "an integer from 1 to 100 (repetitions trained together; 2 or more give confidence intervals)", ge=1, le=100
     )
     scenario: Annotated[Literal[SCENARIOS], Field(description="one of " + ", ".join(SCENARIOS))]
+    class_outputs: Annotated[
+        Literal[CLASS_OUTPUTS],
+        Field(description="all (the softmax over every digit) or seen (over the digits of the tasks seen so far)"),
+    ]
     data: DataParams
     model: ModelParams
     train: TrainParams
@@ -109,6 +117,15 @@ class Params(Section):
             raise ValueError(
                 f"seed = {self.seed} with seeds = {self.seeds} is invalid: the last repetition's seed, seed + "
                 f"{self.seeds - 1} = {last}, is past 2**32 - 1; lower seed or seeds"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _outputs_of_the_class_scenario(self) -> Params:
+        if self.class_outputs != "all" and self.scenario != "class":
+            raise ValueError(
+                f"class_outputs = {self.class_outputs!r} is for the class scenario (scenario = {self.scenario!r} "
+                "has a softmax per task or over one shared head already); set class_outputs: all"
             )
         return self
 

@@ -5,6 +5,7 @@ settings side by side (the scenario benchmark). Byte-stable: the same metrics an
 
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -340,9 +341,11 @@ def _memory(params: dict[str, Any], name: str) -> Memory:
 
 
 def num_parameters(params: dict[str, Any]) -> int:
-    """The MLP's parameter count per repetition: INPUTS x hidden + hidden biases, hidden x outputs + outputs."""
-    hidden, outputs = params["model"]["hidden_units"], Scenario.from_params(params).num_outputs
-    return INPUTS * hidden + hidden + hidden * outputs + outputs
+    """The MLP's parameter count per repetition: each dense layer's inputs x units + units biases, from the image's
+    INPUTS through the hidden layers to the outputs."""
+    hidden = params["model"]["hidden_units"]
+    widths = [INPUTS, *([hidden] if isinstance(hidden, int) else hidden), Scenario.from_params(params).num_outputs]
+    return sum(a * b + b for a, b in itertools.pairwise(widths))
 
 
 def _name(model: str) -> str:

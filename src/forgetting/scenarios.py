@@ -8,7 +8,10 @@ task's size.
   - ``task``:   one W-way head per task (the network has T * W outputs, head t is outputs t*W .. t*W+W-1); the
                 example's task selects its head in training and testing; label = position.
   - ``class``:  one head over every digit of every task; label = the digit's index among all of them (the digit
-                itself when the tasks cover 0-9); no task identity at test time.
+                itself when the tasks cover 0-9); no task identity at test time. ``class_outputs`` says what the
+                softmax spans while task t trains (its loss, the Fisher, MAS's importance, the per-epoch logs):
+                ``all`` the digits (the default), or ``seen``, only the digits of tasks 0..t (van de Ven et al.'s
+                ``active_classes``, Hsu et al.'s ``valid_out_dim``); after the last task both are every digit.
 """
 
 from __future__ import annotations
@@ -30,14 +33,40 @@ def task_names(count: int) -> list[str]:
     return [f"task_{letter}" for letter in string.ascii_lowercase[:count]]
 
 
+MASKED = -1e9  # the logit of an output outside the softmax: exp(MASKED - anything reachable) is 0 in float32
+
+
 @dataclass(frozen=True)
 class Scenario:
     kind: str
     tasks: tuple[tuple[int, ...], ...]
+    class_outputs: str = "all"
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> Scenario:
-        return cls(params["scenario"], tuple(tuple(task) for task in params["tasks"]))
+        """The scenario of ``params``; ``class_outputs`` is declared by the stages that train on a task of the
+        sequence (``train_a``, ``fisher``, ``finetune@*``), and is ``all`` for the others (joint training sees every
+        task at once, and the evaluation comes after the last task)."""
+        tasks = tuple(tuple(task) for task in params["tasks"])
+        return cls(params["scenario"], tasks, params.get("class_outputs", "all"))
+
+    @property
+    def masks_unseen(self) -> bool:
+        return self.kind == "class" and self.class_outputs == "seen"
+
+    def seen_digits(self, task: int) -> np.ndarray:
+        """The output indices of the digits of tasks 0..``task`` (class scenario)."""
+        return np.searchsorted(self.digits, sorted(d for members in self.tasks[: task + 1] for d in members))
+
+    def restrict(self, logits: tf.Tensor, task: int | None) -> tf.Tensor:
+        """``logits`` (..., outputs) as the softmax sees them while task ``task`` trains: unchanged, or (class
+        scenario, ``class_outputs: seen``) with the outputs of digits not yet seen set to ``MASKED``. ``task``
+        None: every task at once (joint)."""
+        if not self.masks_unseen or task is None or task >= len(self.tasks) - 1:
+            return logits
+        seen = np.zeros(self.num_outputs, bool)
+        seen[self.seen_digits(task)] = True
+        return tf.where(tf.constant(seen), logits, tf.constant(MASKED, logits.dtype))
 
     @property
     def names(self) -> list[str]:
@@ -69,9 +98,11 @@ class Scenario:
         return position[task, digits]
 
     def columns(self, task: int) -> np.ndarray:
-        """The network outputs that make up task ``task``'s prediction (softmax over these)."""
+        """The network outputs that make up task ``task``'s prediction (softmax over these) at its end."""
         if self.kind == "task":
             return task * self.width + np.arange(self.width)
+        if self.masks_unseen:
+            return self.seen_digits(task)
         return np.arange(self.num_outputs)
 
     def seen_columns(self, tasks_done: int) -> list[np.ndarray]:

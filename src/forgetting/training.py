@@ -123,12 +123,14 @@ class ContinualModel(keras.Model):
         data: TrainingSet,
         strategy: Strategy | None = None,
         observers: Sequence = (),
+        task: int | None = None,
     ) -> None:
         super().__init__(name=f"{network.name}_{scenario.kind}")
         self.network = network
         self.scenario = scenario
         self.data = data
         self.strategy = strategy or Strategy()
+        self.task = task  # the task being trained (the scenario's outputs seen so far), None: every task at once
         self.watchers = [*([self.strategy] if self.strategy.acts_at("after_step") else []), *observers]
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.penalty_tracker = keras.metrics.Mean(name="penalty")
@@ -139,8 +141,10 @@ class ContinualModel(keras.Model):
         return [self.loss_tracker, self.penalty_tracker, self.accuracy_tracker]
 
     def call(self, inputs, training=False):
-        """Logits (S, batch, scenario outputs) for {"image", "task"}: shared or one batch per repetition."""
-        return self.scenario.select(self.network.per_repetition(inputs["image"], training), inputs["task"])
+        """Logits (S, batch, scenario outputs) for {"image", "task"}: shared or one batch per repetition; the
+        outputs not yet seen masked where the scenario says so (``Scenario.restrict``)."""
+        logits = self.scenario.select(self.network.per_repetition(inputs["image"], training), inputs["task"])
+        return self.scenario.restrict(logits, self.task)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         """Per repetition: mean cross-entropy over its batch + its penalty (and memory loss); summed over
@@ -213,8 +217,10 @@ class TaskAccuracyLog(keras.callbacks.Callback):
         network = self.network if self.network is not None else self.model.network
         task = self.task if self.rows else self.first_task
         row: dict[str, float | str] = {"epoch": len(self.rows), "task": task}
+        trained = self.scenario.names.index(task) if task in self.scenario.names else None
         per_task = {
-            name: accuracy(network, split, self.scenario, predict=self.predict) for name, split in self.tests.items()
+            name: accuracy(network, split, self.scenario, predict=self.predict, task=trained)
+            for name, split in self.tests.items()
         }
         for name, values in per_task.items():
             row[f"{name}_accuracy"] = round(float(np.mean(values)), 6)
@@ -306,7 +312,7 @@ def finetune(
     """Fine-tune ``network`` in place on ``strategy.training_data(train)`` (task number ``task_number`` of the
     scenario), minimising its loss plus ``strategy``'s penalty."""
     data = TrainingSet(strategy.training_data(train), network.seeds, salt=task_number)
-    model = ContinualModel(network, scenario, data, strategy)
+    model = ContinualModel(network, scenario, data, strategy, task=task_number)
     suspects = " or ".join(filter(None, ["finetune.learning_rate", strategy.strength_param]))
     guard = NonFiniteLossGuard(scenario.names[task_number], suspects)
     return fit(model, validation, guard=guard, **fit_args)
@@ -376,17 +382,21 @@ def train_new_model(
     callbacks: list[keras.callbacks.Callback] | None = None,
     path_integral: bool = False,
     what: str = "task_a",
+    task: int | None = 0,
 ) -> tuple[StackedMLP, PathIntegral | None]:
     """Freshly initialised MLPs (``params['model']``, the scenario's outputs), one per repetition seed
     (``repetition_seeds``), trained together with ``fit`` under ``params['train']``'s optimiser settings for
-    ``epochs`` epochs; with ``path_integral``, also SI's path integral over this training. ``what`` names the
-    training in errors."""
+    ``epochs`` epochs, as task number ``task`` of the sequence (None: every task at once); with ``path_integral``,
+    also the path integral over this training (``forgetting.path_integral``). ``what`` names the training in
+    errors."""
     seed_everything(params["seed"])
     seeds = repetition_seeds(params)
     network = build_network(scenario.num_outputs, params["model"]["hidden_units"], params["model"]["dropout"], seeds)
     recorder = PathIntegral(network) if path_integral else None
     fit(
-        ContinualModel(network, scenario, TrainingSet(train, seeds, salt=0), observers=[recorder] if recorder else ()),
+        ContinualModel(
+            network, scenario, TrainingSet(train, seeds, salt=0), observers=[recorder] if recorder else (), task=task
+        ),
         validation,
         epochs=epochs,
         batch_size=params["train"]["batch_size"],
