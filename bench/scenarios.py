@@ -21,17 +21,17 @@ from project_copy import ROOT, copy_project, read_mnist_from, run
 
 from forgetting import params as params_module
 from forgetting.cli import import_tensorflow
-from forgetting.settings import SETTINGS, parse, setting_of, tuned
-from forgetting.tune import with_values
+from forgetting.params import with_values
+from forgetting.settings import SETTINGS, setting_of, tuned, values
 
 
 def setting_params(base: dict, setting: str) -> dict:
-    """params.yaml for ``setting``: its scenario and tasks, and its tuned values where it has a tuning file."""
-    scenario, tasks = parse(setting)
-    values = {"scenario": scenario, "tasks": tasks}
+    """params.yaml for ``setting``: its scenario, tasks and task inputs, and its tuned values where it has a tuning
+    file."""
+    overrides = values(setting)
     for entry in (tuned(setting, ROOT / "tuning") or {}).get("chosen", {}).values():
-        values |= entry["params"]
-    return with_values(base, values)
+        overrides |= entry["params"]
+    return with_values(base, overrides)
 
 
 def run_setting(params: dict, mnist: Path | None, keep: Path):

@@ -15,7 +15,9 @@ def main() -> None:
     import_tensorflow()  # after validation: slow to import
     from forgetting import model, training
     from forgetting.scenarios import Scenario
-    from forgetting.strategies import TaskAState
+    from forgetting.strategies import TaskAState, check_own_params
+
+    check_own_params(name, p)  # its own keys' types (and an unknown strategy), before any output
 
     task_a = TaskAState(Scenario.from_params(p))
     with (

@@ -1,5 +1,5 @@
 """Stage prepare: MNIST (tensorflow-datasets) -> data/prepared/task_{a,b,...}/{train,validation,test}.npz, one
-folder per digit set of the ``tasks`` param."""
+folder per digit set of the ``tasks`` param, shown as ``task_inputs`` says (permuted or rotated MNIST)."""
 
 from forgetting import params
 from forgetting.cli import import_tensorflow, run_stage
@@ -17,6 +17,7 @@ def main() -> None:
         for t, (name, digits) in enumerate(zip(scenarios.task_names(len(p["tasks"])), p["tasks"], strict=True)):
             per_digit = None if cfg["train_per_digit"] == "all" else cfg["train_per_digit"]
             splits = data.build_task(train, test, digits, t, cfg["validation_fraction"], p["seed"], per_digit)
+            splits = data.show(splits, t, p["task_inputs"], p["seed"])
             data.save_task(splits, root / name)
             print(name, digits, {split: len(part) for split, part in splits.items()})
 

@@ -478,3 +478,61 @@ def test_five_task_sequence_end_to_end(tmp_path, tfds_dir, scenario):
     assert "metrics/toy.json" in run(repo, "dvc", "metrics", "show")
     assert "toy" in run(repo, "forgetting", "diff", "naive", "toy")
     assert up_to_date(repo)
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("kind", ["permuted", "rotated"])
+def test_permuted_and_rotated_mnist_end_to_end(tmp_path, tfds_dir, kind):
+    """Permuted and rotated MNIST through the same stages, on a small subset (three tasks of every digit, 100 train
+    examples per digit, two epochs a task, two repetitions) and four strategies of the list (the list is one
+    edit): task t's prepared images are task A's shown through task t's pixel order or turned by t x 45 degrees, and
+    every model, the matrix and the report follow the sequence."""
+    repo = copy_project(tmp_path / "repo", tfds_dir)
+    params = read_params(repo)
+    params |= {"tasks": [list(range(10))] * 3, "scenario": "domain"}
+    params["task_inputs"] = {"kind": kind, "degrees_per_task": 45.0}
+    params["data"]["train_per_digit"] = 100
+    params["train"] |= {"epochs_a": 2, "epochs_joint": 2}
+    params["finetune"] |= {"epochs": 2, "learning_rate": 0.001}
+    params["replay"]["buffer_size"] = 100
+    params["seeds"] = 2
+    write_params(repo, params)
+    kept = ("naive", "ewc", "si", "replay")
+    pipeline = (repo / "dvc.yaml").read_text().splitlines(keepends=True)
+    dropped = [f"    {name}: {{" for name in listed() if name not in kept]
+    (repo / "dvc.yaml").write_text("".join(line for line in pipeline if not line.startswith(tuple(dropped))))
+    expected = {"check_params", "prepare", "train_a", "train_joint", "fisher", "report"}
+    expected |= {f"finetune@{n}" for n in kept} | {f"evaluate@{n}" for n in ("task_a", "joint", *kept)}
+    assert stages_run(run(repo, "dvc", "repro")) == expected
+
+    import numpy as np
+
+    from forgetting import data
+
+    def images(task: str) -> data.Split:
+        with np.load(repo / "data/prepared" / task / "train.npz") as arrays:
+            return data.Split(arrays["image"], arrays["digit"], arrays["digit"], arrays["task"])
+
+    task_a = images("task_a")
+    for t, name in ((1, "task_b"), (2, "task_c")):
+        shown = images(name)
+        np.testing.assert_array_equal(shown.digit, task_a.digit)  # the same examples ...
+        expected_images = data.show({"train": task_a}, t, params["task_inputs"], params["seed"])["train"].image
+        np.testing.assert_array_equal(shown.image, expected_images)  # ... shown as task t shows them
+    if kind == "rotated":
+        np.testing.assert_array_equal(images("task_c").image, np.rot90(task_a.image, 1, axes=(1, 2)))
+
+    metrics = read_metrics(repo)
+    names = ["task_a", "task_b", "task_c"]
+    assert set(metrics) == {"task_a", "joint", *kept}
+    for name in kept:
+        assert set(matrix(repo, name)) == {(i, j) for i in names for j in names}, name
+    task_a_model = metrics["task_a"]
+    assert task_a_model["task_a_accuracy"] > 0.75  # it learnt task A ...
+    if kind == "permuted":  # ... and knows nothing of a permuted task
+        assert task_a_model["task_b_accuracy"] < 0.4 and task_a_model["task_c_accuracy"] < 0.4
+    assert metrics["naive"]["task_a_forgetting"] > 0  # fine-tuning on the later tasks costs task A
+    assert metrics["joint"]["mean_accuracy"] > metrics["naive"]["mean_accuracy"]
+    title = (repo / "report/README.md").read_text().splitlines()[0]
+    assert f"Forgetting on {kind} MNIST, domain scenario" in title
+    assert "A task sequence of your own" in (repo / "report/README.md").read_text()  # three tasks: not a setting

@@ -104,10 +104,14 @@ def test_setting_params(base):
 def test_settings_names(base):
     assert settings.setting_of(base) == "domain-even-odd"  # params.yaml's own
     assert settings.setting_of({**base, "tasks": [[0, 1], [2, 3]]}) is None
-    assert settings.parse("task-even-odd") == ("task", settings.SEQUENCES["even-odd"])
+    assert settings.values("task-even-odd") == {
+        "scenario": "task",
+        "tasks": settings.SEQUENCES["even-odd"],
+        "task_inputs": settings.DIGITS,
+    }
     with pytest.raises(ForgettingError, match="unknown scenario 'clas'"):
-        settings.parse("clas-split5")
-    assert all(settings.parse(s) for s in settings.SETTINGS)
+        settings.values("clas-split5")
+    assert all(settings.values(s) for s in settings.SETTINGS)
 
 
 def _trial(strategy, value, score, error=None):
@@ -161,8 +165,12 @@ def test_experiment_command_sets_the_setting_and_every_tuned_value():
     }
     assert experiment.command("class-split5", tuned, "class-split5", queue=True) == [
         *("dvc", "exp", "run", "-n", "class-split5", "--queue"),
-        *("-S", "scenario=class", "-S", "tasks=[[0,1],[2,3],[4,5],[6,7],[8,9]]"),
+        *("-S", "scenario=class", "-S", "tasks=[[0,1],[2,3],[4,5],[6,7],[8,9]]", "-S", "task_inputs.kind=digits"),
         *("-S", "alpha=10000.0", "-S", "lwf.weight=0.3"),
+    ]
+    permuted = {"scenario": "domain", "tasks": settings.SEQUENCES["permuted"], "chosen": {}}
+    assert experiment.command("domain-permuted", permuted, "p")[-4:] == [
+        *("-S", "task_inputs.kind=permuted", "-S", "data.train_per_digit=1000")
     ]
 
 

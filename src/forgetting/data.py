@@ -1,9 +1,12 @@
-"""Split MNIST: task datasets built from tensorflow-datasets' MNIST.
+"""Split, permuted and rotated MNIST: task datasets built from tensorflow-datasets' MNIST.
 
 Pixels are scaled to [0, 1] (float32). A task is a set of digits (``tasks`` in params.yaml); each task has train,
 validation and test splits, the validation split being a seeded, stratified (per digit) part of MNIST's train
-split. The files keep each example's digit and task index; its label depends on the scenario and is set when a
-split is loaded (``forgetting.scenarios``).
+split. ``task_inputs`` says what else sets a task apart: nothing (``digits``: split MNIST), a fixed pixel
+permutation per task (``permuted``: task t's is drawn from (seed, t), task 0 keeps MNIST's own order; Goodfellow et
+al. 2013, Kirkpatrick et al. 2017), or a rotation (``rotated``: task t turned by t x ``degrees_per_task`` degrees).
+The files keep each example's digit and task index; its label depends on the scenario and is set when a split is
+loaded (``forgetting.scenarios``).
 """
 
 from __future__ import annotations
@@ -111,6 +114,43 @@ def build_task(
         rest = rest.subset(np.sort(np.concatenate(keep)))
     splits = {"train": rest, "validation": validation, "test": select_digits(test, digits)}
     return {name: replace(split, task=np.full(len(split), task, np.int32)) for name, split in splits.items()}
+
+
+def pixel_order(seed: int, task: int, pixels: int = 28 * 28) -> np.ndarray:
+    """Permuted MNIST's order of the pixels of task ``task``: the identity for task 0, else a permutation drawn
+    from (``seed``, ``task``); the same for every repetition."""
+    return np.arange(pixels) if task == 0 else np.random.default_rng([seed, task]).permutation(pixels)
+
+
+def permuted(split: Split, order: np.ndarray) -> Split:
+    """``split`` with each image's pixels (flattened, row by row) taken in ``order``."""
+    flat = split.image.reshape(len(split), -1)
+    return replace(split, image=flat[:, order].reshape(split.image.shape))
+
+
+def rotated(split: Split, degrees: float) -> Split:
+    """``split`` with each image turned by ``degrees`` (counter-clockwise) about its centre: bilinear, zeros shifted
+    in, computed on the uint8 pixels and rounded back to them, so the images stay multiples of 1/255. 0 degrees
+    gives the images back unchanged."""
+    if degrees % 360 == 0:
+        return split
+    from scipy import ndimage
+
+    pixels = np.rint(split.image * np.float32(255.0))
+    turned = ndimage.rotate(pixels, degrees, axes=(2, 1), reshape=False, order=1, mode="constant", cval=0.0)
+    image = np.clip(np.rint(turned), 0, 255).astype(np.float32) / np.float32(255.0)
+    return replace(split, image=image)
+
+
+def show(splits: dict[str, Split], task: int, inputs: dict, seed: int) -> dict[str, Split]:
+    """Task number ``task``'s splits as params.yaml's ``task_inputs`` shows them (permuted, rotated, or as they
+    are)."""
+    if inputs["kind"] == "permuted":
+        order = pixel_order(seed, task)
+        return {name: permuted(split, order) for name, split in splits.items()}
+    if inputs["kind"] == "rotated":
+        return {name: rotated(split, task * inputs["degrees_per_task"]) for name, split in splits.items()}
+    return splits
 
 
 def load_mnist(manual_dir: str | Path, tfds_dir: str | Path) -> tuple[Split, Split]:

@@ -30,8 +30,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def command(setting: str, tuned: dict[str, Any], name: str, queue: bool = False) -> list[str]:
-    """``dvc exp run`` with the setting's scenario and tasks and every chosen value as ``-S`` overrides."""
-    values = {"scenario": tuned["scenario"], "tasks": json.dumps(tuned["tasks"]).replace(" ", "")}
+    """``dvc exp run`` with the setting's scenario, tasks and task inputs and every chosen value as ``-S``
+    overrides."""
+    setting_values = settings.values(setting)
+    inputs = setting_values.pop("task_inputs")
+    values = {
+        "scenario": tuned["scenario"],
+        "tasks": json.dumps(tuned["tasks"]).replace(" ", ""),
+        "task_inputs.kind": inputs["kind"],
+        **{key: json.dumps(value) for key, value in setting_values.items() if key not in ("scenario", "tasks")},
+    }
     for entry in tuned["chosen"].values():
         values |= {key: json.dumps(value) for key, value in entry["params"].items()}
     overrides = [arg for key, value in values.items() for arg in ("-S", f"{key}={value}")]
@@ -40,7 +48,7 @@ def command(setting: str, tuned: dict[str, Any], name: str, queue: bool = False)
 
 def run(args: argparse.Namespace) -> int:
     root = project_root()
-    settings.parse(args.setting)
+    settings.values(args.setting)  # an unknown setting is one clear error
     tuned = settings.tuned(args.setting, root / settings.TUNING)
     if tuned is None:
         raise ForgettingError(

@@ -23,7 +23,7 @@ from matplotlib.transforms import Bbox
 from forgetting.strategies import listed
 
 if TYPE_CHECKING:
-    from forgetting.report import Results
+    from forgetting.results import Results
 
 DPI = 100
 # tab10 without its grey, then tab20's lighter shades without theirs: 18 colours before any repeats

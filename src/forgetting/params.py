@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -76,6 +77,17 @@ class FinetuneParams(Section):
     learning_rate: POSITIVE
 
 
+TASK_INPUTS = ("digits", "permuted", "rotated")
+
+
+class TaskInputsParams(Section):
+    kind: Annotated[
+        Literal[TASK_INPUTS],
+        Field(description="digits (split MNIST), permuted or rotated (the same digits, shown differently per task)"),
+    ]
+    degrees_per_task: number("a number of degrees in [0, 360] (rotated: task t is turned by t times it)", ge=0, le=360)
+
+
 class FisherParams(Section):
     estimator: Annotated[Literal[FISHER_ESTIMATORS], Field(description="one of " + ", ".join(FISHER_ESTIMATORS))]
     num_examples: Annotated[
@@ -105,6 +117,7 @@ class Params(Section):
     train: TrainParams
     finetune: FinetuneParams
     fisher: FisherParams
+    task_inputs: TaskInputsParams
     tasks: Annotated[
         list[Annotated[list[Annotated[int, Field(ge=0, le=9)]], Field(min_length=1)]],
         Field(min_length=2, max_length=10, description=TASKS),
@@ -131,17 +144,37 @@ class Params(Section):
 
     @field_validator("tasks")
     @classmethod
-    def _disjoint(cls, tasks: list[list[int]]) -> list[list[int]]:
-        seen: set[int] = set()
-        for task in tasks:
-            if len(set(task)) != len(task):
-                raise ValueError(f"a task lists a digit twice; set it to {TASKS}")
-            if seen & set(task):
-                raise ValueError(
-                    f"tasks share the digits {sorted(seen & set(task))}; each digit may belong to one task only"
-                )
-            seen |= set(task)
+    def _distinct(cls, tasks: list[list[int]]) -> list[list[int]]:
+        if any(len(set(task)) != len(task) for task in tasks):
+            raise ValueError(f"a task lists a digit twice; set it to {TASKS}")
         return tasks
+
+    @model_validator(mode="after")
+    def _tasks_fit_their_inputs(self) -> Params:
+        """Split MNIST: each digit in one task only. Permuted and rotated MNIST: every task the same digits, in the
+        domain or task scenario (the class scenario tells the tasks' digits apart, and these share theirs)."""
+        if self.task_inputs.kind == "digits":
+            seen: set[int] = set()
+            for task in self.tasks:
+                if seen & set(task):
+                    raise ValueError(
+                        f"tasks share the digits {sorted(seen & set(task))}; each digit may belong to one task only "
+                        "(or set task_inputs.kind to permuted or rotated, where every task has the same digits)"
+                    )
+                seen |= set(task)
+            return self
+        kind = self.task_inputs.kind
+        if any(sorted(task) != sorted(self.tasks[0]) for task in self.tasks):
+            raise ValueError(
+                f"task_inputs.kind = {kind!r} shows the same digits in every task, but tasks lists different ones; "
+                f"list the same digits for each task, e.g. {[list(range(10))] * 2}"
+            )
+        if self.scenario == "class":
+            raise ValueError(
+                f"task_inputs.kind = {kind!r} gives every task the same digits, which the class scenario cannot tell "
+                "apart; use scenario domain or task"
+            )
+        return self
 
 
 def repetition_seeds(params: dict[str, Any]) -> list[int]:
@@ -228,7 +261,7 @@ def _explain(exc: ValidationError, params: dict[str, Any], root: type[BaseModel]
         return f"{PARAMS_FILE}: unknown key {key} ({fix})"
     if error["type"] == "missing":
         return f"{PARAMS_FILE}: {key} is missing; add it (`git diff {PARAMS_FILE}` shows what changed)"
-    value = _value_at(params, path)
+    value = value_at(params, path)
     if error["type"] == "value_error" and not path:  # a check across keys
         return f"{PARAMS_FILE}: {error['ctx']['error']}"
     if error["type"] == "value_error":
@@ -262,11 +295,30 @@ def _field_path(loc: tuple, root: type[BaseModel] = Params) -> tuple[type[BaseMo
     return model, path
 
 
-def _value_at(params: dict[str, Any], path: list[str]) -> Any:
-    node: Any = params
-    for part in path:
+def value_at(document: dict[str, Any], key: str | list[str]) -> Any:
+    """The value of a dotted key (``si.c``, or its parts) of params.yaml's content; None where it has none."""
+    node: Any = document
+    for part in key.split(".") if isinstance(key, str) else key:
         node = node.get(part) if isinstance(node, dict) else None
     return node
+
+
+def set_key(document: dict[str, Any], dotted: str, value: Any) -> None:
+    """Set the dotted key (``si.c``) of params.yaml's content ``document`` in place; a key it does not have is an
+    error."""
+    *parents, leaf = dotted.split(".")
+    node = value_at(document, parents)
+    if not isinstance(node, dict) or leaf not in node:
+        raise ForgettingError(f"{dotted} is not a key of params.yaml")
+    node[leaf] = value
+
+
+def with_values(params: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``params`` with dotted keys set; a key params.yaml does not have is an error."""
+    params = json.loads(json.dumps(params))
+    for dotted, value in values.items():
+        set_key(params, dotted, value)
+    return params
 
 
 def _expected(model: type[BaseModel], key: str) -> str:

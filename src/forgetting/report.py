@@ -7,23 +7,18 @@ from __future__ import annotations
 
 import itertools
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from forgetting import figures
-from forgetting.errors import ForgettingError
 from forgetting.files import atomic_output
-from forgetting.intervals import Difference, ci95, paired_difference
-from forgetting.scenarios import Scenario, task_names
-from forgetting.settings import TUNING, setting_of, tuned, tuning_path
+from forgetting.params import value_at
+from forgetting.results import Results, models
+from forgetting.scenarios import Scenario
+from forgetting.settings import TUNING, setting_of, tuning_path
 from forgetting.strategies import Memory, listed, strategy_class
 
 LABELS = {"task_a": "`task_a` (after task A only)", "joint": "`joint` (upper bound)"}
-# metrics/<folder><name>.json of every model: the means, each repetition's values, the per-epoch log, the matrix
-FILES = {"summary": "", "repetitions": "repetitions/", "per_epoch": "accuracy_per_epoch/", "matrix": "accuracy_matrix/"}
 OPTIONAL = {"task_a_forgetting": "task A forgetting", "bwt": "BWT", "fwt": "FWT"}  # shown where present
 SCENARIOS = {
     "domain": "one shared head, no task identity at test time",
@@ -47,105 +42,6 @@ PUBLISHED = {
     },
     "class-split5": {"ewc": "19.8", "si": "19.7", "lwf": "24.2", "replay": "90.8 ± 0.9", "joint": "97.5 ± 0.3"},
 }
-
-
-@dataclass(frozen=True)
-class Results:
-    """One setting's results: the params it ran with, every model's metrics files by model name (``summary``:
-    metrics/<name>.json; ``repetitions``, ``per_epoch``, ``matrix``: the files of that name's folder, as in
-    ``FILES``) and the setting's tuning file (``forgetting.settings.tuned``), or None."""
-
-    params: dict[str, Any]
-    summary: dict[str, dict[str, float]]
-    repetitions: dict[str, dict[str, list[float]]]
-    per_epoch: dict[str, list[dict[str, Any]]]
-    matrix: dict[str, list[dict[str, Any]]]
-    tuning: dict[str, Any] | None = None
-
-    @classmethod
-    def load(cls, params: dict[str, Any], metrics: Path = Path("metrics"), tuning: Path = TUNING) -> Results:
-        """Every model's files under the folder ``metrics`` (the models of ``models()``); a missing, unreadable or
-        stale one (from a run with other tasks) is a ForgettingError naming it."""
-        files = {
-            kind: {name: _read_json(Path(metrics) / f"{folder}{name}.json", name) for name in models()}
-            for kind, folder in FILES.items()
-        }
-        results = cls(params, **files, tuning=tuned(setting_of(params), tuning))
-        for name in models():
-            for key in ("mean_accuracy", *(f"{task}_accuracy" for task in results.tasks)):
-                if key not in results.summary[name] or key not in results.repetitions[name]:
-                    raise ForgettingError(
-                        f"{Path(metrics) / name}.json or its repetitions lack {key}: they come from a run with other "
-                        f"tasks; run `dvc repro` (stage evaluate@{name} writes them)"
-                    )
-        return results
-
-    @property
-    def tasks(self) -> list[str]:
-        """The task names, ``task_a``, ``task_b``, ..."""
-        return task_names(len(self.params["tasks"]))
-
-    @property
-    def strategies(self) -> list[str]:
-        """The strategies, best mean accuracy first (ties in the registry's order)."""
-        return sorted(listed(), key=lambda name: -self.summary[name]["mean_accuracy"])
-
-    @property
-    def ranked(self) -> list[str]:
-        """The table's order: joint (the upper bound), the strategies best first, the task-A model."""
-        return ["joint", *self.strategies, "task_a"]
-
-    def same_as(self) -> dict[str, str]:
-        """Each model whose every repetition value equals an earlier model's (in ``models()`` order): that model."""
-        same: dict[str, str] = {}
-        names = models()
-        for i, name in enumerate(names):
-            match = [other for other in names[:i] if self.repetitions[other] == self.repetitions[name]]
-            if match:
-                same[name] = same.get(match[0], match[0])
-        return same
-
-    def curve(self, model: str, task: str) -> tuple[np.ndarray, ...]:
-        """(epochs, mean accuracy, low, high) on ``task`` along ``model``'s per-epoch log."""
-        records = [r for r in self.per_epoch[model] if r["task"] == task]
-        return tuple(np.array([r[key] for r in records]) for key in ("epoch", "accuracy", "low", "high"))
-
-    def grid(self, model: str) -> np.ndarray:
-        """The accuracy matrix of ``model``: row i after training on task i, column j tested on task j."""
-        cell = {(r["trained"], r["task"]): r["accuracy"] for r in self.matrix[model]}
-        return np.array([[cell[trained, task] for task in self.tasks] for trained in self.tasks])
-
-    def stability(self, model: str) -> tuple[float, float, float, float]:
-        """(mean final accuracy on the newest task, its 95% CI half-width, mean over the repetitions of each one's
-        mean final accuracy on the earlier tasks, its half-width)."""
-        values = self.repetitions[model]
-        newest = np.array(values[f"{self.tasks[-1]}_accuracy"])
-        earlier = np.mean([values[f"{task}_accuracy"] for task in self.tasks[:-1]], axis=0)
-        return float(np.mean(newest)), ci95(newest), float(np.mean(earlier)), ci95(earlier)
-
-    def paired(self, a: str, b: str, key: str = "mean_accuracy") -> Difference | None:
-        """``key`` of ``a`` minus that of ``b``, paired over their shared seeds; None when they share none."""
-        index_a, index_b = ({s: i for i, s in enumerate(self.repetitions[m]["seed"])} for m in (a, b))
-        shared = sorted(set(index_a) & set(index_b))
-        if not shared:
-            return None
-        values_a, values_b = self.repetitions[a][key], self.repetitions[b][key]
-        return paired_difference([values_a[index_a[s]] for s in shared], [values_b[index_b[s]] for s in shared])
-
-
-def models() -> list[str]:
-    """Every model that the evaluate stage measures: the task-A model, joint and the listed strategies."""
-    return ["task_a", "joint", *listed()]
-
-
-def _read_json(path: Path, model: str) -> Any:
-    """The content of metrics file ``path`` of ``model``; missing or unreadable: a ForgettingError."""
-    if not path.is_file():
-        raise ForgettingError(f"{path} is missing: run `dvc repro` (stage evaluate@{model} writes it)")
-    try:
-        return json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ForgettingError(f"{path} is not valid JSON ({exc}): run `dvc repro` (stage evaluate@{model})") from None
 
 
 def make(
@@ -237,13 +133,23 @@ def section(results: Results, folder: Path, prefix: str = "", level: int = 1, li
 
 def _title(results: Results, level: int) -> list[str]:
     p, setting = results.params, setting_of(results.params)
-    tasks = ", ".join(
-        f"{figures.letter(t)} ({' '.join(map(str, d))})" for t, d in zip(results.tasks, p["tasks"], strict=True)
-    )
+    inputs = p.get("task_inputs", {"kind": "digits"})
+    if inputs["kind"] == "digits":
+        benchmark = "split MNIST"
+        tasks = ", ".join(
+            f"{figures.letter(t)} ({' '.join(map(str, d))})" for t, d in zip(results.tasks, p["tasks"], strict=True)
+        )
+    elif inputs["kind"] == "permuted":
+        benchmark, tasks = "permuted MNIST", f"A to {figures.letter(results.tasks[-1])}, each with its own pixel order"
+        tasks += " (A: MNIST's own)"
+    else:
+        step = inputs["degrees_per_task"]
+        benchmark = "rotated MNIST"
+        tasks = ", ".join(f"{figures.letter(t)} ({i * step:g}°)" for i, t in enumerate(results.tasks))
     last = p["seed"] + p["seeds"] - 1
     seeds = f"{p['seeds']} repetitions, seeds {p['seed']}-{last}" if p["seeds"] > 1 else f"1 repetition, seed {last}"
     return [
-        f"{'#' * level} Forgetting on split MNIST, {p['scenario']} scenario: tasks {tasks}",
+        f"{'#' * level} Forgetting on {benchmark}, {p['scenario']} scenario: tasks {tasks}",
         "",
         f"{f'Setting `{setting}`' if setting else 'A task sequence of your own (not a tuned setting)'}: "
         f"{SCENARIOS[p['scenario']]}; {seeds}; hyperparameters {_sources(results)}. Each "
@@ -325,7 +231,7 @@ def _source(results: Results, name: str) -> str:
         return "set by hand in params.yaml (not tuned for this setting)"
     path = tuning_path(results.tuning["setting"]).as_posix()
     chosen = entry["params"]
-    if all(_value_at(results.params, key) == value for key, value in chosen.items()):
+    if all(value_at(results.params, key) == value for key, value in chosen.items()):
         return f"tuned on validation ({path}: {entry['trials']} trials, val acc {_mean_ci(entry, 'score')})"
     return f"set by hand ({path} chose {', '.join(f'{k} = {_number(v)}' for k, v in chosen.items())})"
 
@@ -333,7 +239,7 @@ def _source(results: Results, name: str) -> str:
 def _values(results: Results, name: str) -> str:
     """The hyperparameters that strategy ``name`` ran with, ``key = value``; empty for other models."""
     keys = strategy_class(name).hyperparameters if name in listed() else ()
-    return ", ".join(f"{key} = {_number(_value_at(results.params, key))}" for key in keys)
+    return ", ".join(f"{key} = {_number(value_at(results.params, key))}" for key in keys)
 
 
 def _memory(params: dict[str, Any], name: str) -> Memory:
@@ -362,14 +268,6 @@ def _size(memory: Memory) -> str:
     if memory.bytes == 0:
         return "nothing"
     return f"{memory.bytes / 1e6:.2f} MB" if memory.bytes >= 1e4 else f"{memory.bytes / 1e3:.1f} kB"
-
-
-def _value_at(params: dict[str, Any], key: str) -> Any:
-    """The value of a dotted params.yaml key (``si.c``)."""
-    node = params
-    for part in key.split("."):
-        node = node[part]
-    return node
 
 
 def _number(value: Any) -> str:

@@ -15,9 +15,32 @@ from forgetting.params import SCENARIOS
 SEQUENCES: dict[str, list[list[int]]] = {
     "even-odd": [[0, 2, 4, 6, 8], [1, 3, 5, 7, 9]],  # the default: task A = even digits, task B = odd digits
     "split5": [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]],  # the standard 5-task split MNIST
+    "permuted": [list(range(10))] * 10,  # permuted MNIST: 10 tasks of every digit, each with its own pixel order
+    "rotated": [list(range(10))] * 5,  # rotated MNIST: 5 tasks of every digit, turned by 0, 45, ... 180 degrees
 }
-# The five settings of the reference protocol (van de Ven & Tolias 2019; Hsu et al. 2018) that the benchmark runs.
-SETTINGS: tuple[str, ...] = ("domain-even-odd", "task-even-odd", "class-even-odd", "domain-split5", "class-split5")
+DIGITS = {"kind": "digits", "degrees_per_task": 45.0}  # split MNIST: the tasks differ in their digits alone
+INPUTS: dict[str, dict[str, Any]] = {  # params.yaml's task_inputs of each sequence
+    "permuted": {"kind": "permuted", "degrees_per_task": 45.0},
+    "rotated": {"kind": "rotated", "degrees_per_task": 45.0},
+}
+# Further values of a sequence: permuted and rotated MNIST train on 1000 examples per digit (10,000 a task, against
+# MNIST's 54,000 after validation), so that a run of every strategy fits a 2-core machine (README: "Permuted and
+# rotated MNIST" has the literature's size as a command).
+SIZES: dict[str, dict[str, Any]] = {
+    "permuted": {"data.train_per_digit": 1000},
+    "rotated": {"data.train_per_digit": 1000},
+}
+# The settings that the benchmarks run: the five of the reference protocol (van de Ven & Tolias 2019; Hsu et al.
+# 2018), then permuted and rotated MNIST (domain scenario: the same digits in every task).
+SETTINGS: tuple[str, ...] = (
+    "domain-even-odd",
+    "task-even-odd",
+    "class-even-odd",
+    "domain-split5",
+    "class-split5",
+    "domain-permuted",
+    "domain-rotated",
+)
 TUNING = Path("tuning")
 
 
@@ -30,17 +53,25 @@ def setting_name(scenario: str, sequence: str) -> str:
     return f"{scenario}-{sequence}"
 
 
-def parse(setting: str) -> tuple[str, list[list[int]]]:
-    """(scenario, tasks) of a setting's name."""
+def values(setting: str) -> dict[str, Any]:
+    """The params.yaml values of a setting's name (dotted keys for nested ones): ``scenario``, ``tasks``,
+    ``task_inputs`` and the sequence's size where it has its own (``SIZES``)."""
     scenario, _, sequence = setting.partition("-")
     setting_name(scenario, sequence)
-    return scenario, SEQUENCES[sequence]
+    inputs = INPUTS.get(sequence, DIGITS)
+    return {"scenario": scenario, "tasks": SEQUENCES[sequence], "task_inputs": inputs} | SIZES.get(sequence, {})
 
 
 def setting_of(params: dict[str, Any]) -> str | None:
-    """The setting that params.yaml's ``scenario`` and ``tasks`` make, or None for a task sequence of your own."""
+    """The setting that params.yaml's ``scenario``, ``tasks`` and ``task_inputs`` make, or None for a task sequence
+    of your own."""
+    inputs = params.get("task_inputs", DIGITS)
     for sequence, tasks in SEQUENCES.items():
-        if params["tasks"] == tasks:
+        expected = INPUTS.get(sequence, DIGITS)
+        same_inputs = inputs["kind"] == expected["kind"] and (
+            inputs["kind"] != "rotated" or inputs["degrees_per_task"] == expected["degrees_per_task"]
+        )
+        if params["tasks"] == tasks and same_inputs:
             return setting_name(params["scenario"], sequence)
     return None
 

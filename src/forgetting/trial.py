@@ -48,9 +48,9 @@ def _score(trial: dict[str, Any], files: dict[str, bytes], params: dict[str, Any
 
     from forgetting import data, metrics, training
     from forgetting.intervals import ci95
+    from forgetting.params import with_values
     from forgetting.scenarios import Scenario
     from forgetting.strategies import TaskAState, strategy_class
-    from forgetting.tune import with_values
 
     params = with_values(params, trial["params"])
     with tempfile.TemporaryDirectory(prefix="forgetting-trial-") as tmp:

@@ -32,6 +32,7 @@ from forgetting import project, settings
 from forgetting.cli import import_tensorflow
 from forgetting.errors import ForgettingError
 from forgetting.files import atomic_output
+from forgetting.params import set_key, with_values
 from forgetting.project import copy_project, project_root
 
 NAME = "tune"
@@ -132,9 +133,9 @@ def grid(names: list[str], overrides: dict[str, list[Any]]) -> list[dict[str, An
 
 
 def setting_params(params: dict[str, Any], setting: str, assignments: list[str]) -> dict[str, Any]:
-    """params.yaml for ``setting``: its scenario and tasks, then the ``-S KEY=VALUE`` assignments; validated."""
-    scenario, tasks = settings.parse(setting)
-    params = with_values(params, {"scenario": scenario, "tasks": tasks})
+    """params.yaml for ``setting``: its scenario, tasks and task inputs, then the ``-S KEY=VALUE`` assignments;
+    validated."""
+    params = with_values(params, settings.values(setting))
     for item in assignments:
         key, sep, text = item.partition("=")
         if not sep:
@@ -144,26 +145,6 @@ def setting_params(params: dict[str, Any], setting: str, assignments: list[str])
 
     validate_params(params)
     return params
-
-
-def with_values(params: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
-    """A copy of ``params`` with dotted keys set; a key params.yaml does not have is an error."""
-    params = json.loads(json.dumps(params))
-    for dotted, value in values.items():
-        set_key(params, dotted, value)
-    return params
-
-
-def set_key(document: dict[str, Any], dotted: str, value: Any) -> None:
-    """Set the dotted key (``si.c``) of params.yaml's content ``document`` in place; a key it does not have is an
-    error."""
-    *parents, leaf = dotted.split(".")
-    node: Any = document
-    for part in parents:
-        node = node.get(part) if isinstance(node, dict) else None
-    if not isinstance(node, dict) or leaf not in node:
-        raise ForgettingError(f"{dotted} is not a key of params.yaml")
-    node[leaf] = value
 
 
 def import_ray():

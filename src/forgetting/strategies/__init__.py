@@ -27,6 +27,7 @@ __all__ = [
     "TaskAState",
     "available",
     "build_strategy",
+    "check_own_params",
     "listed",
     "strategy_class",
     "validate_params",
@@ -60,9 +61,13 @@ def strategy_class(name: str) -> type[Strategy]:
 def build_strategy(name: str, params: dict[str, Any], task_a: TaskAState) -> Strategy:
     """The strategy ``name``, built from its params (its own section checked against its types first) and task A's
     state."""
-    cls = strategy_class(name)
-    params_file.validate_section(params, cls.params_section)
-    return cls.from_params(params, task_a)
+    check_own_params(name, params)
+    return strategy_class(name).from_params(params, task_a)
+
+
+def check_own_params(name: str, params: dict[str, Any]) -> None:
+    """Strategy ``name``'s own keys of ``params`` against the types its module declares (``params_section``)."""
+    params_file.validate_section(params, strategy_class(name).params_section)
 
 
 def validate_params(params: dict[str, Any]) -> params_file.Params:
