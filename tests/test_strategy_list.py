@@ -12,7 +12,17 @@ import yaml
 from dvc.repo import Repo
 
 from forgetting import figures, report
-from forgetting.strategies import PIPELINE, Strategy, TaskAState, available, listed, strategy_class
+from forgetting.errors import ForgettingError
+from forgetting.pipeline import owned_keys
+from forgetting.strategies import (
+    PIPELINE,
+    Strategy,
+    TaskAState,
+    available,
+    listed,
+    strategy_class,
+    validate_params,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 PIPELINE_VARS = {k: v for entry in yaml.safe_load((ROOT / "dvc.yaml").read_text())["vars"] for k, v in entry.items()}
@@ -64,6 +74,25 @@ def test_each_strategy_module_defines_its_strategy_with_its_hooks(name):
     assert set(cls.params_section) <= declared, f"finetune@{name} does not declare {name}.py's own keys"
     committed = yaml.safe_load((ROOT / "params.yaml").read_text())
     assert set(cls.params_section) <= set(committed), f"params.yaml has no {', '.join(cls.params_section)}"
+
+
+@pytest.mark.parametrize("name", available())
+def test_the_keys_a_module_owns_are_read_without_importing_it(name):
+    """params.py (no TensorFlow) reads each module's params_section keys from its source: the same as imported."""
+    assert list(owned_keys(name)) == list(strategy_class(name).params_section)
+
+
+def test_a_strategy_left_out_of_the_list_keeps_its_params_but_a_listed_one_needs_them(tmp_path, monkeypatch):
+    committed = yaml.safe_load((ROOT / "params.yaml").read_text())
+    pipeline = (ROOT / "dvc.yaml").read_text()
+    (tmp_path / "dvc.yaml").write_text(pipeline.replace("    ewc: {", "    # ewc: {", 1))
+    monkeypatch.chdir(tmp_path)
+    assert "ewc" not in listed()
+    validate_params(committed)  # alpha, ewc's key, is still allowed ...
+    without = {k: v for k, v in committed.items() if k != "alpha"}
+    validate_params(without)  # ... and may go
+    with pytest.raises(ForgettingError, match=r"params\.yaml: l2 is missing"):
+        validate_params({k: v for k, v in committed.items() if k != "l2"})
 
 
 def test_the_report_and_its_figures_take_the_list():

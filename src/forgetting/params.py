@@ -184,16 +184,19 @@ def repetition_seeds(params: dict[str, Any]) -> list[int]:
     return [params["seed"] + r for r in range(params["seeds"])]
 
 
-def validate(params: dict[str, Any], sections: dict[str, Any] | None = None) -> Params:
+def validate(params: dict[str, Any], types: dict[str, Any] | None = None) -> Params:
     """The typed params; anything wrong is a ForgettingError naming the first bad key and what it should be.
 
-    ``sections``: the strategies' own keys with their types (``forgetting.strategies.validate_params`` gathers them
-    from the listed strategies' modules); by default each key that dvc.yaml's strategy list says a strategy reads
-    is only required, and typed when that strategy's stage builds it (``validate_section``)."""
-    if sections is None:
-        owned = {entry.get("params") for entry in pipeline.entries().values()} - set(Params.model_fields) - {None}
-        sections = {key: Any for key in sorted(owned)}
-    model = _with_sections(tuple(sections.items()))
+    Beside the common sections, each strategy's own keys (``pipeline.owned_keys``): required for the strategies
+    dvc.yaml lists, allowed for the others (a strategy left out of a run keeps its values). ``types``: their types
+    (``forgetting.strategies.validate_params`` reads them from the modules); by default they are typed when their
+    strategy's stage builds it (``validate_section``)."""
+    types = types or {}
+    required = {key for name in pipeline.listed() for key in pipeline.owned_keys(name)}
+    allowed = {key for name in pipeline.available() for key in pipeline.owned_keys(name)} - required
+    fields = [(key, types.get(key, Any), True) for key in sorted(required)]
+    fields += [(key, types.get(key, Any), False) for key in sorted(allowed)]
+    model = _with_sections(tuple(fields))
     try:
         return model.model_validate(params)
     except ValidationError as exc:
@@ -214,8 +217,11 @@ def validate_section(params: dict[str, Any], section: dict[str, Any]) -> None:
 
 
 @functools.cache
-def _with_sections(sections: tuple[tuple[str, Any], ...]) -> type[Params]:
-    return create_model("Params", __base__=Params, **{key: (annotation, ...) for key, annotation in sections})
+def _with_sections(fields: tuple[tuple[str, Any, bool], ...]) -> type[Params]:
+    """``Params`` with the strategies' keys: (key, type, required) each."""
+    return create_model(
+        "Params", __base__=Params, **{key: (annotation, ... if needed else None) for key, annotation, needed in fields}
+    )
 
 
 def read(path: str | Path = PARAMS_FILE) -> dict[str, Any]:

@@ -4,6 +4,7 @@ the strategies own)."""
 
 from __future__ import annotations
 
+import ast
 import functools
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,19 @@ def entries(pipeline: str | Path | None = None) -> dict[str, dict[str, Any]]:
     if pipeline is None:
         pipeline = next((p for p in (Path("dvc.yaml").resolve(), PIPELINE) if p.is_file()), PIPELINE)
     return _entries(Path(pipeline))
+
+
+@functools.cache
+def owned_keys(name: str) -> tuple[str, ...]:
+    """The params.yaml keys that strategy ``name``'s module types as its own: the keys of the ``params_section``
+    mapping its class writes out, read from the source (no import: no TensorFlow)."""
+    tree = ast.parse((STRATEGIES / f"{name}.py").read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.AnnAssign | ast.Assign) and isinstance(node.value, ast.Dict):
+            targets = [node.target] if isinstance(node, ast.AnnAssign) else node.targets
+            if any(isinstance(t, ast.Name) and t.id == "params_section" for t in targets):
+                return tuple(key.value for key in node.value.keys if isinstance(key, ast.Constant))
+    return ()
 
 
 def listed(pipeline: str | Path | None = None) -> list[str]:

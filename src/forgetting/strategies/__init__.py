@@ -71,11 +71,11 @@ def check_own_params(name: str, params: dict[str, Any]) -> None:
 
 
 def validate_params(params: dict[str, Any]) -> params_file.Params:
-    """The whole of params.yaml checked, every listed strategy's section against its module's types (which imports
-    every listed strategy's module: ``check_params`` and the tuner; the other stages check the common sections and
-    then their own strategy's)."""
+    """The whole of params.yaml checked, every strategy's keys against its module's types (which imports every
+    strategy's module: ``check_params`` and the tuner; the other stages check the common sections and then their own
+    strategy's)."""
     return params_file.validate(
-        params, {k: v for name in listed() for k, v in strategy_class(name).params_section.items()}
+        params, {k: v for name in available() for k, v in strategy_class(name).params_section.items()}
     )
 
 
