@@ -484,8 +484,8 @@ def test_five_task_sequence_end_to_end(tmp_path, tfds_dir, scenario):
 @pytest.mark.parametrize("kind", ["permuted", "rotated"])
 def test_permuted_and_rotated_mnist_end_to_end(tmp_path, tfds_dir, kind):
     """Permuted and rotated MNIST through the same stages, on a small subset (three tasks of every digit, 100 train
-    examples per digit, two epochs a task, two repetitions) and four strategies of the list (the list is one
-    edit): task t's prepared images are task A's shown through task t's pixel order or turned by t x 45 degrees, and
+    examples per digit, two epochs a task, two repetitions) and the first strategies of the list (naive and EWC, or
+    naive alone: the list is one edit, and CI's time is short): task t's prepared images are task A's shown through task t's pixel order or turned by t x 45 degrees, and
     every model, the matrix and the report follow the sequence."""
     repo = copy_project(tmp_path / "repo", tfds_dir)
     params = read_params(repo)
@@ -497,7 +497,7 @@ def test_permuted_and_rotated_mnist_end_to_end(tmp_path, tfds_dir, kind):
     params["replay"]["buffer_size"] = 100
     params["seeds"] = 2
     write_params(repo, params)
-    kept = ("naive", "ewc", "si", "replay")
+    kept = ("naive", "ewc") if kind == "permuted" else ("naive",)
     pipeline = (repo / "dvc.yaml").read_text().splitlines(keepends=True)
     dropped = [f"    {name}: {{" for name in listed() if name not in kept]
     (repo / "dvc.yaml").write_text("".join(line for line in pipeline if not line.startswith(tuple(dropped))))

@@ -46,8 +46,12 @@ def entries(pipeline: str | Path | None = None) -> dict[str, dict[str, Any]]:
 @functools.cache
 def owned_keys(name: str) -> tuple[str, ...]:
     """The params.yaml keys that strategy ``name``'s module types as its own: the keys of the ``params_section``
-    mapping its class writes out, read from the source (no import: no TensorFlow)."""
-    tree = ast.parse((STRATEGIES / f"{name}.py").read_text())
+    mapping its class writes out, read from the source (no import: no TensorFlow); none for a strategy with no
+    module (``forgetting.strategies.strategy_class`` says so in one line)."""
+    source = STRATEGIES / f"{name}.py"
+    if not source.is_file():
+        return ()
+    tree = ast.parse(source.read_text())
     for node in ast.walk(tree):
         if isinstance(node, ast.AnnAssign | ast.Assign) and isinstance(node.value, ast.Dict):
             targets = [node.target] if isinstance(node, ast.AnnAssign) else node.targets
