@@ -485,8 +485,9 @@ def test_five_task_sequence_end_to_end(tmp_path, tfds_dir, scenario):
 def test_permuted_and_rotated_mnist_end_to_end(tmp_path, tfds_dir, kind):
     """Permuted and rotated MNIST through the same stages, on a small subset (three tasks of every digit, 100 train
     examples per digit, two epochs a task, two repetitions) and the first strategies of the list (naive and EWC, or
-    naive alone: the list is one edit, and CI's time is short): task t's prepared images are task A's shown through task t's pixel order or turned by t x 45 degrees, and
-    every model, the matrix and the report follow the sequence."""
+    naive alone: the list is one edit, and CI's time is short): task t's prepared images are task A's shown through
+    task t's pixel order or turned by t x 45 degrees, and every model, the matrix and the report follow the
+    sequence."""
     repo = copy_project(tmp_path / "repo", tfds_dir)
     params = read_params(repo)
     params |= {"tasks": [list(range(10))] * 3, "scenario": "domain"}
