@@ -24,18 +24,20 @@ from project_copy import ROOT, copy_project, read_mnist_from, run
 
 
 def bench_fisher(reference_examples: int) -> None:
-    from forgetting.cli import import_tensorflow
+    from forgetting.stage import import_tensorflow
 
     import_tensorflow()  # quietly, as the stages do
     import keras
 
-    from forgetting import data, fisher, model, training
-    from forgetting.scenarios import Scenario
+    from forgetting.data import mnist
+    from forgetting.data.scenarios import Scenario
+    from forgetting.nn import fisher, model
     from forgetting.strategies.mas import mas_importance
+    from forgetting.training import loop
 
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     scenario = Scenario.from_params(params)
-    train = data.load_task("task_a", "train", scenario, ROOT / "data/prepared")
+    train = mnist.load_task("task_a", "train", scenario, ROOT / "data/prepared")
     net = model.load_model(ROOT / "models/task_a.keras", stage="train_a")
 
     class EpochTimer(keras.callbacks.Callback):
@@ -46,12 +48,12 @@ def bench_fisher(reference_examples: int) -> None:
             self.seconds = time.perf_counter() - self.start
 
     def epoch_seconds(repetitions: int) -> float:
-        training.seed_everything(0)
+        loop.seed_everything(0)
         timer = EpochTimer()
         seeds = list(range(repetitions))
         fresh = model.build_network(scenario.num_outputs, params["model"]["hidden_units"], 0.0, seeds)
-        data_set = training.TrainingSet(train, seeds, salt=0)
-        training.fit(training.ContinualModel(fresh, scenario, data_set), None, epochs=2,
+        data_set = loop.TrainingSet(train, seeds, salt=0)
+        loop.fit(loop.ContinualModel(fresh, scenario, data_set), None, epochs=2,
                      batch_size=params["train"]["batch_size"], learning_rate=params["train"]["learning_rate"],
                      callbacks=[timer], verbose=0)  # fmt: skip
         return timer.seconds  # the second epoch: no tracing

@@ -1,4 +1,4 @@
-"""A throwaway copy of the project for benchmark runs (``forgetting.project``), timed."""
+"""A throwaway copy of the project for benchmark runs (``forgetting.tuning.project``), timed."""
 
 from __future__ import annotations
 
@@ -6,13 +6,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from forgetting import project
+from forgetting.tuning import project
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def run(repo: Path, *command: str) -> tuple[float, str]:
-    """Run ``command`` in ``repo`` (``forgetting.project.run``); (seconds, output)."""
+    """Run ``command`` in ``repo`` (``forgetting.tuning.project.run``); (seconds, output)."""
     start = time.perf_counter()
     output = project.run(repo, *command)
     return time.perf_counter() - start, output

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from project_copy import ROOT
 
-from forgetting import project
+from forgetting.tuning import project
 
 
 def clone(revision: str, destination: Path) -> Path:

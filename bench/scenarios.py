@@ -19,19 +19,9 @@ from pathlib import Path
 
 from project_copy import ROOT, copy_project, read_mnist_from, run
 
-from forgetting import params as params_module
-from forgetting.cli import import_tensorflow
-from forgetting.params import with_values
-from forgetting.settings import SETTINGS, setting_of, tuned, values
-
-
-def setting_params(base: dict, setting: str) -> dict:
-    """params.yaml for ``setting``: its scenario, tasks and task inputs, and its tuned values where it has a tuning
-    file."""
-    overrides = values(setting)
-    for entry in (tuned(setting, ROOT / "tuning") or {}).get("chosen", {}).values():
-        overrides |= entry["params"]
-    return with_values(base, overrides)
+from forgetting.config import params as params_module
+from forgetting.config.settings import SETTINGS, setting_of, setting_params
+from forgetting.stage import import_tensorflow
 
 
 def run_setting(params: dict, mnist: Path | None, keep: Path):
@@ -43,7 +33,7 @@ def run_setting(params: dict, mnist: Path | None, keep: Path):
         for path in (repo / "metrics").rglob("*.json"):
             (keep / path.relative_to(repo)).parent.mkdir(parents=True, exist_ok=True)
             (keep / path.relative_to(repo)).write_bytes(path.read_bytes())
-    from forgetting.report import Results
+    from forgetting.reporting.report import Results
 
     return Results.load(params, keep / "metrics", ROOT / "tuning")
 
@@ -57,8 +47,8 @@ def main() -> None:
         "--keep", type=Path, help="keep each setting's metrics here, and reuse those already there (default: none)"
     )
     args = parser.parse_args()
-    import_tensorflow()  # quietly: forgetting.report imports it
-    from forgetting.report import Results, write_settings_page
+    import_tensorflow()  # quietly: forgetting.reporting.report imports it
+    from forgetting.reporting.report import Results, write_settings_page
 
     base = params_module.read(ROOT / "params.yaml")
     results, seconds = {}, {}
@@ -66,13 +56,13 @@ def main() -> None:
         keep = args.keep or Path(tmp)
         for setting in args.settings:
             start = time.perf_counter()
-            kept = keep / setting / "metrics"
+            kept, params = keep / setting / "metrics", setting_params(base, setting, ROOT / "tuning")
             if setting == setting_of(base):
                 results[setting] = Results.load(base, ROOT / "metrics", ROOT / "tuning")
             elif args.keep and kept.is_dir():
-                results[setting] = Results.load(setting_params(base, setting), kept, ROOT / "tuning")
+                results[setting] = Results.load(params, kept, ROOT / "tuning")
             else:
-                results[setting] = run_setting(setting_params(base, setting), args.mnist, keep / setting)
+                results[setting] = run_setting(params, args.mnist, keep / setting)
             seconds[setting] = round(time.perf_counter() - start)
             print(f"{setting}: {seconds[setting]} s", flush=True)
     write_settings_page(results, args.out)

@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from forgetting.settings import SETTINGS
+from forgetting.config.settings import SETTINGS
 
 ROOT = Path(__file__).resolve().parents[1]
 

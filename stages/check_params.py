@@ -1,10 +1,10 @@
-"""Stage check_params: the whole of params.yaml against its typed schema (forgetting.params for the common sections,
-each listed strategy's module for its own keys). It depends on the whole file and nothing depends on it, so a typo
-in any key fails `dvc repro` at once, even a key no stage reads, while every other stage still reruns only for the
+"""Stage check_params: the whole of params.yaml against its typed schema (forgetting.config.params for the common
+sections, each listed strategy's module for its own keys). It depends on the whole file and nothing depends on it, so a
+typo in any key fails `dvc repro` at once, even a key no stage reads, while every other stage still reruns only for the
 keys it declares."""
 
-from forgetting import params
-from forgetting.cli import import_tensorflow, run_stage
+from forgetting.config import params
+from forgetting.stage import import_tensorflow, run_stage
 
 
 def main() -> None:

@@ -13,9 +13,9 @@ is the first row of the task-A model's log, metrics/epochs/repetitions/task_a.cs
 
 import sys
 
-from forgetting import params
-from forgetting.cli import import_tensorflow, run_stage
+from forgetting.config import params
 from forgetting.errors import ForgettingError
+from forgetting.stage import import_tensorflow, run_stage
 
 
 def main() -> None:
@@ -23,11 +23,13 @@ def main() -> None:
     model_path, reference_path = f"models/{name}.keras", "models/task_a.keras"
     p = params.load(f"evaluate@{name}")
     import_tensorflow()  # after validation: slow to import
-    from forgetting import data, metrics, model
-    from forgetting.scenarios import Scenario
+    from forgetting.data import mnist
+    from forgetting.data.scenarios import Scenario
+    from forgetting.evaluation import metrics
+    from forgetting.nn import model
 
     scenario = Scenario.from_params(p)
-    tests = data.load_tasks("test", scenario)
+    tests = mnist.load_tasks("test", scenario)
     producer = {"task_a": "train_a", "joint": "train_joint"}.get(name, f"finetune@{name}")
     net = model.load_model(model_path, stage=producer)
     reference_a = None

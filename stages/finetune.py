@@ -4,18 +4,19 @@ strategy -> models/<strategy>.keras, and test accuracy on every task per epoch -
 
 import sys
 
-from forgetting import params
-from forgetting.cli import import_tensorflow, run_stage
+from forgetting.config import params
 from forgetting.files import atomic_output
+from forgetting.stage import import_tensorflow, run_stage
 
 
 def main() -> None:
     name = sys.argv[1]
     p = params.load(f"finetune@{name}")
     import_tensorflow()  # after validation: slow to import
-    from forgetting import model, training
-    from forgetting.scenarios import Scenario
+    from forgetting.data.scenarios import Scenario
+    from forgetting.nn import model
     from forgetting.strategies import TaskAState, check_own_params
+    from forgetting.training import loop
 
     check_own_params(name, p)  # its own keys' types (and an unknown strategy), before any output
 
@@ -24,7 +25,7 @@ def main() -> None:
         atomic_output(f"metrics/epochs/{name}.csv") as csv_path,
         atomic_output(f"metrics/epochs/repetitions/{name}.csv") as repetitions_path,
     ):
-        net = training.train_strategy(name, p, task_a, "test", csv_path, repetitions_path)
+        net = loop.train_strategy(name, p, task_a, "test", csv_path, repetitions_path)
         model.save_model(net, f"models/{name}.keras")
 
 

@@ -2,22 +2,24 @@
 
 import time
 
-from forgetting import params
-from forgetting.cli import import_tensorflow, run_stage
+from forgetting.config import params
+from forgetting.stage import import_tensorflow, run_stage
 
 
 def main() -> None:
     p = params.load("fisher")
     import_tensorflow()  # after validation: slow to import
-    from forgetting import data, fisher, model, training
-    from forgetting.scenarios import Scenario
+    from forgetting.data import mnist
+    from forgetting.data.scenarios import Scenario
+    from forgetting.nn import fisher, model
+    from forgetting.training import loop
 
-    training.seed_everything(p["seed"])
+    loop.seed_everything(p["seed"])
     scenario = Scenario.from_params(p)
     net = model.load_model("models/task_a.keras", stage="train_a")
     start = time.perf_counter()
     diagonal = fisher.task_fisher(
-        net, data.load_task("task_a", "train", scenario), scenario.columns(0), p["fisher"], net.seeds
+        net, mnist.load_task("task_a", "train", scenario), scenario.columns(0), p["fisher"], net.seeds
     )
     print(
         f"{p['fisher']['estimator']} Fisher of task A ({p['fisher']['num_examples']} examples) in "

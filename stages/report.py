@@ -1,15 +1,16 @@
 """Stage report: report/README.md and report/figures/, the results of the setting in params.yaml as a page that a
 git host shows (every model's metrics, the paired differences between strategies, where the hyperparameters were
-chosen), with its figures (forgetting.report). Reads the evaluate stages' metrics/ and tuning/<setting>.yaml."""
+chosen), with its figures (forgetting.reporting.figures). Reads the evaluate stages' metrics/ and
+tuning/<setting>.yaml."""
 
-from forgetting import params
-from forgetting.cli import import_tensorflow, run_stage
+from forgetting.config import params
+from forgetting.stage import import_tensorflow, run_stage
 
 
 def main() -> None:
     p = params.load("report")
     import_tensorflow()  # after validation: slow to import (the strategies' memory costs import it)
-    from forgetting import report
+    from forgetting.reporting import report
 
     report.make(p)
     print("report/README.md and report/figures/ written")

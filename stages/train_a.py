@@ -2,29 +2,31 @@
 SI's path integral over that training -> models/task_a_path_integral.npz, and test accuracy per epoch ->
 metrics/epochs/task_a.csv (mean and 95% CI over repetitions) and metrics/epochs/repetitions/task_a.csv."""
 
-from forgetting import params
-from forgetting.cli import import_tensorflow, run_stage
+from forgetting.config import params
 from forgetting.files import atomic_output
+from forgetting.stage import import_tensorflow, run_stage
 
 
 def main() -> None:
     p = params.load("train_a")
     import_tensorflow()  # after validation: slow to import
-    from forgetting import data, model, training
-    from forgetting.scenarios import Scenario
+    from forgetting.data import mnist
+    from forgetting.data.scenarios import Scenario
+    from forgetting.nn import model
+    from forgetting.training import loop
 
     scenario = Scenario.from_params(p)
     with (
         atomic_output("metrics/epochs/task_a.csv") as csv_path,
         atomic_output("metrics/epochs/repetitions/task_a.csv") as repetitions_path,
     ):
-        tests = data.load_tasks("test", scenario)
-        log = training.TaskAccuracyLog(tests, scenario, csv_path, repetitions_path, task="task_a")
-        net, path_integral = training.train_new_model(
+        tests = mnist.load_tasks("test", scenario)
+        log = loop.TaskAccuracyLog(tests, scenario, csv_path, repetitions_path, task="task_a")
+        net, path_integral = loop.train_new_model(
             p,
             scenario,
-            data.load_task("task_a", "train", scenario),
-            data.load_task("task_a", "validation", scenario),
+            mnist.load_task("task_a", "train", scenario),
+            mnist.load_task("task_a", "validation", scenario),
             p["train"]["epochs_a"],
             callbacks=[log],
             path_integral=True,

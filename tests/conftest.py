@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from forgetting.data import Split, make_split, select_digits
-from forgetting.model import build_network
-from forgetting.scenarios import Scenario
+from forgetting.data.mnist import Split, make_split, select_digits
+from forgetting.data.scenarios import Scenario
+from forgetting.nn.model import build_network
 
 EVEN_ODD = ((0, 2, 4, 6, 8), (1, 3, 5, 7, 9))
 FIVE_PAIRS = ((0, 1), (2, 3), (4, 5), (6, 7), (8, 9))

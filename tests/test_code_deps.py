@@ -87,7 +87,7 @@ def test_stages_import_the_package_of_their_own_workspace(tmp_path):
     shutil.copytree(ROOT / "src", copy / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     shutil.copytree(ROOT / "stages", copy / "stages", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "params.yaml", copy / "params.yaml")
-    edited = copy / "src/forgetting/params.py"
+    edited = copy / "src/forgetting/config/params.py"
     edited.write_text(edited.read_text() + '\n\ndef validate(params):\n    raise ForgettingError("the copy ran")\n')
     command = " ".join(COMMANDS["check_params"]).replace("python", shlex.quote(sys.executable), 1)
     done = subprocess.run(command, shell=True, cwd=copy, capture_output=True, text=True)

@@ -4,16 +4,16 @@ import numpy as np
 import pytest
 from conftest import EVEN_ODD
 
-from forgetting import data
+from forgetting.data import mnist
+from forgetting.data.scenarios import Scenario
 from forgetting.errors import ForgettingError
-from forgetting.scenarios import Scenario
 
 DOMAIN = Scenario("domain", EVEN_ODD)
 
 
 def test_make_split_scales_pixels_and_keeps_digits():
     images = np.array([[[0, 255], [51, 102]]], dtype=np.uint8)
-    split = data.make_split(images, np.array([7]))
+    split = mnist.make_split(images, np.array([7]))
     assert split.image.dtype == np.float32
     assert split.image.shape == (1, 2, 2, 1)
     np.testing.assert_allclose(split.image[0, :, :, 0], [[0.0, 1.0], [0.2, 0.4]], rtol=1e-6)
@@ -24,8 +24,8 @@ def test_make_split_scales_pixels_and_keeps_digits():
 
 def test_tasks_hold_only_their_digits_and_lose_nothing(make_mnist):
     train, test = make_mnist(1000, seed=1), make_mnist(300, seed=2)
-    a = data.build_task(train, test, [0, 2, 4, 6, 8], 0, 0.1, seed=3)
-    b = data.build_task(train, test, [1, 3, 5, 7, 9], 1, 0.1, seed=3)
+    a = mnist.build_task(train, test, [0, 2, 4, 6, 8], 0, 0.1, seed=3)
+    b = mnist.build_task(train, test, [1, 3, 5, 7, 9], 1, 0.1, seed=3)
     for split in a.values():
         assert set(np.unique(split.digit)) <= {0, 2, 4, 6, 8}
     for split in b.values():
@@ -42,8 +42,8 @@ def test_tasks_hold_only_their_digits_and_lose_nothing(make_mnist):
 
 def test_train_per_digit_caps_only_the_train_split(make_mnist):
     train, test = make_mnist(1000, seed=1), make_mnist(300, seed=2)
-    full = data.build_task(train, test, [0, 1], 0, 0.1, seed=3)
-    small = data.build_task(train, test, [0, 1], 0, 0.1, seed=3, train_per_digit=20)
+    full = mnist.build_task(train, test, [0, 1], 0, 0.1, seed=3)
+    small = mnist.build_task(train, test, [0, 1], 0, 0.1, seed=3, train_per_digit=20)
     assert [int((small["train"].digit == d).sum()) for d in (0, 1)] == [20, 20]
     assert {img.tobytes() for img in small["train"].image} <= {img.tobytes() for img in full["train"].image}
     for name in ("validation", "test"):
@@ -52,11 +52,11 @@ def test_train_per_digit_caps_only_the_train_split(make_mnist):
 
 def test_validation_is_stratified_and_seeded(make_mnist):
     train = make_mnist(1000, seed=1)
-    rest, held = data.stratified_holdout(train, 0.2, seed=5)
+    rest, held = mnist.stratified_holdout(train, 0.2, seed=5)
     for digit in range(10):
         assert (held.digit == digit).sum() == round(0.2 * (train.digit == digit).sum())
-    _, again = data.stratified_holdout(train, 0.2, seed=5)
-    _, other = data.stratified_holdout(train, 0.2, seed=6)
+    _, again = mnist.stratified_holdout(train, 0.2, seed=5)
+    _, other = mnist.stratified_holdout(train, 0.2, seed=6)
     np.testing.assert_array_equal(held.image, again.image)
     assert not np.array_equal(held.image, other.image)
     # no example is in both parts
@@ -64,26 +64,26 @@ def test_validation_is_stratified_and_seeded(make_mnist):
 
 
 def test_save_and_load_task_round_trip(make_mnist, tmp_path):
-    task = data.build_task(make_mnist(200), make_mnist(50, seed=9), [1, 3, 5, 7, 9], 1, 0.25, seed=0)
-    data.save_task(task, tmp_path / "task_b")
+    task = mnist.build_task(make_mnist(200), make_mnist(50, seed=9), [1, 3, 5, 7, 9], 1, 0.25, seed=0)
+    mnist.save_task(task, tmp_path / "task_b")
     assert sorted(p.name for p in (tmp_path / "task_b").iterdir()) == [
         "test.npz",
         "train.npz",
         "validation.npz",
     ]
     for name, split in task.items():
-        loaded = data.load_split(tmp_path / "task_b", name, DOMAIN)
+        loaded = mnist.load_split(tmp_path / "task_b", name, DOMAIN)
         np.testing.assert_array_equal(loaded.image, split.image)
         np.testing.assert_array_equal(loaded.label, split.digit // 2)  # labelled for the scenario on loading
         np.testing.assert_array_equal(loaded.digit, split.digit)
         np.testing.assert_array_equal(loaded.task, split.task)
     with pytest.raises(ForgettingError, match=r"prepared for other tasks than params\.yaml's: run `dvc repro prepare`"):
-        data.load_split(tmp_path / "task_b", "train", Scenario("domain", ((1, 3, 5, 7, 9),)))
+        mnist.load_split(tmp_path / "task_b", "train", Scenario("domain", ((1, 3, 5, 7, 9),)))
 
 
 def test_save_task_leaves_nothing_when_writing_fails(make_mnist, tmp_path, monkeypatch):
-    task = data.build_task(make_mnist(100), make_mnist(20, seed=9), [0, 2], 0, 0.25, seed=0)
-    real_save, written = data.save_npz, []
+    task = mnist.build_task(make_mnist(100), make_mnist(20, seed=9), [0, 2], 0, 0.25, seed=0)
+    real_save, written = mnist.save_npz, []
 
     def save_then_fail(path, **arrays):
         if written:
@@ -91,29 +91,29 @@ def test_save_task_leaves_nothing_when_writing_fails(make_mnist, tmp_path, monke
         written.append(path)
         real_save(path, **arrays)
 
-    monkeypatch.setattr(data, "save_npz", save_then_fail)
+    monkeypatch.setattr(mnist, "save_npz", save_then_fail)
     with pytest.raises(OSError, match="disk full"):
-        data.save_task(task, tmp_path / "task_a")
+        mnist.save_task(task, tmp_path / "task_a")
     assert written, "the first split was written before the failure"
     assert list(tmp_path.iterdir()) == []
 
 
 def test_missing_split_file_names_the_fix(tmp_path):
     with pytest.raises(ForgettingError, match=r"train\.npz is missing: run `dvc repro --force --single-item prepare`"):
-        data.load_split(tmp_path, "train", DOMAIN)
+        mnist.load_split(tmp_path, "train", DOMAIN)
 
 
 def test_corrupt_split_file_is_a_clear_error(tmp_path):
     (tmp_path / "test.npz").write_bytes(b"not a zip")
     with pytest.raises(ForgettingError, match="unreadable"):
-        data.load_split(tmp_path, "test", DOMAIN)
+        mnist.load_split(tmp_path, "test", DOMAIN)
 
 
 def test_missing_mnist_offline_names_folder_and_files(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "_online", lambda timeout=3.0: False)
+    monkeypatch.setattr(mnist, "_online", lambda timeout=3.0: False)
     (tmp_path / "mnist").mkdir()
     with pytest.raises(ForgettingError) as error:
-        data.load_mnist(tmp_path / "mnist", tmp_path / "tfds")
+        mnist.load_mnist(tmp_path / "mnist", tmp_path / "tfds")
     message = str(error.value)
     assert str(tmp_path / "mnist") in message
     assert "missing: train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, " in message
@@ -123,11 +123,11 @@ def test_missing_mnist_offline_names_folder_and_files(tmp_path, monkeypatch):
 
 def test_saved_splits_have_stable_bytes(make_mnist, tmp_path, monkeypatch):
     """The same data gives the same bytes whenever it is written (zip entries carry no time of writing)."""
-    task = data.build_task(make_mnist(100), make_mnist(20, seed=9), [0, 2], 0, 0.25, seed=0)
-    data.save_task(task, tmp_path / "first")
+    task = mnist.build_task(make_mnist(100), make_mnist(20, seed=9), [0, 2], 0, 0.25, seed=0)
+    mnist.save_task(task, tmp_path / "first")
     monkeypatch.setattr(time, "time", lambda: 2_000_000_000.0)  # another day: zipfile stamps entries with it
-    data.save_task(task, tmp_path / "second")
-    for name in data.SPLITS:
+    mnist.save_task(task, tmp_path / "second")
+    for name in mnist.SPLITS:
         assert (tmp_path / "first" / f"{name}.npz").read_bytes() == (tmp_path / "second" / f"{name}.npz").read_bytes()
         with np.load(tmp_path / "second" / f"{name}.npz") as arrays:
             np.testing.assert_array_equal(arrays["image"], task[name].image)
@@ -135,7 +135,7 @@ def test_saved_splits_have_stable_bytes(make_mnist, tmp_path, monkeypatch):
 
 def test_a_corrupt_mnist_file_is_named(tmp_path):
     """Checked on every run of prepare, before tfds (which would reuse its prepared copy and not notice)."""
-    checksums = data.registered_checksums()
+    checksums = mnist.registered_checksums()
     assert checksums["train-labels-idx1-ubyte.gz"] == (
         "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c"
     )
@@ -143,7 +143,7 @@ def test_a_corrupt_mnist_file_is_named(tmp_path):
     manual.mkdir()
     (manual / "t10k-labels-idx1-ubyte.gz").write_bytes(b"not the original")
     with pytest.raises(ForgettingError) as error:
-        data.load_mnist(manual, tmp_path / "tfds")
+        mnist.load_mnist(manual, tmp_path / "tfds")
     message = str(error.value)
     assert message.startswith(f"MNIST file {manual / 't10k-labels-idx1-ubyte.gz'} is corrupt")
     assert "replace it with the original t10k-labels-idx1-ubyte.gz" in message

@@ -15,9 +15,9 @@ import pytest
 import yaml
 from scipy import stats
 
-from forgetting import diff
+from forgetting.config.pipeline import listed
 from forgetting.errors import ForgettingError
-from forgetting.pipeline import listed
+from forgetting.reporting import diff
 
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = [42, 43, 44, 45, 46]
@@ -299,7 +299,8 @@ def test_the_committed_pipelines_models_are_task_a_joint_and_the_strategy_list(m
 
 def test_no_tensorflow():
     code = (
-        "import sys; from forgetting import diff, console; import argparse; p = argparse.ArgumentParser(); "
+        "import sys; from forgetting.reporting import diff; from forgetting import cli; import argparse; "
+        "p = argparse.ArgumentParser(); "
         "diff.add_arguments(p); diff.run(p.parse_args(['ewc', 'l2', '--rev', 'HEAD'])); "
         "print(sorted({m.split('.')[0] for m in sys.modules} & {'tensorflow', 'keras'}))"
     )

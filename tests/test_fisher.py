@@ -4,9 +4,9 @@ a hand-derived form and one-repetition networks (each repetition's Fisher is its
 import numpy as np
 import pytest
 
-from forgetting import fisher
 from forgetting.errors import ForgettingError
-from forgetting.model import build_mlp, build_network, weights_by_path
+from forgetting.nn import fisher
+from forgetting.nn.model import build_mlp, build_network, weights_by_path
 
 KEYS = {"mlp/hidden/kernel", "mlp/hidden/bias", "mlp/logits/kernel", "mlp/logits/bias"}
 ESTIMATORS = ["exact", "sampled", "empirical"]

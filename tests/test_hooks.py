@@ -11,12 +11,13 @@ import pytest
 import tensorflow as tf
 from conftest import EVEN_ODD
 
-from forgetting import metrics, training
-from forgetting.model import build_network, weights_by_path
-from forgetting.path_integral import PathIntegral
-from forgetting.scenarios import Scenario
+from forgetting.data.scenarios import Scenario
+from forgetting.evaluation import metrics
+from forgetting.nn.model import build_network, weights_by_path
+from forgetting.nn.path_integral import PathIntegral
 from forgetting.strategies import QuadraticPenalty, Strategy
 from forgetting.strategies.si import SI
+from forgetting.training import loop
 
 DOMAIN = Scenario("domain", EVEN_ODD)
 
@@ -101,8 +102,8 @@ def _network(seeds):
 
 def _train(seeds, strategy, split, epochs=2, lr=1e-2, log=None):
     network = _network(seeds)
-    model = training.ContinualModel(network, DOMAIN, training.TrainingSet(split, seeds, salt=1), strategy)
-    training.fit(model, None, epochs=epochs, batch_size=32, learning_rate=lr, verbose=0, callbacks=log)
+    model = loop.ContinualModel(network, DOMAIN, loop.TrainingSet(split, seeds, salt=1), strategy)
+    loop.fit(model, None, epochs=epochs, batch_size=32, learning_rate=lr, verbose=0, callbacks=log)
     return network
 
 
@@ -162,8 +163,8 @@ def test_a_prediction_rule_is_what_the_logs_and_the_evaluation_measure(mnist_lik
     np.testing.assert_array_equal(negated, np.mean(np.argmin(logits, -1) == mnist_like.label, axis=1))
     assert np.all(negated < default)
     # the per-epoch log of a sequence follows the strategy's rule
-    log = training.TaskAccuracyLog({"task_a": mnist_like}, DOMAIN, tmp_path / "log.csv", tmp_path / "each.csv", "x")
-    training.train_sequence(
+    log = loop.TaskAccuracyLog({"task_a": mnist_like}, DOMAIN, tmp_path / "log.csv", tmp_path / "each.csv", "x")
+    loop.train_sequence(
         network,
         Negated(),
         DOMAIN,
@@ -191,8 +192,8 @@ def test_si_path_integral_through_the_after_step_hook_is_the_observers_bit_for_b
         omega = {k: np.full_like(v, 0.5) for k, v in theta.items()}
         si = SI(1.0, 0.1, theta, omega, network)
         strategy, observers = (si, ()) if hooked else (QuadraticPenalty(1.0, theta, omega), [PathIntegral(network)])
-        model = training.ContinualModel(network, DOMAIN, training.TrainingSet(odd, seeds, salt=1), strategy, observers)
-        training.fit(model, None, epochs=2, batch_size=32, learning_rate=1e-2, verbose=0)
+        model = loop.ContinualModel(network, DOMAIN, loop.TrainingSet(odd, seeds, salt=1), strategy, observers)
+        loop.fit(model, None, epochs=2, batch_size=32, learning_rate=1e-2, verbose=0)
         recorder = si.path_integral if hooked else observers[0]
         return weights_by_path(network), recorder.result()
 

@@ -3,8 +3,8 @@ import pytest
 import tensorflow as tf
 from conftest import EVEN_ODD, FIVE_PAIRS
 
-from forgetting.model import StackedMLP, build_network, repetition, save_model
-from forgetting.scenarios import Scenario
+from forgetting.data.scenarios import Scenario
+from forgetting.nn.model import StackedMLP, build_network, repetition, save_model
 from forgetting.strategies import LwF, TaskAState, build_strategy
 
 DOMAIN = Scenario("domain", EVEN_ODD)

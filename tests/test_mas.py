@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from conftest import EVEN_ODD
 
+from forgetting.data.scenarios import Scenario
 from forgetting.errors import ForgettingError
-from forgetting.model import build_mlp, build_network, save_model, weights_by_path
-from forgetting.scenarios import Scenario
+from forgetting.nn.model import build_mlp, build_network, save_model, weights_by_path
 from forgetting.strategies import MAS, TaskAState, build_strategy
 from forgetting.strategies.mas import mas_importance, reference_mas_importance
 
@@ -67,11 +67,11 @@ def test_importance_of_the_logits_layer_matches_the_hand_derived_form():
 
 
 def test_mas_reads_its_param_and_accumulates_importance(tmp_path, tiny_model, make_mnist):
-    from forgetting import data
+    from forgetting.data import mnist
 
     scenario = Scenario("domain", EVEN_ODD)
     train, test = make_mnist(300, seed=1), make_mnist(50, seed=2)
-    data.save_task(data.build_task(train, test, [0, 2, 4, 6, 8], 0, 0.1, seed=0), tmp_path / "data" / "task_a")
+    mnist.save_task(mnist.build_task(train, test, [0, 2, 4, 6, 8], 0, 0.1, seed=0), tmp_path / "data" / "task_a")
     state = TaskAState(scenario, tmp_path / "task_a.keras", data_root=tmp_path / "data")
     save_model(tiny_model, state.model_path)
     mas = build_strategy("mas", {"mas": {"lambda": 2.5}}, state)
@@ -93,7 +93,7 @@ def test_mas_reads_its_param_and_accumulates_importance(tmp_path, tiny_model, ma
     for variable in tiny_model.trainable_variables:
         variable.assign(theta_a[variable.path] + np.float32(0.1))
     assert float(mas.penalty(tiny_model)) > 0
-    task_b = data.make_split(np.zeros((10, 28, 28), np.uint8), np.full(10, 1))
+    task_b = mnist.make_split(np.zeros((10, 28, 28), np.uint8), np.full(10, 1))
     mas.end_task(tiny_model, 1, task_b)
     omega_b = mas_importance(tiny_model, task_b.image, np.arange(5))
     for key in omega_a:

@@ -7,10 +7,11 @@ import tensorflow as tf
 from conftest import EVEN_ODD, split_into_tasks
 from scipy import stats
 
-from forgetting import data, metrics
+from forgetting.data import mnist
+from forgetting.data.scenarios import Scenario
 from forgetting.errors import ForgettingError
-from forgetting.model import build_network
-from forgetting.scenarios import Scenario
+from forgetting.evaluation import metrics
+from forgetting.nn.model import build_network
 
 DOMAIN = Scenario("domain", EVEN_ODD)
 NAMES = ["task_a", "task_b"]
@@ -54,7 +55,7 @@ def _numpy_logits(network, images: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize("kind", ["domain", "task", "class"])
 def test_accuracy_is_one_value_per_repetition_from_the_argmax(make_mnist, kind):
     scenario = Scenario(kind, EVEN_ODD)
-    split = data.Split.concat(*split_into_tasks(make_mnist(90, seed=4), scenario))
+    split = mnist.Split.concat(*split_into_tasks(make_mnist(90, seed=4), scenario))
     network = build_network(scenario.num_outputs, hidden_units=8, seeds=(1, 2, 3))
     rng = np.random.default_rng(5)  # non-zero biases, so that they are checked too
     for layer in network.dense_layers:
@@ -86,7 +87,7 @@ class _Fixed:
 
 def test_task_scenario_accuracy_uses_only_the_examples_own_head():
     images = np.zeros((4, 28, 28, 1), np.float32)
-    split = data.Split(images, np.array([4, 4, 0, 3]), np.zeros(4, np.uint8), np.array([0, 1, 0, 1], np.int32))
+    split = mnist.Split(images, np.array([4, 4, 0, 3]), np.zeros(4, np.uint8), np.array([0, 1, 0, 1], np.int32))
     np.testing.assert_array_equal(metrics.accuracy(_Fixed(), split, Scenario("task", EVEN_ODD)), [0.5, 0.25])
     # the same logits without task identity: the argmaxes are outputs 9 (no label here) and 0
     np.testing.assert_array_equal(metrics.accuracy(_Fixed(), split, Scenario("class", EVEN_ODD)), [0.0, 0.25])

@@ -14,7 +14,7 @@ import pytest
 import tensorflow as tf
 
 from forgetting.errors import ForgettingError
-from forgetting.model import (
+from forgetting.nn.model import (
     StackedMLP,
     build_network,
     load_model,
@@ -163,13 +163,13 @@ def test_save_and_load_refuse_bad_paths(tmp_path):
 
 SAVE_IN_A_NEW_PROCESS = """
 import sys
-from forgetting.model import build_network, save_model
+from forgetting.nn.model import build_network, save_model
 save_model(build_network(5, hidden_units=8, dropout=0.5, seeds=[3, 4]), sys.argv[1])
 """
 
 LOAD_WITH_PLAIN_KERAS = """
 import sys, keras, numpy as np
-import forgetting.model  # registers the custom classes
+import forgetting.nn.model  # registers the custom classes
 net = keras.saving.load_model(sys.argv[1])
 print(type(net).__name__, net.seeds)
 np.save(sys.argv[3], net(np.load(sys.argv[2])).numpy())

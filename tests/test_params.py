@@ -3,8 +3,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from forgetting.config.params import read
 from forgetting.errors import ForgettingError
-from forgetting.params import read
 from forgetting.strategies import validate_params as validate  # every strategy's section too
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -134,8 +134,8 @@ def test_unreadable_params_file(tmp_path):
 def test_a_strategys_keys_are_required_but_typed_by_its_module(defaults):
     """Without the strategies' modules (every stage but check_params), a key a listed strategy reads is required,
     and its type is its module's: check_params (validate_params) and the strategy's own stage check it."""
-    from forgetting.params import validate as validate_common
-    from forgetting.params import validate_section
+    from forgetting.config.params import validate as validate_common
+    from forgetting.config.params import validate_section
     from forgetting.strategies import L2
 
     defaults["l2"]["weight"] = -1

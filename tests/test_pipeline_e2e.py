@@ -23,7 +23,7 @@ import pytest
 import scipy.stats
 import yaml
 
-from forgetting.data import MNIST_FILES
+from forgetting.data.mnist import MNIST_FILES
 from forgetting.strategies import listed
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -133,17 +133,21 @@ def up_to_date(repo: Path) -> bool:
 
 
 SECOND_REPETITION_ALONE = """
-from forgetting.cli import import_tensorflow
+from forgetting.stage import import_tensorflow
 import_tensorflow()
 import numpy as np
-from forgetting import data, fisher, model, params, training
-from forgetting.scenarios import Scenario
+from forgetting.data import mnist
+from forgetting.nn import fisher
+from forgetting.nn import model
+from forgetting.config import params
+from forgetting.training import loop
+from forgetting.data.scenarios import Scenario
 from forgetting.strategies import EWC, TaskAState
 p = params.load("finetune@ewc") | params.load("train_a")
 p |= {"seed": p["seed"] + 1, "seeds": 1}
 scenario = Scenario.from_params(p)
-train = list(data.load_tasks("train", scenario).values())
-net, _ = training.train_new_model(p, scenario, train[0], None, p["train"]["epochs_a"])
+train = list(mnist.load_tasks("train", scenario).values())
+net, _ = loop.train_new_model(p, scenario, train[0], None, p["train"]["epochs_a"])
 committed = model.load_model("models/task_a.keras", "train_a")
 theta = model.weights_by_path(net)
 for k, v in model.weights_by_path(committed).items():
@@ -154,7 +158,7 @@ for k, v in committed_f.items():
     assert np.array_equal(v[1], f[k][0]), k
 ewc = EWC(p["alpha"], theta, f, scenario, p["fisher"])
 settings = {"epochs": p["finetune"]["epochs"], "batch_size": p["train"]["batch_size"]}
-training.finetune(net, ewc, scenario, train[1], None, 1, learning_rate=p["finetune"]["learning_rate"], **settings)
+loop.finetune(net, ewc, scenario, train[1], None, 1, learning_rate=p["finetune"]["learning_rate"], **settings)
 for k, v in model.weights_by_path(model.load_model("models/ewc.keras", "finetune@ewc")).items():
     assert np.array_equal(v[1], model.weights_by_path(net)[k][0]), k
 print("identical")
@@ -345,8 +349,8 @@ from typing import Any, ClassVar
 
 import tensorflow as tf
 
-from forgetting.model import weights_by_path
-from forgetting.params import STRENGTH, Section
+from forgetting.nn.model import weights_by_path
+from forgetting.config.params import STRENGTH, Section
 from forgetting.strategies.base import Memory, Strategy
 
 
@@ -508,17 +512,17 @@ def test_permuted_and_rotated_mnist_end_to_end(tmp_path, tfds_dir, kind):
 
     import numpy as np
 
-    from forgetting import data
+    from forgetting.data import mnist
 
-    def images(task: str) -> data.Split:
+    def images(task: str) -> mnist.Split:
         with np.load(repo / "data/prepared" / task / "train.npz") as arrays:
-            return data.Split(arrays["image"], arrays["digit"], arrays["digit"], arrays["task"])
+            return mnist.Split(arrays["image"], arrays["digit"], arrays["digit"], arrays["task"])
 
     task_a = images("task_a")
     for t, name in ((1, "task_b"), (2, "task_c")):
         shown = images(name)
         np.testing.assert_array_equal(shown.digit, task_a.digit)  # the same examples ...
-        expected_images = data.show({"train": task_a}, t, params["task_inputs"], params["seed"])["train"].image
+        expected_images = mnist.show({"train": task_a}, t, params["task_inputs"], params["seed"])["train"].image
         np.testing.assert_array_equal(shown.image, expected_images)  # ... shown as task t shows them
     if kind == "rotated":
         np.testing.assert_array_equal(images("task_c").image, np.rot90(task_a.image, 1, axes=(1, 2)))

@@ -9,11 +9,13 @@ import pytest
 import tensorflow as tf
 from conftest import FIVE_PAIRS, split_into_tasks
 
-from forgetting import fisher, metrics, training
-from forgetting.model import build_network, load_model, repetition, save_model, weights_by_path
-from forgetting.report import num_parameters
-from forgetting.scenarios import MASKED, Scenario
+from forgetting.data.scenarios import MASKED, Scenario
+from forgetting.evaluation import metrics
+from forgetting.nn import fisher
+from forgetting.nn.model import build_network, load_model, repetition, save_model, weights_by_path
+from forgetting.reporting.report import num_parameters
 from forgetting.strategies.mas import mas_importance, reference_mas_importance
+from forgetting.training import loop
 
 CLASS = Scenario("class", FIVE_PAIRS)
 SEEN = Scenario("class", FIVE_PAIRS, "seen")
@@ -48,8 +50,8 @@ def test_several_hidden_layers_are_stacked_saved_and_unstacked(tmp_path, mnist_l
 
 
 def test_a_repetition_of_a_deeper_mlp_trains_exactly_as_it_would_alone(mnist_like):
-    stacked, _ = training.train_new_model(_params(5, 2, [12, 8]), CLASS, mnist_like, None, epochs=1)
-    alone, _ = training.train_new_model(_params(6, 1, [12, 8]), CLASS, mnist_like, None, epochs=1)
+    stacked, _ = loop.train_new_model(_params(5, 2, [12, 8]), CLASS, mnist_like, None, epochs=1)
+    alone, _ = loop.train_new_model(_params(6, 1, [12, 8]), CLASS, mnist_like, None, epochs=1)
     for key, value in weights_by_path(alone).items():
         np.testing.assert_array_equal(weights_by_path(stacked)[key][1], value[0], err_msg=key)
 
@@ -87,8 +89,8 @@ def test_with_seen_outputs_task_a_never_moves_the_outputs_of_later_digits(make_m
     task_a = split_into_tasks(make_mnist(300), CLASS)[0]
     params = _params(5, 2, 16)
     initial = weights_by_path(build_network(10, 16, seeds=[5, 6]))
-    seen, _ = training.train_new_model(params, SEEN, task_a, None, epochs=1)
-    every, _ = training.train_new_model(params, CLASS, task_a, None, epochs=1)
+    seen, _ = loop.train_new_model(params, SEEN, task_a, None, epochs=1)
+    every, _ = loop.train_new_model(params, CLASS, task_a, None, epochs=1)
     kernel, bias = "mlp/logits/kernel", "mlp/logits/bias"
     np.testing.assert_array_equal(weights_by_path(seen)[kernel][..., 2:], initial[kernel][..., 2:])
     np.testing.assert_array_equal(weights_by_path(seen)[bias][..., 2:], 0.0)

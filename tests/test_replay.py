@@ -2,12 +2,14 @@ import numpy as np
 import pytest
 from conftest import EVEN_ODD, FIVE_PAIRS, split_into_tasks
 
-from forgetting import data, metrics, training
+from forgetting.data import mnist
+from forgetting.data.scenarios import Scenario
 from forgetting.errors import ForgettingError
-from forgetting.model import build_network, save_model
-from forgetting.scenarios import Scenario
+from forgetting.evaluation import metrics
+from forgetting.nn.model import build_network, save_model
 from forgetting.strategies import Naive, Replay, TaskAState, build_strategy
 from forgetting.strategies.replay import class_balanced_sample, shifted
+from forgetting.training import loop
 
 DOMAIN = Scenario("domain", EVEN_ODD)
 
@@ -43,9 +45,9 @@ def test_a_buffer_larger_than_a_class_is_a_clear_error(task_a):
 
 def test_replay_reads_task_a_train_split_and_mixes_it_into_task_b(tmp_path, make_mnist, tiny_model):
     train, test = make_mnist(800, seed=1), make_mnist(100, seed=2)
-    a = data.build_task(train, test, [0, 2, 4, 6, 8], 0, 0.1, seed=0)
-    b = data.build_task(train, test, [1, 3, 5, 7, 9], 1, 0.1, seed=0)
-    data.save_task(a, tmp_path / "data" / "task_a")
+    a = mnist.build_task(train, test, [0, 2, 4, 6, 8], 0, 0.1, seed=0)
+    b = mnist.build_task(train, test, [1, 3, 5, 7, 9], 1, 0.1, seed=0)
+    mnist.save_task(a, tmp_path / "data" / "task_a")
     save_model(tiny_model, tmp_path / "task_a.keras")
     state = TaskAState(DOMAIN, tmp_path / "task_a.keras", data_root=tmp_path / "data")
     replay = build_strategy("replay", {"replay": {"buffer_size": 50, "shift": 0}, "seed": 4, "seeds": 3}, state)
@@ -74,7 +76,7 @@ def test_replay_reads_task_a_train_split_and_mixes_it_into_task_b(tmp_path, make
     assert float(replay.penalty(tiny_model)) == 0.0
 
 
-def _two_buffers(task: data.Split, size: int, seeds=(0, 1)) -> Replay:
+def _two_buffers(task: mnist.Split, size: int, seeds=(0, 1)) -> Replay:
     return Replay([class_balanced_sample(task, size, seed=s) for s in seeds], seeds=list(seeds))
 
 
@@ -91,7 +93,7 @@ def test_a_finished_task_enters_each_buffer_within_its_size(make_mnist):
         kept = {img.tobytes() for img in before.image}
         assert {img.tobytes() for img in buffer.image[buffer.task == 0]} <= kept  # nothing new of task a
         # drawn from its own old buffer and the task, with its own seed + the task number
-        expected = class_balanced_sample(data.Split.concat(before, tasks[1]), 40, seed=s + 1)
+        expected = class_balanced_sample(mnist.Split.concat(before, tasks[1]), 40, seed=s + 1)
         np.testing.assert_array_equal(buffer.image, expected.image)
     assert not np.array_equal(replay.buffers[0].image, replay.buffers[1].image)
     for own in replay.training_data(tasks[2]):
@@ -117,7 +119,7 @@ def test_each_repetitions_data_is_the_same_whatever_is_stacked_beside_it(make_mn
                 single.end_task(None, 1, task_b)
 
 
-def _conflicting_tasks(count: int) -> tuple[data.Split, data.Split]:
+def _conflicting_tasks(count: int) -> tuple[mnist.Split, mnist.Split]:
     """Task A: a bright row block at position c means class c. Task B: the same blocks plus a marker strip,
     and block c means class (c + 1) % 5. A network can learn both (the marker tells them apart), but fitting B
     alone overwrites A: a small setting with real forgetting."""
@@ -131,8 +133,8 @@ def _conflicting_tasks(count: int) -> tuple[data.Split, data.Split]:
     digits = np.concatenate([2 * classes[:count], 2 * classes[count:] + 1]).astype(np.uint8)
     task = np.repeat(np.array([0, 1], np.int32), count)
     return (
-        data.Split(images[:count], labels[:count], digits[:count], task[:count]),
-        data.Split(images[count:], labels[count:], digits[count:], task[count:]),
+        mnist.Split(images[:count], labels[:count], digits[:count], task[:count]),
+        mnist.Split(images[count:], labels[count:], digits[count:], task[count:]),
     )
 
 
@@ -141,14 +143,12 @@ def test_replay_keeps_more_of_task_a_than_naive():
     seeds = [0, 1]
     results = {}
     for strategy in (Naive(), Replay([class_balanced_sample(task_a, 100, seed=s) for s in seeds], seeds)):
-        training.seed_everything(0)  # deterministic ops
+        loop.seed_everything(0)  # deterministic ops
         net = build_network(5, hidden_units=32, seeds=seeds)
-        model = training.ContinualModel(net, DOMAIN, training.TrainingSet(task_a, seeds, salt=0))
-        training.fit(model, None, 3, 32, 3e-3, verbose=0)
+        model = loop.ContinualModel(net, DOMAIN, loop.TrainingSet(task_a, seeds, salt=0))
+        loop.fit(model, None, 3, 32, 3e-3, verbose=0)
         assert np.all(metrics.accuracy(net, task_a, DOMAIN) > 0.95)
-        training.finetune(
-            net, strategy, DOMAIN, task_b, None, 1, epochs=8, batch_size=32, learning_rate=3e-3, verbose=0
-        )
+        loop.finetune(net, strategy, DOMAIN, task_b, None, 1, epochs=8, batch_size=32, learning_rate=3e-3, verbose=0)
         results[strategy.name] = (metrics.accuracy(net, task_a, DOMAIN), metrics.accuracy(net, task_b, DOMAIN))
     assert np.all(results["naive"][0] < 0.5), "the setting forgets"
     assert np.all(results["replay"][0] > results["naive"][0] + 0.3)  # in every repetition

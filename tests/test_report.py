@@ -1,6 +1,6 @@
-"""The generated report (forgetting.report, forgetting.figures, stages/report.py) on synthetic metrics files: its
-tables hold the files' values, its pairwise table the paired differences, its figures are valid PNGs, its bytes
-are stable, and a missing input leaves no report behind."""
+"""The generated report (forgetting.reporting.report, forgetting.reporting.figures, stages/report.py) on synthetic
+metrics files: its tables hold the files' values, its pairwise table the paired differences, its figures are valid PNGs,
+its bytes are stable, and a missing input leaves no report behind."""
 
 from __future__ import annotations
 
@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 from test_stages import repo, run_stage  # noqa: F401 (repo: the fixture stage_repo builds on)
 
-from forgetting import params as params_module
-from forgetting import report
+from forgetting.config import params as params_module
+from forgetting.config.settings import SEQUENCES
+from forgetting.data.scenarios import task_names
 from forgetting.errors import ForgettingError
-from forgetting.intervals import paired_difference, summary
-from forgetting.scenarios import task_names
-from forgetting.settings import SEQUENCES
+from forgetting.evaluation.intervals import paired_difference, summary
+from forgetting.reporting import report
 from forgetting.strategies import listed
 
 STRATEGY_LIST = listed()  # dvc.yaml's strategy list

@@ -3,7 +3,7 @@ import pytest
 import tensorflow as tf
 from conftest import EVEN_ODD, FIVE_PAIRS
 
-from forgetting.scenarios import Scenario, task_names
+from forgetting.data.scenarios import Scenario, task_names
 
 
 def test_task_names_are_lettered():

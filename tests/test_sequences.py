@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import yaml
 
-from forgetting import data, settings
+from forgetting.config import settings
+from forgetting.data import mnist
 from forgetting.errors import ForgettingError
 from forgetting.strategies import validate_params
 
@@ -24,19 +25,19 @@ def defaults() -> dict:
 
 
 def test_each_tasks_pixel_order_is_a_seeded_bijection_and_task_0_keeps_mnists():
-    np.testing.assert_array_equal(data.pixel_order(42, 0), np.arange(784))
-    orders = [data.pixel_order(42, t) for t in range(1, 10)]
+    np.testing.assert_array_equal(mnist.pixel_order(42, 0), np.arange(784))
+    orders = [mnist.pixel_order(42, t) for t in range(1, 10)]
     for order in orders:
         np.testing.assert_array_equal(np.sort(order), np.arange(784))  # every pixel exactly once
         assert not np.array_equal(order, np.arange(784))
     assert len({o.tobytes() for o in orders}) == 9  # each task its own
-    np.testing.assert_array_equal(data.pixel_order(42, 3), orders[2])  # the same again: seeded
-    assert not np.array_equal(data.pixel_order(7, 3), orders[2])  # another seed, another order
+    np.testing.assert_array_equal(mnist.pixel_order(42, 3), orders[2])  # the same again: seeded
+    assert not np.array_equal(mnist.pixel_order(7, 3), orders[2])  # another seed, another order
 
 
 def test_a_permuted_split_moves_every_pixel_where_its_order_says(mnist_like):
-    order = data.pixel_order(42, 1)
-    moved = data.permuted(mnist_like, order)
+    order = mnist.pixel_order(42, 1)
+    moved = mnist.permuted(mnist_like, order)
     flat, moved_flat = mnist_like.image.reshape(len(mnist_like), -1), moved.image.reshape(len(mnist_like), -1)
     np.testing.assert_array_equal(moved_flat, flat[:, order])
     np.testing.assert_array_equal(moved.digit, mnist_like.digit)
@@ -46,11 +47,11 @@ def test_a_permuted_split_moves_every_pixel_where_its_order_says(mnist_like):
 
 
 def test_rotation_by_0_is_the_identity_and_by_90_a_quarter_turn(mnist_like):
-    assert data.rotated(mnist_like, 0.0) is mnist_like
-    np.testing.assert_array_equal(data.rotated(mnist_like, 360.0).image, mnist_like.image)
-    quarter = data.rotated(mnist_like, 90.0)
+    assert mnist.rotated(mnist_like, 0.0) is mnist_like
+    np.testing.assert_array_equal(mnist.rotated(mnist_like, 360.0).image, mnist_like.image)
+    quarter = mnist.rotated(mnist_like, 90.0)
     np.testing.assert_array_equal(quarter.image, np.rot90(mnist_like.image, 1, axes=(1, 2)))  # counter-clockwise
-    turned = data.rotated(mnist_like, 45.0).image
+    turned = mnist.rotated(mnist_like, 45.0).image
     assert not np.array_equal(turned, mnist_like.image)
     np.testing.assert_array_equal(turned * 255, np.rint(turned * 255))  # still whole uint8 pixel values
     assert turned.min() >= 0 and turned.max() <= 1
@@ -58,11 +59,11 @@ def test_rotation_by_0_is_the_identity_and_by_90_a_quarter_turn(mnist_like):
 
 def test_show_turns_task_t_by_t_steps_and_permutes_task_t_by_its_own_order(mnist_like):
     splits = {"train": mnist_like}
-    rotated = data.show(splits, 2, {"kind": "rotated", "degrees_per_task": 45.0}, seed=1)
+    rotated = mnist.show(splits, 2, {"kind": "rotated", "degrees_per_task": 45.0}, seed=1)
     np.testing.assert_array_equal(rotated["train"].image, np.rot90(mnist_like.image, 1, axes=(1, 2)))
-    permuted = data.show(splits, 2, {"kind": "permuted", "degrees_per_task": 45.0}, seed=1)
-    np.testing.assert_array_equal(permuted["train"].image, data.permuted(mnist_like, data.pixel_order(1, 2)).image)
-    assert data.show(splits, 2, {"kind": "digits", "degrees_per_task": 45.0}, seed=1) is splits
+    permuted = mnist.show(splits, 2, {"kind": "permuted", "degrees_per_task": 45.0}, seed=1)
+    np.testing.assert_array_equal(permuted["train"].image, mnist.permuted(mnist_like, mnist.pixel_order(1, 2)).image)
+    assert mnist.show(splits, 2, {"kind": "digits", "degrees_per_task": 45.0}, seed=1) is splits
 
 
 @pytest.mark.parametrize("kind", ["permuted", "rotated"])
@@ -85,7 +86,7 @@ def test_the_same_digits_in_every_task_are_allowed_only_for_permuted_and_rotated
 
 @pytest.mark.parametrize("setting", settings.SETTINGS)
 def test_every_setting_is_valid_params_and_is_recognised_again(defaults, setting):
-    from forgetting.params import with_values
+    from forgetting.config.params import with_values
 
     params = with_values(defaults, settings.values(setting))
     validate_params(params)

@@ -6,15 +6,15 @@ import pytest
 import tensorflow as tf
 from conftest import EVEN_ODD
 
-from forgetting import training
-from forgetting.data import make_split
+from forgetting.data.mnist import make_split
+from forgetting.data.scenarios import Scenario
 from forgetting.errors import ForgettingError
-from forgetting.model import build_network, save_model, weights_by_path
-from forgetting.path_integral import PathIntegral
-from forgetting.scenarios import Scenario
+from forgetting.nn.model import build_network, save_model, weights_by_path
+from forgetting.nn.path_integral import PathIntegral
 from forgetting.strategies import SI, TaskAState, build_strategy
 from forgetting.strategies.base import QuadraticPenalty
 from forgetting.strategies.si import importance
+from forgetting.training import loop
 
 DOMAIN = Scenario("domain", EVEN_ODD)
 ONE_OUTPUT = Scenario("domain", ((0,), (1,)))  # a single logit: the cross-entropy is 0 and so is its gradient
@@ -22,8 +22,8 @@ SEEDS = [3, 4]
 KEYS = {"mlp/hidden/kernel", "mlp/hidden/bias", "mlp/logits/kernel", "mlp/logits/bias"}
 
 
-def _training_set(split, seeds=SEEDS, salt=0) -> training.TrainingSet:
-    return training.TrainingSet(split, seeds, salt=salt)
+def _training_set(split, seeds=SEEDS, salt=0) -> loop.TrainingSet:
+    return loop.TrainingSet(split, seeds, salt=salt)
 
 
 def _two_repetition_problem(recorder: bool, lr: float = 0.1, steps: int = 3):
@@ -40,9 +40,7 @@ def _two_repetition_problem(recorder: bool, lr: float = 0.1, steps: int = 3):
     path = PathIntegral(net) if recorder else None
     towards_zero = QuadraticPenalty(1.0, {key: np.zeros_like(value) for key, value in start.items()})
     split = make_split(np.zeros((2, 28, 28), np.uint8), np.zeros(2, int))  # label 0: the one logit's
-    model = training.ContinualModel(
-        net, ONE_OUTPUT, _training_set(split), towards_zero, observers=[path] if path else ()
-    )
+    model = loop.ContinualModel(net, ONE_OUTPUT, _training_set(split), towards_zero, observers=[path] if path else ())
     model.compile(optimizer=keras.optimizers.SGD(learning_rate=lr))
     model.fit(np.arange(2, dtype=np.int32), batch_size=2, epochs=steps, shuffle=False, verbose=0)
     return net, path, start
@@ -75,11 +73,11 @@ def test_recording_does_not_change_the_training():
 
 def test_recording_the_mlp_with_adam_in_fit_keeps_the_weights_identical(mnist_like):
     def train(record: bool):
-        training.seed_everything(3)
+        loop.seed_everything(3)
         net = build_network(5, hidden_units=8, dropout=0.5, seeds=SEEDS)
         path = PathIntegral(net) if record else None
-        model = training.ContinualModel(net, DOMAIN, _training_set(mnist_like), observers=[path] if path else ())
-        training.fit(model, None, 2, 50, 1e-2, verbose=0)
+        model = loop.ContinualModel(net, DOMAIN, _training_set(mnist_like), observers=[path] if path else ())
+        loop.fit(model, None, 2, 50, 1e-2, verbose=0)
         return net, path
 
     recorded, path = train(True)
@@ -97,8 +95,8 @@ def test_recorded_path_integral_matches_an_eager_step_by_step_reference(mnist_li
     net = build_network(5, hidden_units=8, seeds=SEEDS)
     reference = build_network(5, hidden_units=8, seeds=SEEDS)
     path = PathIntegral(net)
-    training.fit(
-        training.ContinualModel(net, DOMAIN, _training_set(split), observers=[path] if path else ()),
+    loop.fit(
+        loop.ContinualModel(net, DOMAIN, _training_set(split), observers=[path] if path else ()),
         None,
         2,
         50,
@@ -142,7 +140,7 @@ def test_each_repetition_path_integral_is_that_of_a_one_repetition_run(mnist_lik
             "model": {"hidden_units": 8, "dropout": 0.5},
             "train": {"batch_size": 32, "learning_rate": 1e-2},
         }
-        return training.train_new_model(params, DOMAIN, mnist_like, None, epochs=2, path_integral=True)
+        return loop.train_new_model(params, DOMAIN, mnist_like, None, epochs=2, path_integral=True)
 
     pair, pair_path = run(5, 2)
     alone, alone_path = run(6, 1)
@@ -156,11 +154,11 @@ def test_each_repetition_path_integral_is_that_of_a_one_repetition_run(mnist_lik
 
 
 def test_si_builds_its_importance_from_train_as_file_and_accumulates_it(tmp_path, mnist_like):
-    training.seed_everything(0)
+    loop.seed_everything(0)
     net = build_network(5, hidden_units=8, seeds=SEEDS)
     path = PathIntegral(net)
-    training.fit(
-        training.ContinualModel(net, DOMAIN, _training_set(mnist_like), observers=[path] if path else ()),
+    loop.fit(
+        loop.ContinualModel(net, DOMAIN, _training_set(mnist_like), observers=[path] if path else ()),
         None,
         1,
         32,
@@ -179,7 +177,7 @@ def test_si_builds_its_importance_from_train_as_file_and_accumulates_it(tmp_path
         np.testing.assert_allclose(si.omega[key], expected[key], rtol=1e-6)
         assert np.any(si.omega[key][0] > 0) and np.any(si.omega[key][1] > 0), key
     # training task B records a new path integral from theta_A; ending it adds that task's importance
-    training.finetune(net, si, DOMAIN, mnist_like, None, 1, epochs=1, batch_size=32, learning_rate=1e-2, verbose=0)
+    loop.finetune(net, si, DOMAIN, mnist_like, None, 1, epochs=1, batch_size=32, learning_rate=1e-2, verbose=0)
     for key, start in si.path_integral.start.items():
         np.testing.assert_array_equal(start, theta_a[key])
     theta_b = weights_by_path(net)

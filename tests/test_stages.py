@@ -16,9 +16,10 @@ import yaml
 from conftest import EVEN_ODD
 from scipy import stats
 
-from forgetting import data, fisher
-from forgetting.model import build_network, save_model, weights_by_path
-from forgetting.scenarios import Scenario
+from forgetting.data import mnist
+from forgetting.data.scenarios import Scenario
+from forgetting.nn import fisher
+from forgetting.nn.model import build_network, save_model, weights_by_path
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -199,13 +200,13 @@ def test_evaluate_writes_every_repetition_and_the_mean_with_its_interval(repo, m
     seeds, scenario = [42, 43, 44], Scenario("domain", EVEN_ODD)
     tests = {}
     for t, (name, digits) in enumerate(zip(scenario.names, EVEN_ODD, strict=True)):
-        task = data.build_task(make_mnist(200, seed=1), make_mnist(300, seed=2 + t), list(digits), t, 0.1, seed=0)
+        task = mnist.build_task(make_mnist(200, seed=1), make_mnist(300, seed=2 + t), list(digits), t, 0.1, seed=0)
         # unbalanced classes (5, 8, 11, ... test examples of label 0, 1, 2, ...), so that the accuracies differ
         label = task["test"].relabel(scenario).label
         task["test"] = task["test"].subset(
             np.concatenate([np.flatnonzero(label == c)[: 5 + 3 * c + t] for c in range(5)])
         )
-        data.save_task(task, repo / "data" / "prepared" / name)
+        mnist.save_task(task, repo / "data" / "prepared" / name)
         tests[name] = task["test"].relabel(scenario).label
     (repo / "models").mkdir()
     save_model(_answering(seeds, [0, 1, 2]), repo / "models" / "naive.keras")

@@ -3,10 +3,11 @@ import pytest
 import tensorflow as tf
 from conftest import EVEN_ODD, split_into_tasks, synthetic_mnist
 
-from forgetting import data, fisher, training
+from forgetting.data import mnist
+from forgetting.data.scenarios import Scenario
 from forgetting.errors import ForgettingError
-from forgetting.model import build_network, load_model, save_model, weights_by_path
-from forgetting.scenarios import Scenario
+from forgetting.nn import fisher
+from forgetting.nn.model import build_network, load_model, save_model, weights_by_path
 from forgetting.strategies import (
     EWC,
     L2,
@@ -22,6 +23,7 @@ from forgetting.strategies import (
     listed,
     strategy_class,
 )
+from forgetting.training import loop
 
 STRATEGY_LIST = listed()  # dvc.yaml's strategy list
 
@@ -142,8 +144,8 @@ def task_a_state(tmp_path, tiny_model, make_mnist) -> TaskAState:
     """Task A's files as the train_a and fisher stages leave them, for a tiny model and synthetic data."""
     train, test = make_mnist(600, seed=1), make_mnist(100, seed=2)
     for t, digits in enumerate(EVEN_ODD):
-        data.save_task(
-            data.build_task(train, test, list(digits), t, 0.1, seed=0), tmp_path / "data" / f"task_{'ab'[t]}"
+        mnist.save_task(
+            mnist.build_task(train, test, list(digits), t, 0.1, seed=0), tmp_path / "data" / f"task_{'ab'[t]}"
         )
     state = TaskAState(
         DOMAIN, tmp_path / "task_a.keras", tmp_path / "fisher.npz", tmp_path / "path.npz", tmp_path / "data"
@@ -186,7 +188,7 @@ def test_l2_ewc_and_online_ewc_read_their_own_params(task_a_state):
 
 def test_after_a_task_ewc_adds_a_penalty_and_online_ewc_keeps_one_with_a_running_fisher(task_a_state, tiny_model):
     theta_a, fisher_a = task_a_state.fisher()
-    task_b = data.load_task("task_b", "train", DOMAIN, task_a_state.data_root)
+    task_b = mnist.load_task("task_b", "train", DOMAIN, task_a_state.data_root)
     ewc = build_strategy("ewc", PARAMS, task_a_state)
     online = build_strategy("online_ewc", PARAMS, task_a_state)
     assert float(ewc.penalty(tiny_model)) == 0.0 == float(online.penalty(tiny_model))  # two tasks: the same penalty
@@ -210,7 +212,7 @@ def test_a_later_tasks_fisher_is_drawn_from_each_repetitions_seed_plus_the_task(
     """With a sampled Fisher on a subsample, repetition s's Fisher of task 1 is the one that a network holding
     repetition s alone draws with seed ``seeds[s] + 1``: its own examples and labels, whatever is stacked beside."""
     settings = {"estimator": "sampled", "num_examples": 64}  # 64 x 5 outputs: see SEQUENCE
-    task_b = data.load_task("task_b", "train", DOMAIN, task_a_state.data_root)
+    task_b = mnist.load_task("task_b", "train", DOMAIN, task_a_state.data_root)
     strategy = build_strategy(name, PARAMS | {"fisher": settings}, task_a_state)
     moved = _shifted_copy(weights_by_path(tiny_model), 9)
     _assign(tiny_model, moved)
@@ -255,7 +257,7 @@ def test_missing_and_corrupt_checkpoints_are_clear_errors(tmp_path):
 
 def _finetune(strategy, model_path, split):
     net = load_model(model_path, stage="train_a")
-    training.finetune(net, strategy, DOMAIN, split, None, 1, epochs=2, batch_size=16, learning_rate=1e-2, verbose=0)
+    loop.finetune(net, strategy, DOMAIN, split, None, 1, epochs=2, batch_size=16, learning_rate=1e-2, verbose=0)
     return weights_by_path(net)
 
 
@@ -325,17 +327,17 @@ def test_every_strategy_trains_through_a_sequence_in_every_scenario(make_mnist, 
     scenario = Scenario(kind, ((0, 1, 2), (3, 4, 5), (6, 7, 8)))
     train = split_into_tasks(make_mnist(450, seed=1), scenario)
     params = SEQUENCE_PARAMS | {"model": {"hidden_units": 8, "dropout": 0.0}}
-    net, recorder = training.train_new_model(params, scenario, train[0], None, epochs=1, path_integral=True)
+    net, recorder = loop.train_new_model(params, scenario, train[0], None, epochs=1, path_integral=True)
     assert net.seeds == [3, 4]
     for t, split in enumerate(train):
-        data.save_task({"train": split}, tmp_path / "data" / scenario.names[t])
+        mnist.save_task({"train": split}, tmp_path / "data" / scenario.names[t])
     state = _write_task_a_state(net, recorder, scenario, train[0], params, tmp_path / "a", tmp_path / "data")
     tests = dict(zip(scenario.names, train, strict=True))
     for name in STRATEGY_LIST:
         strategy = build_strategy(name, params, state)
         model = state.model()
-        log = training.TaskAccuracyLog(tests, scenario, tmp_path / f"{name}.csv", tmp_path / f"{name}_r.csv", "task_a")
-        training.train_sequence(
+        log = loop.TaskAccuracyLog(tests, scenario, tmp_path / f"{name}.csv", tmp_path / f"{name}_r.csv", "task_a")
+        loop.train_sequence(
             model, strategy, scenario, train, [None] * 3, log, epochs=1, batch_size=32, learning_rate=1e-2, verbose=0
         )
         assert all(np.all(np.isfinite(v)) for v in weights_by_path(model).values()), name
@@ -365,7 +367,7 @@ def stacked_and_alone(tmp_path_factory):
     train = split_into_tasks(synthetic_mnist(640, seed=1), SEQUENCE)
     assert [len(split) for split in train] == [128] * 3
     for t, split in enumerate(train):
-        data.save_task({"train": split}, root / "data" / SEQUENCE.names[t])
+        mnist.save_task({"train": split}, root / "data" / SEQUENCE.names[t])
     states = {}
     for seeds in ((3, 4), (3,), (4,)):
         params = SEQUENCE_PARAMS | {
@@ -375,7 +377,7 @@ def stacked_and_alone(tmp_path_factory):
             "fisher": SAMPLED,
             "replay": {"buffer_size": 32, "shift": 1},
         }
-        net, recorder = training.train_new_model(params, SEQUENCE, train[0], None, epochs=1, path_integral=True)
+        net, recorder = loop.train_new_model(params, SEQUENCE, train[0], None, epochs=1, path_integral=True)
         assert net.seeds == list(seeds)
         folder = root / "_".join(map(str, seeds))
         states[seeds] = params, _write_task_a_state(net, recorder, SEQUENCE, train[0], params, folder, root / "data")
@@ -423,8 +425,8 @@ def test_each_repetition_keeps_its_own_state_through_a_sequence(stacked_and_alon
         strategy = build_strategy(name, params, state)
         network = state.model()
         csv = tmp_path / "_".join(map(str, seeds))
-        log = training.TaskAccuracyLog(tests, SEQUENCE, csv.with_suffix(".csv"), csv.with_suffix(".r.csv"), "task_a")
-        training.train_sequence(
+        log = loop.TaskAccuracyLog(tests, SEQUENCE, csv.with_suffix(".csv"), csv.with_suffix(".r.csv"), "task_a")
+        loop.train_sequence(
             network, strategy, SEQUENCE, train, [None] * 3, log, epochs=1, batch_size=32, learning_rate=1e-2, verbose=0
         )
         runs[seeds] = network, strategy, log

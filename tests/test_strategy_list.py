@@ -11,9 +11,9 @@ import pytest
 import yaml
 from dvc.repo import Repo
 
-from forgetting import figures, report
+from forgetting.config.pipeline import owned_keys
 from forgetting.errors import ForgettingError
-from forgetting.pipeline import owned_keys
+from forgetting.reporting import figures, report
 from forgetting.strategies import (
     PIPELINE,
     Strategy,

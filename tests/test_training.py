@@ -10,11 +10,13 @@ import tensorflow as tf
 from conftest import EVEN_ODD, split_into_tasks
 from scipy import stats
 
-from forgetting import data, metrics, training
+from forgetting.data import mnist
+from forgetting.data.scenarios import Scenario
 from forgetting.errors import ForgettingError
-from forgetting.model import build_network, weights_by_path
-from forgetting.scenarios import Scenario
+from forgetting.evaluation import metrics
+from forgetting.nn.model import build_network, weights_by_path
 from forgetting.strategies import L2, Naive
+from forgetting.training import loop
 
 DOMAIN = Scenario("domain", EVEN_ODD)
 
@@ -28,8 +30,8 @@ def _params(seed: int, seeds: int, dropout: float = 0.0, hidden_units: int = 16)
     }
 
 
-def _train_new(seed: int, seeds: int, split: data.Split, dropout: float = 0.0):
-    network, recorder = training.train_new_model(
+def _train_new(seed: int, seeds: int, split: mnist.Split, dropout: float = 0.0):
+    network, recorder = loop.train_new_model(
         _params(seed, seeds, dropout), DOMAIN, split, None, epochs=2, path_integral=True
     )
     return network, weights_by_path(network), recorder.result()
@@ -57,7 +59,7 @@ def test_a_repetition_trains_exactly_as_it_would_alone(mnist_like, dropout):
 
 def test_each_repetition_visits_the_examples_in_its_own_order(mnist_like):
     n = len(mnist_like)
-    data_set = training.TrainingSet(mnist_like, [5, 6, 7], salt=0)
+    data_set = loop.TrainingSet(mnist_like, [5, 6, 7], salt=0)
     assert len(data_set) == n and data_set.shared
     orders = data_set.permutations(0)
     assert orders.shape == (3, n)
@@ -67,17 +69,17 @@ def test_each_repetition_visits_the_examples_in_its_own_order(mnist_like):
     for s, seed in enumerate([5, 6, 7]):  # drawn from (seed, salt, epoch)
         np.testing.assert_array_equal(orders[s], np.random.default_rng([seed, 0, 0]).permutation(n))
     assert not np.array_equal(data_set.permutations(1), orders)  # a new order every epoch
-    np.testing.assert_array_equal(training.TrainingSet(mnist_like, [5, 6, 7], 0).permutations(0), orders)
+    np.testing.assert_array_equal(loop.TrainingSet(mnist_like, [5, 6, 7], 0).permutations(0), orders)
     # a seed's order is the same whatever is stacked beside it; another salt (task) draws others
-    np.testing.assert_array_equal(training.TrainingSet(mnist_like, [6], 0).permutations(0)[0], orders[1])
+    np.testing.assert_array_equal(loop.TrainingSet(mnist_like, [6], 0).permutations(0)[0], orders[1])
     np.testing.assert_array_equal(
-        training.TrainingSet(mnist_like, [9, 6], 0).permutations(3)[1], data_set.permutations(3)[1]
+        loop.TrainingSet(mnist_like, [9, 6], 0).permutations(3)[1], data_set.permutations(3)[1]
     )
-    assert not np.array_equal(training.TrainingSet(mnist_like, [5, 6, 7], salt=1).permutations(0), orders)
+    assert not np.array_equal(loop.TrainingSet(mnist_like, [5, 6, 7], salt=1).permutations(0), orders)
 
 
 def test_a_batch_gathers_each_repetitions_examples_in_its_order(mnist_like):
-    data_set = training.TrainingSet(mnist_like, [5, 6], salt=2)
+    data_set = loop.TrainingSet(mnist_like, [5, 6], salt=2)
     data_set.shuffle(4)
     order = data_set.permutations(4)
     np.testing.assert_array_equal(data_set.order.numpy(), order)
@@ -93,7 +95,7 @@ def test_a_batch_gathers_each_repetitions_examples_in_its_order(mnist_like):
 
 def test_a_repetition_can_have_its_own_examples(make_mnist):
     own = [make_mnist(50, seed=1), make_mnist(50, seed=2)]
-    data_set = training.TrainingSet(iter(own), [5, 6], salt=1)  # an iterable, as replay's training data is
+    data_set = loop.TrainingSet(iter(own), [5, 6], salt=1)  # an iterable, as replay's training data is
     assert not data_set.shared
     data_set.shuffle(0)
     order = data_set.permutations(0)
@@ -102,29 +104,29 @@ def test_a_repetition_can_have_its_own_examples(make_mnist):
         np.testing.assert_array_equal(x["image"][s].numpy(), own[s].image[order[s]])
         np.testing.assert_array_equal(y[s].numpy(), own[s].label[order[s]])
     with pytest.raises(ValueError, match="lengths"):
-        training.TrainingSet([make_mnist(50), make_mnist(40)], [5, 6], salt=1)
+        loop.TrainingSet([make_mnist(50), make_mnist(40)], [5, 6], salt=1)
     with pytest.raises(ValueError, match="for 3 repetitions"):
-        training.TrainingSet(own, [5, 6, 7], salt=1)
+        loop.TrainingSet(own, [5, 6, 7], salt=1)
 
 
 def test_fit_draws_a_new_order_every_epoch(mnist_like):
     network = build_network(5, hidden_units=8, seeds=(3, 4))
-    data_set = training.TrainingSet(mnist_like, network.seeds, salt=0)
-    model = training.ContinualModel(network, DOMAIN, data_set)
-    training.fit(model, None, epochs=3, batch_size=64, learning_rate=1e-3, verbose=0)
+    data_set = loop.TrainingSet(mnist_like, network.seeds, salt=0)
+    model = loop.ContinualModel(network, DOMAIN, data_set)
+    loop.fit(model, None, epochs=3, batch_size=64, learning_rate=1e-3, verbose=0)
     np.testing.assert_array_equal(data_set.order.numpy(), data_set.permutations(2))  # the last epoch's
 
 
 @pytest.mark.parametrize("kind", ["domain", "task", "class"])
 def test_fit_learns_the_synthetic_tasks_in_every_scenario(make_mnist, kind):
     scenario = Scenario(kind, EVEN_ODD)
-    train = data.Split.concat(*split_into_tasks(make_mnist(600, seed=1), scenario))
-    test = data.Split.concat(*split_into_tasks(make_mnist(200, seed=2), scenario))
-    training.seed_everything(0)
+    train = mnist.Split.concat(*split_into_tasks(make_mnist(600, seed=1), scenario))
+    test = mnist.Split.concat(*split_into_tasks(make_mnist(200, seed=2), scenario))
+    loop.seed_everything(0)
     net = build_network(scenario.num_outputs, hidden_units=32, seeds=(0, 1))
     before = metrics.accuracy(net, test, scenario)
-    model = training.ContinualModel(net, scenario, training.TrainingSet(train, net.seeds, salt=0))
-    training.fit(model, None, epochs=5, batch_size=32, learning_rate=3e-3, verbose=0)
+    model = loop.ContinualModel(net, scenario, loop.TrainingSet(train, net.seeds, salt=0))
+    loop.fit(model, None, epochs=5, batch_size=32, learning_rate=3e-3, verbose=0)
     after = metrics.accuracy(net, test, scenario)
     assert after.shape == (2,)
     assert np.all(after > np.maximum(0.9, before + 0.3)), (before, after)
@@ -140,7 +142,7 @@ def test_task_accuracy_log_writes_means_ci95_and_every_repetition(make_mnist, tm
         for t, (name, split) in enumerate(zip(DOMAIN.names, tasks, strict=True))
     }
     net = build_network(5, hidden_units=8, seeds=(5, 6, 7))
-    log = training.TaskAccuracyLog(tests, DOMAIN, tmp_path / "epochs.csv", tmp_path / "reps.csv", "task_a", net)
+    log = loop.TaskAccuracyLog(tests, DOMAIN, tmp_path / "epochs.csv", tmp_path / "reps.csv", "task_a", net)
     log.on_train_begin()  # epoch 0
     bias = np.zeros((3, 5), np.float32)
     bias[[0, 1, 2], [0, 1, 2]] = 1e4
@@ -195,18 +197,18 @@ def test_a_sequence_logs_every_task_and_epoch(make_mnist, tmp_path):
     scenario = Scenario("domain", ((0, 1), (2, 3), (4, 5)))
     train = split_into_tasks(make_mnist(600, seed=1), scenario)
     tests = dict(zip(scenario.names, split_into_tasks(make_mnist(200, seed=2), scenario), strict=True))
-    training.seed_everything(0)
+    loop.seed_everything(0)
     net = build_network(scenario.num_outputs, hidden_units=16, seeds=(0, 1))
-    model = training.ContinualModel(net, scenario, training.TrainingSet(train[0], net.seeds, salt=0))
-    training.fit(model, None, 2, 32, 3e-3, verbose=0)
-    log = training.TaskAccuracyLog(tests, scenario, tmp_path / "epochs.csv", tmp_path / "reps.csv", task="task_a")
+    model = loop.ContinualModel(net, scenario, loop.TrainingSet(train[0], net.seeds, salt=0))
+    loop.fit(model, None, 2, 32, 3e-3, verbose=0)
+    log = loop.TaskAccuracyLog(tests, scenario, tmp_path / "epochs.csv", tmp_path / "reps.csv", task="task_a")
     ended = []
 
     class Recorder(Naive):
         def end_task(self, network, task, train_split):
             ended.append((task, len(train_split)))
 
-    training.train_sequence(
+    loop.train_sequence(
         net, Recorder(), scenario, train, train, log, epochs=2, batch_size=32, learning_rate=1e-3, verbose=0
     )
     rows = metrics.read_log(tmp_path / "epochs.csv")
@@ -238,16 +240,14 @@ def test_a_sequence_logs_every_task_and_epoch(make_mnist, tmp_path):
 
 def test_finetune_logs_penalty_and_per_epoch_task_accuracy(make_mnist, tmp_path):
     task_a, task_b = split_into_tasks(make_mnist(1000, seed=1), DOMAIN)
-    training.seed_everything(0)
+    loop.seed_everything(0)
     net = build_network(5, hidden_units=16, seeds=(0, 1))
-    training.fit(
-        training.ContinualModel(net, DOMAIN, training.TrainingSet(task_a, net.seeds, 0)), None, 3, 32, 3e-3, verbose=0
-    )
+    loop.fit(loop.ContinualModel(net, DOMAIN, loop.TrainingSet(task_a, net.seeds, 0)), None, 3, 32, 3e-3, verbose=0)
     accuracy_a = metrics.accuracy(net, task_a, DOMAIN)
     tests = {"task_a": task_a, "task_b": task_b}
-    log = training.TaskAccuracyLog(tests, DOMAIN, tmp_path / "epochs.csv", tmp_path / "reps.csv", "task_a")
+    log = loop.TaskAccuracyLog(tests, DOMAIN, tmp_path / "epochs.csv", tmp_path / "reps.csv", "task_a")
     log.task = "task_b"
-    history = training.finetune(
+    history = loop.finetune(
         net,
         L2(0.5, weights_by_path(net)),
         DOMAIN,
@@ -275,11 +275,11 @@ def test_finetune_logs_penalty_and_per_epoch_task_accuracy(make_mnist, tmp_path)
 def test_a_loss_that_becomes_nan_stops_training_with_one_line(mnist_like):
     """An L2 strength so large that the penalty overflows: the stage must stop, naming the epoch, the task and
     the params to lower, instead of training on NaN and writing chance-level metrics."""
-    training.seed_everything(0)
+    loop.seed_everything(0)
     net = build_network(5, hidden_units=8, seeds=(0, 1))
     strategy = L2(1e38, {k: v + 1e3 for k, v in weights_by_path(net).items()})
     with pytest.raises(ForgettingError) as error:
-        training.finetune(
+        loop.finetune(
             net, strategy, DOMAIN, mnist_like, None, 1, epochs=3, batch_size=32, learning_rate=1e-3, verbose=0
         )
     message = str(error.value)
@@ -293,14 +293,14 @@ def test_training_a_new_model_blames_its_learning_rate(mnist_like):
     params = _params(0, 2, hidden_units=8)
     params["train"]["learning_rate"] = 1e30
     with pytest.raises(ForgettingError, match=r"training on task_a: lower train\.learning_rate in params\.yaml"):
-        training.train_new_model(params, DOMAIN, mnist_like, None, epochs=2)
+        loop.train_new_model(params, DOMAIN, mnist_like, None, epochs=2)
 
 
 def test_logged_loss_and_accuracy_are_means_over_repetitions(mnist_like):
     """``loss`` is the mean over repetitions of each one's mean cross-entropy (+ penalty); validation shares its
     examples with every repetition."""
     net = build_network(5, hidden_units=8, seeds=(3, 4, 5))
-    model = training.ContinualModel(net, DOMAIN, training.TrainingSet(mnist_like, net.seeds, salt=0))
+    model = loop.ContinualModel(net, DOMAIN, loop.TrainingSet(mnist_like, net.seeds, salt=0))
     model.compile(optimizer=keras.optimizers.Adam(0.0))
     result = model.evaluate(
         mnist_like.inputs(), mnist_like.label, batch_size=len(mnist_like), verbose=0, return_dict=True

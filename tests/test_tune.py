@@ -14,9 +14,10 @@ import pytest
 import yaml
 from test_pipeline_e2e import copy_project, read_params, run
 
-from forgetting import experiment, params, settings, tune
+from forgetting.config import params, settings
 from forgetting.errors import ForgettingError
 from forgetting.strategies import Memory, listed, strategy_class
+from forgetting.tuning import experiment, tune
 
 STRATEGY_LIST = listed()  # dvc.yaml's strategy list
 
@@ -269,11 +270,11 @@ def test_tiny_tune_then_its_values_as_a_dvc_experiment(tiny_repo):
 
 
 def test_console_reports_a_bad_setting_in_one_line(capsys, monkeypatch):
-    from forgetting import console
+    from forgetting import cli
 
     monkeypatch.chdir(ROOT)
     before = sorted((ROOT / "tuning").rglob("*")) if (ROOT / "tuning").exists() else []
-    assert console.main(["tune", "--scenario", "domian", "--tasks", "even-odd"]) == 1
+    assert cli.main(["tune", "--scenario", "domian", "--tasks", "even-odd"]) == 1
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err == "error: forgetting tune: unknown scenario 'domian': use one of domain, task, class\n"

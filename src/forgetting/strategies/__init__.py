@@ -14,9 +14,9 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
-from forgetting import params as params_file
+from forgetting.config import params as params_file
+from forgetting.config.pipeline import PIPELINE, available, listed
 from forgetting.errors import ForgettingError
-from forgetting.pipeline import PIPELINE, available, listed
 from forgetting.strategies.base import Memory, QuadraticPenalty, Strategy, TaskAState
 
 __all__ = [
@@ -80,7 +80,8 @@ def validate_params(params: dict[str, Any]) -> params_file.Params:
 
 
 def __getattr__(attribute: str) -> type[Strategy]:
-    """``from forgetting.strategies import EWC`` still works, importing only that strategy's module."""
+    """``from forgetting.strategies import EWC``: the class of that name, from the first strategy module (in file
+    name order) that defines it; the modules before it are imported too."""
     for name in available():
         module = import_module(f"{__name__}.{name}")
         if isinstance(getattr(module, attribute, None), type):

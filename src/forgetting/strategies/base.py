@@ -1,5 +1,5 @@
 """The strategy interface: the hooks at which a continual-learning method acts. The training loop
-(``forgetting.training``) is written once, knows no method by name, and calls them in this order:
+(``forgetting.training.loop``) is written once, knows no method by name, and calls them in this order:
 
 - ``training_data(train)``: what to train on for a task (replay mixes in its buffer);
 - each step, for a batch x with the scenario's logits z:
@@ -11,7 +11,7 @@
 - ``after_step(variables, gradients, before)``: after each optimiser step (SI's path integral);
 - ``predict(network, images)``: the prediction rule that the per-epoch logs and the tuner's scores use (default: the
   argmax of the scenario's logits). The evaluate stage loads the checkpoint alone, so a strategy with a rule of its
-  own (iCaRL's nearest mean of exemplars) keeps the rule in its network, as a head of ``forgetting.model``;
+  own (iCaRL's nearest mean of exemplars) keeps the rule in its network, as a head of ``forgetting.nn.model``;
 - ``end_task(network, task, train)``: after each task but the last, what it keeps of the finished task (anchors,
   importances, a teacher, a buffer, or an auxiliary model such as a generator, trained here).
 
@@ -19,7 +19,7 @@ What a strategy reads of task A is declared by ``task_a_needs`` (files of ``Task
 Fisher, the path integral that ``train_a`` records), and each stage and the tuner take it from there. A hook that a
 strategy does not override costs nothing: the loop leaves it out of the compiled step.
 
-Every repetition (``forgetting.model``: the network holds S of them, stacked) has its own state: weights,
+Every repetition (``forgetting.nn.model``: the network holds S of them, stacked) has its own state: weights,
 anchors and importances carry the repetition axis first, so that ``penalty`` (the sum of each repetition's own)
 and ``end_task`` serve all at once; a strategy that draws at random (replay's buffers) draws from each
 repetition's seed.
@@ -36,11 +36,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from forgetting.data import Split, load_task
-from forgetting.fisher import load_fisher
-from forgetting.model import load_model, weights_by_path
-from forgetting.path_integral import PathIntegral
-from forgetting.scenarios import Scenario
+from forgetting.data.mnist import Split, load_task
+from forgetting.data.scenarios import Scenario
+from forgetting.nn.fisher import load_fisher
+from forgetting.nn.model import load_model, weights_by_path
+from forgetting.nn.path_integral import PathIntegral
 
 Weights = dict[str, np.ndarray]
 
@@ -99,17 +99,18 @@ class TaskAState:
 
 
 class Strategy:
-    """Plain fine-tuning: no penalty, each task's data as it is, nothing consolidated. Subclasses override the
-    hooks they act at and ``from_params`` (which reads only the strategy's own params)."""
+    """The hook points, each doing nothing: no penalty, each task's data as it is, nothing consolidated. Plain
+    training (task A, joint) runs with it; a strategy is a subclass in its own module (``naive.py`` overrides
+    nothing) that overrides the hooks it acts at and ``from_params`` (which reads only the strategy's own params)."""
 
-    name: ClassVar[str] = "naive"
+    name: ClassVar[str] = "plain"  # a subclass's is its module's name
     strength_param: ClassVar[str | None] = None  # the param that sets how hard it holds on (for error hints)
     hyperparameters: ClassVar[tuple[str, ...]] = ()  # the params.yaml keys (dotted) it reads
     # The values `forgetting tune` tries, key by key (every combination is a trial; keys not listed keep their
     # params.yaml value). Strengths on log grids.
     search_space: ClassVar[dict[str, list[Any]]] = {}
-    # Its own params.yaml keys with their types (a ``forgetting.params.Section`` for a section, ``number(...)`` for
-    # a value): dvc.yaml's list entry names the same keys, check_params and its stage check them.
+    # Its own params.yaml keys with their types (a ``forgetting.config.params.Section`` for a section, ``number(...)``
+    # for a value): dvc.yaml's list entry names the same keys, check_params and its stage check them.
     params_section: ClassVar[dict[str, Any]] = {}
     # What it reads of task A beyond the checkpoint and the data: names of ``TaskAState.files()``.
     task_a_needs: ClassVar[tuple[str, ...]] = ()

@@ -2,7 +2,7 @@
 
     penalty = alpha / 2 * sum_k sum_i F_k,i * (theta_i - theta_k,i)^2
 
-with theta_k the weights at the end of task k and F_k the diagonal Fisher of task k there (``forgetting.fisher``;
+with theta_k the weights at the end of task k and F_k the diagonal Fisher of task k there (``forgetting.nn.fisher``;
 task A's comes from the ``fisher`` stage, later tasks' are computed as they finish, with the same settings).
 ``alpha`` is the top-level param, so that ``dvc exp run -S alpha=50`` sweeps it.
 """
@@ -13,12 +13,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from forgetting.data import Split
+from forgetting.config.params import number
+from forgetting.data.mnist import Split
+from forgetting.data.scenarios import Scenario
 from forgetting.errors import ForgettingError
-from forgetting.fisher import task_fisher
-from forgetting.model import StackedMLP, weights_by_path
-from forgetting.params import number
-from forgetting.scenarios import Scenario
+from forgetting.nn.fisher import task_fisher
+from forgetting.nn.model import StackedMLP, weights_by_path
 from forgetting.strategies.base import Memory, QuadraticPenalty, TaskAState, Weights
 
 

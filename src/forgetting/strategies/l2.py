@@ -7,9 +7,9 @@ from typing import Any, ClassVar
 
 import keras
 
-from forgetting.data import Split
-from forgetting.model import weights_by_path
-from forgetting.params import STRENGTH, Section
+from forgetting.config.params import STRENGTH, Section
+from forgetting.data.mnist import Split
+from forgetting.nn.model import weights_by_path
 from forgetting.strategies.base import Memory, QuadraticPenalty, TaskAState
 
 

@@ -14,10 +14,10 @@ from typing import Any, ClassVar
 import keras
 import tensorflow as tf
 
-from forgetting.data import Split
-from forgetting.model import IMAGE_SHAPE, StackedMLP
-from forgetting.params import POSITIVE, STRENGTH, Section
-from forgetting.scenarios import Scenario
+from forgetting.config.params import POSITIVE, STRENGTH, Section
+from forgetting.data.mnist import Split
+from forgetting.data.scenarios import Scenario
+from forgetting.nn.model import IMAGE_SHAPE, StackedMLP
 from forgetting.strategies.base import Memory, Strategy, TaskAState
 
 

@@ -4,7 +4,7 @@
     penalty = mas.lambda / 2 * sum_i Omega_i * (theta_i - theta*_i)^2
 
 with f(x) the task's logits (``Scenario.columns``), x_n task k's training examples and theta* the latest task's
-weights. The per-example gradients use the Dense closed form of ``forgetting.fisher``: with delta = 2 f(x) pushed
+weights. The per-example gradients use the Dense closed form of ``forgetting.nn.fisher``: with delta = 2 f(x) pushed
 back to each Dense pre-activation, |dK| summed over examples is |a|^T |delta| (one backward pass per chunk).
 """
 
@@ -16,11 +16,11 @@ import numpy as np
 import tensorflow as tf
 from pydantic import Field
 
-from forgetting.data import Split
-from forgetting.fisher import dense_forward, dense_sums, mean_over_chunks, one_repetition_at_a_time
-from forgetting.model import StackedMLP, weights_by_path
-from forgetting.params import STRENGTH, Section
-from forgetting.scenarios import Scenario
+from forgetting.config.params import STRENGTH, Section
+from forgetting.data.mnist import Split
+from forgetting.data.scenarios import Scenario
+from forgetting.nn.fisher import dense_forward, dense_sums, mean_over_chunks, one_repetition_at_a_time
+from forgetting.nn.model import StackedMLP, weights_by_path
 from forgetting.strategies.base import Memory, QuadraticPenalty, TaskAState, Weights
 
 

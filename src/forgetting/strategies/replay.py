@@ -19,9 +19,9 @@ from typing import Any, ClassVar
 import keras
 import numpy as np
 
-from forgetting.data import Split
+from forgetting.config.params import Section, integer, repetition_seeds
+from forgetting.data.mnist import Split
 from forgetting.errors import ForgettingError
-from forgetting.params import Section, integer, repetition_seeds
 from forgetting.strategies.base import Memory, Strategy, TaskAState
 
 

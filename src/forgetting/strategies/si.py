@@ -16,12 +16,12 @@ from typing import Any, ClassVar
 import keras
 import numpy as np
 
-from forgetting.data import Split
+from forgetting.config.params import STRENGTH, Section, number
+from forgetting.data.mnist import Split
 from forgetting.errors import ForgettingError
 from forgetting.files import cheapest_fix
-from forgetting.model import weights_by_path
-from forgetting.params import STRENGTH, Section, number
-from forgetting.path_integral import PathIntegral
+from forgetting.nn.model import weights_by_path
+from forgetting.nn.path_integral import PathIntegral
 from forgetting.strategies.base import Memory, QuadraticPenalty, TaskAState, Weights
 
 

@@ -11,13 +11,13 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from forgetting.data import Split
+from forgetting.data.mnist import Split
+from forgetting.data.scenarios import Scenario
 from forgetting.errors import ForgettingError
+from forgetting.evaluation.intervals import ci95, paired_difference, summary
 from forgetting.files import atomic_output
-from forgetting.intervals import ci95, paired_difference, summary
-from forgetting.scenarios import Scenario
 
-__all__ = ["ci95", "paired_difference", "summary"]  # re-exported: forgetting.intervals holds them
+__all__ = ["ci95", "paired_difference", "summary"]  # re-exported: forgetting.evaluation.intervals holds them
 
 
 def accuracy(

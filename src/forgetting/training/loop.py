@@ -1,7 +1,7 @@
 """Training, written once: Keras ``fit`` over every repetition at once, the strategy's penalty added in
 ``compute_loss``.
 
-The network holds S repetitions (``forgetting.model``). Each compiled step gathers each repetition's own batch
+The network holds S repetitions (``forgetting.nn.model``). Each compiled step gathers each repetition's own batch
 (``TrainingSet``: repetition s visits the examples in its own seeded order, and may have its own examples, as
 replay's buffers are) and minimises
 
@@ -25,13 +25,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from forgetting.data import Split, load_tasks
+from forgetting.config.params import repetition_seeds
+from forgetting.data.mnist import Split, load_tasks
+from forgetting.data.scenarios import Scenario
 from forgetting.errors import ForgettingError
-from forgetting.metrics import accuracy, ci95
-from forgetting.model import STEPS_PER_EXECUTION, StackedMLP, build_network
-from forgetting.params import repetition_seeds
-from forgetting.path_integral import PathIntegral
-from forgetting.scenarios import Scenario
+from forgetting.evaluation.metrics import accuracy, ci95
+from forgetting.nn.model import STEPS_PER_EXECUTION, StackedMLP, build_network
+from forgetting.nn.path_integral import PathIntegral
 from forgetting.strategies import Strategy, build_strategy
 from forgetting.strategies.base import TaskAState
 
@@ -387,7 +387,7 @@ def train_new_model(
     """Freshly initialised MLPs (``params['model']``, the scenario's outputs), one per repetition seed
     (``repetition_seeds``), trained together with ``fit`` under ``params['train']``'s optimiser settings for
     ``epochs`` epochs, as task number ``task`` of the sequence (None: every task at once); with ``path_integral``,
-    also the path integral over this training (``forgetting.path_integral``). ``what`` names the training in
+    also the path integral over this training (``forgetting.nn.path_integral``). ``what`` names the training in
     errors."""
     seed_everything(params["seed"])
     seeds = repetition_seeds(params)

@@ -1,5 +1,5 @@
-"""The report's figures (``forgetting.report``), drawn with matplotlib's Agg canvas (no display, no pyplot state) and
-saved as byte-stable PNGs: a fixed size and dpi, matplotlib's default style, no software tag or date.
+"""The report's figures (``forgetting.reporting.report``), drawn with matplotlib's Agg canvas (no display, no pyplot
+state) and saved as byte-stable PNGs: a fixed size and dpi, matplotlib's default style, no software tag or date.
 
 Every strategy has its own colour in every figure (``colour``: tab10, then tab20's lighter shades, greys left out, by
 its place in the strategy list); joint is black, the task-A model grey. A
@@ -23,7 +23,7 @@ from matplotlib.transforms import Bbox
 from forgetting.strategies import listed
 
 if TYPE_CHECKING:
-    from forgetting.results import Results
+    from forgetting.evaluation.results import Results
 
 DPI = 100
 # tab10 without its grey, then tab20's lighter shades without theirs: 18 colours before any repeats

@@ -3,8 +3,7 @@
     F_i = 1/N * sum_n sum_c w_nc * (d log p(c | x_n) / d theta_i)^2
 
 where p is the softmax over the task's own outputs (``Scenario.columns``: its head in the task scenario, all
-logits otherwise),
-averaged over individual examples x_n, and the weights w_nc pick the estimator:
+logits otherwise), averaged over individual examples x_n, and the weights w_nc pick the estimator:
   - ``exact``:     w_nc = p(c | x_n)                (the true Fisher: expectation over the model's own labels)
   - ``sampled``:   w_nc = 1[c = y_n], y_n ~ p(. | x_n)  (one seeded sample per example)
   - ``empirical``: w_nc = 1[c = label_n]            (the "empirical Fisher")
@@ -27,11 +26,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from forgetting.data import Split
+from forgetting.config.params import FISHER_ESTIMATORS
+from forgetting.data.mnist import Split
 from forgetting.errors import ForgettingError
 from forgetting.files import cheapest_fix, load_weight_sets, save_weight_sets
-from forgetting.model import StackedDense, StackedMLP, sum_over_batch
-from forgetting.params import FISHER_ESTIMATORS
+from forgetting.nn.model import StackedDense, StackedMLP, sum_over_batch
 
 CHUNK = 4096
 
@@ -82,7 +81,7 @@ def _dense_layers(network: keras.Model) -> list[StackedDense]:
     if not isinstance(network, StackedMLP):
         raise ForgettingError(
             f"{network.name} ({type(network).__name__}) is not a StackedMLP: the vectorised Fisher supports the "
-            "stacked MLP of forgetting.model only"
+            "stacked MLP of forgetting.nn.model only"
         )
     return network.dense_layers
 

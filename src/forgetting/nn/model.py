@@ -4,7 +4,7 @@ logits, trained together as one model with a leading repetition axis (a "stacked
 Every weight has a leading repetition dimension (``hidden/kernel`` is (S, 784, hidden)); repetition s is the MLP
 whose weights are slice s, initialised from its own seed (``seeds[s]``) and never mixed with another's: each
 layer is a batched matrix product over the repetitions, so the repetitions' computations are the same as if each
-were trained alone (``forgetting.training`` gives each its own data order and sums their losses, so each one's
+were trained alone (``forgetting.training.loop`` gives each its own data order and sums their losses, so each one's
 gradient is exactly its own). The number of logits is the scenario's (``Scenario.num_outputs``).
 """
 

@@ -32,7 +32,7 @@ def train_and_score(config: dict[str, Any], files: dict[str, bytes], params: dic
 def _limit_threads(cpus: int) -> None:
     """TensorFlow's thread pools sized to the trial's CPUs, once per worker process (before TensorFlow runs)."""
     global _threads_set
-    from forgetting.cli import import_tensorflow
+    from forgetting.stage import import_tensorflow
 
     import_tensorflow()
     import tensorflow as tf
@@ -46,11 +46,13 @@ def _limit_threads(cpus: int) -> None:
 def _score(trial: dict[str, Any], files: dict[str, bytes], params: dict[str, Any]) -> dict[str, Any]:
     import numpy as np
 
-    from forgetting import data, metrics, training
-    from forgetting.intervals import ci95
-    from forgetting.params import with_values
-    from forgetting.scenarios import Scenario
+    from forgetting.config.params import with_values
+    from forgetting.data import mnist
+    from forgetting.data.scenarios import Scenario
+    from forgetting.evaluation import metrics
+    from forgetting.evaluation.intervals import ci95
     from forgetting.strategies import TaskAState, strategy_class
+    from forgetting.training import loop
 
     params = with_values(params, trial["params"])
     with tempfile.TemporaryDirectory(prefix="forgetting-trial-") as tmp:
@@ -60,10 +62,10 @@ def _score(trial: dict[str, Any], files: dict[str, bytes], params: dict[str, Any
             (root / name).write_bytes(content)
         scenario = Scenario.from_params(params)
         task_a = TaskAState(scenario).rooted(root)
-        network = training.train_strategy(
+        network = loop.train_strategy(
             trial["strategy"], params, task_a, "validation", root / "log.csv", root / "each.csv", verbose=0
         )
-        validation = data.load_tasks("validation", scenario, task_a.data_root)
+        validation = mnist.load_tasks("validation", scenario, task_a.data_root)
         predict = strategy_class(trial["strategy"]).predict
         each = np.array([metrics.accuracy(network, split, scenario, predict=predict) for split in validation.values()])
     repetitions = each.mean(axis=0)  # each repetition's mean over the tasks

@@ -6,7 +6,7 @@ split. ``task_inputs`` says what else sets a task apart: nothing (``digits``: sp
 permutation per task (``permuted``: task t's is drawn from (seed, t), task 0 keeps MNIST's own order; Goodfellow et
 al. 2013, Kirkpatrick et al. 2017), or a rotation (``rotated``: task t turned by t x ``degrees_per_task`` degrees).
 The files keep each example's digit and task index; its label depends on the scenario and is set when a split is
-loaded (``forgetting.scenarios``).
+loaded (``forgetting.data.scenarios``).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from forgetting.errors import ForgettingError
 from forgetting.files import atomic_output, cheapest_fix, save_npz
 
 if TYPE_CHECKING:
-    from forgetting.scenarios import Scenario
+    from forgetting.data.scenarios import Scenario
 
 MNIST_FILES = (
     "train-images-idx3-ubyte.gz",

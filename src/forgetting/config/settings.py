@@ -9,8 +9,8 @@ from typing import Any
 
 import yaml
 
+from forgetting.config.params import SCENARIOS, with_values
 from forgetting.errors import ForgettingError
-from forgetting.params import SCENARIOS
 
 SEQUENCES: dict[str, list[list[int]]] = {
     "even-odd": [[0, 2, 4, 6, 8], [1, 3, 5, 7, 9]],  # the default: task A = even digits, task B = odd digits
@@ -88,3 +88,13 @@ def tuned(setting: str | None, root: Path = TUNING) -> dict[str, Any] | None:
         return None
     path = tuning_path(setting, root=root)
     return yaml.safe_load(path.read_text()) if path.is_file() else None
+
+
+def setting_params(params: dict[str, Any], setting: str, tuning: Path | None = None) -> dict[str, Any]:
+    """``params`` (params.yaml's dict) set up for ``setting``: its scenario, tasks, task inputs and size, then, with
+    ``tuning`` (a folder of tuning files), the values `forgetting tune` chose for it where it has been tuned."""
+    overrides = values(setting)
+    if tuning is not None:
+        for entry in (tuned(setting, tuning) or {}).get("chosen", {}).values():
+            overrides |= entry["params"]
+    return with_values(params, overrides)

@@ -11,11 +11,11 @@ from typing import Any
 
 import numpy as np
 
+from forgetting.config.pipeline import listed
+from forgetting.config.settings import TUNING, setting_of, tuned
+from forgetting.data.scenarios import task_names
 from forgetting.errors import ForgettingError
-from forgetting.intervals import Difference, ci95, paired_difference
-from forgetting.pipeline import listed
-from forgetting.scenarios import task_names
-from forgetting.settings import TUNING, setting_of, tuned
+from forgetting.evaluation.intervals import Difference, ci95, paired_difference
 
 # metrics/<folder><name>.json of every model: the means, each repetition's values, the per-epoch log, the matrix
 FILES = {"summary": "", "repetitions": "repetitions/", "per_epoch": "accuracy_per_epoch/", "matrix": "accuracy_matrix/"}
@@ -25,7 +25,7 @@ FILES = {"summary": "", "repetitions": "repetitions/", "per_epoch": "accuracy_pe
 class Results:
     """One setting's results: the params it ran with, every model's metrics files by model name (``summary``:
     metrics/<name>.json; ``repetitions``, ``per_epoch``, ``matrix``: the files of that name's folder, as in
-    ``FILES``) and the setting's tuning file (``forgetting.settings.tuned``), or None."""
+    ``FILES``) and the setting's tuning file (``forgetting.config.settings.tuned``), or None."""
 
     params: dict[str, Any]
     summary: dict[str, dict[str, float]]

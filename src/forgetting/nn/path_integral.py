@@ -11,7 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from forgetting.files import load_weight_sets, save_weight_sets
-from forgetting.model import weights_by_path
+from forgetting.nn.model import weights_by_path
 
 Weights = dict[str, np.ndarray]
 

@@ -27,13 +27,14 @@ from typing import Any
 
 import yaml
 
-from forgetting import params as params_module
-from forgetting import project, settings
-from forgetting.cli import import_tensorflow
+from forgetting.config import params as params_module
+from forgetting.config import settings
+from forgetting.config.params import set_key, with_values
 from forgetting.errors import ForgettingError
 from forgetting.files import atomic_output
-from forgetting.params import set_key, with_values
-from forgetting.project import copy_project, project_root
+from forgetting.stage import import_tensorflow
+from forgetting.tuning import project
+from forgetting.tuning.project import copy_project, project_root
 
 NAME = "tune"
 HELP = "choose a setting's hyperparameters on validation data (Ray Tune)"
@@ -133,9 +134,9 @@ def grid(names: list[str], overrides: dict[str, list[Any]]) -> list[dict[str, An
 
 
 def setting_params(params: dict[str, Any], setting: str, assignments: list[str]) -> dict[str, Any]:
-    """params.yaml for ``setting``: its scenario, tasks and task inputs, then the ``-S KEY=VALUE`` assignments;
+    """params.yaml for ``setting`` (``settings.setting_params``), then the ``-S KEY=VALUE`` assignments;
     validated."""
-    params = with_values(params, settings.values(setting))
+    params = settings.setting_params(params, setting)
     for item in assignments:
         key, sep, text = item.partition("=")
         if not sep:
@@ -176,7 +177,7 @@ def connect(ray, address: str | None) -> None:
     env = {"TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3")}
     runtime_env: dict[str, Any] = {"env_vars": env}
     if address:
-        runtime_env["py_modules"] = [str(Path(__file__).parent)]
+        runtime_env["py_modules"] = [str(Path(__file__).parents[1])]  # the forgetting package
     quiet = {"include_dashboard": False, "logging_level": "error", "log_to_driver": False}
     try:
         ray.init(address=address, runtime_env=runtime_env, **quiet)
@@ -191,7 +192,7 @@ def run_trials(ray, trials, params, files, cpus, storage: Path) -> list[dict[str
     config and result."""
     from ray import tune
 
-    from forgetting.trial import train_and_score
+    from forgetting.tuning.trial import train_and_score
 
     trainable = tune.with_resources(
         tune.with_parameters(train_and_score, files=files, params=params, cpus=cpus), {"cpu": cpus}

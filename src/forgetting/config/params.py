@@ -17,11 +17,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
-from forgetting import pipeline
+from forgetting.config import pipeline
 from forgetting.errors import ForgettingError
 
 FISHER_ESTIMATORS = ("exact", "sampled", "empirical")
-SCENARIOS = ("domain", "task", "class")  # forgetting.scenarios, which imports TensorFlow
+SCENARIOS = ("domain", "task", "class")  # forgetting.data.scenarios, which imports TensorFlow
 CLASS_OUTPUTS = ("all", "seen")
 PARAMS_FILE = "params.yaml"
 

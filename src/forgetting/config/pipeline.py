@@ -1,6 +1,6 @@
 """The project's dvc.yaml as the package reads it: the strategy list (``vars: strategies``), the one place that names
-the strategies the pipeline runs. No TensorFlow here (``forgetting.params`` uses it to know which params.yaml keys
-the strategies own)."""
+the strategies the pipeline runs. No TensorFlow here (``forgetting.config.params`` uses it to know which params.yaml
+keys the strategies own)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from typing import Any
 
 from forgetting.errors import ForgettingError
 
-PIPELINE = Path(__file__).resolve().parents[2] / "dvc.yaml"  # the project this package belongs to
-STRATEGIES = Path(__file__).resolve().parent / "strategies"
+PIPELINE = Path(__file__).resolve().parents[3] / "dvc.yaml"  # the project this package belongs to
+STRATEGIES = Path(__file__).resolve().parents[1] / "strategies"
 NOT_STRATEGIES = {"__init__", "base"}  # modules of the strategies package that hold no strategy
 
 

@@ -28,7 +28,7 @@ from typing import NamedTuple
 import yaml
 
 from forgetting.errors import ForgettingError
-from forgetting.intervals import Difference, paired_difference
+from forgetting.evaluation.intervals import Difference, paired_difference
 
 NAME = "diff"
 HELP = "compare two models' metrics with paired confidence intervals (dvc metrics diff, between models)"
@@ -133,7 +133,7 @@ def model_names(files: Files) -> list[str]:
     return [match[1] for path in paths if (match := re.fullmatch(r"metrics/([^/]+)\.json", str(path)))]
 
 
-def load_model(files: Files, name: str, names: list[str]) -> Model:
+def load_metrics(files: Files, name: str, names: list[str]) -> Model:
     """Model ``name``'s metrics; a ForgettingError if dvc.yaml does not list it or it has not been evaluated."""
     if name not in names:
         close = difflib.get_close_matches(name, names, n=1)
@@ -232,7 +232,7 @@ def run(args: argparse.Namespace) -> int:
         raise ForgettingError(f"both models are {args.old!r}: name two different ones, e.g. `forgetting diff ewc l2`")
     files = Files(args.rev)
     names = model_names(files)
-    old, new = (load_model(files, name, names) for name in (args.old, args.new))
+    old, new = (load_metrics(files, name, names) for name in (args.old, args.new))
     seeds = shared_seeds(old, new)
     result = rows(old, new, seeds, args.all)
     if args.json:

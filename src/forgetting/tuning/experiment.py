@@ -14,9 +14,9 @@ import shlex
 import subprocess
 from typing import Any
 
-from forgetting import settings
+from forgetting.config import settings
 from forgetting.errors import ForgettingError
-from forgetting.project import project_root
+from forgetting.tuning.project import project_root
 
 NAME = "exp"
 HELP = "run a setting with its tuned values as a DVC experiment"

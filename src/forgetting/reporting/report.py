@@ -1,7 +1,7 @@
 """The generated report: ``report/README.md``, one setting's results as a page that a git host shows (tables of
 every model's metrics and the paired differences between strategies, the hyperparameters and where they were
-chosen), with the figures of ``forgetting.figures`` beside it; and ``write_settings_page``, the same for several
-settings side by side (the scenario benchmark). Byte-stable: the same metrics and params give the same bytes."""
+chosen), with the figures of ``forgetting.reporting.figures`` beside it; and ``write_settings_page``, the same for
+several settings side by side (the scenario benchmark). Byte-stable: the same metrics and params give the same bytes."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from forgetting import figures
+from forgetting.config.params import value_at
+from forgetting.config.settings import TUNING, setting_of, tuning_path
+from forgetting.data.scenarios import Scenario
+from forgetting.evaluation.results import Results, models
 from forgetting.files import atomic_output
-from forgetting.params import value_at
-from forgetting.results import Results, models
-from forgetting.scenarios import Scenario
-from forgetting.settings import TUNING, setting_of, tuning_path
+from forgetting.reporting import figures
 from forgetting.strategies import Memory, listed, strategy_class
 
 LABELS = {"task_a": "`task_a` (after task A only)", "joint": "`joint` (upper bound)"}
@@ -58,7 +58,10 @@ def make(
         results = Results.load(params, metrics, tuning)
         folder.mkdir()
         lines = section(results, folder, link="figures/")
-        lines += ["", "Regenerate this page with `dvc repro report` (src/forgetting/report.py); do not edit it."]
+        lines += [
+            "",
+            "Regenerate this page with `dvc repro report` (src/forgetting/reporting/report.py); do not edit it.",
+        ]
         _write_markdown(page, lines)
         write_plot_data(results, plots)
 

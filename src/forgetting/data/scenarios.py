@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from forgetting.params import SCENARIOS
+from forgetting.config.params import SCENARIOS
 
 __all__ = ["SCENARIOS", "Scenario", "task_names"]
 
