@@ -148,3 +148,18 @@ def test_a_corrupt_mnist_file_is_named(tmp_path):
     assert message.startswith(f"MNIST file {manual / 't10k-labels-idx1-ubyte.gz'} is corrupt")
     assert "replace it with the original t10k-labels-idx1-ubyte.gz" in message
     assert not (tmp_path / "tfds").exists()
+
+
+def test_the_train_counts_per_digit_are_mnists():
+    """check_params knows how many examples of each digit a train split holds without reading the data: MNIST's
+    counts, read here from the label file itself (idx1: an 8-byte header, then one byte per label)."""
+    import gzip
+
+    from test_pipeline_e2e import mnist_dir
+
+    folder = mnist_dir()
+    if folder is None:
+        pytest.skip("MNIST files not found")
+    labels = np.frombuffer(gzip.decompress((folder / "train-labels-idx1-ubyte.gz").read_bytes())[8:], np.uint8)
+    assert tuple(np.bincount(labels, minlength=10)) == mnist.TRAIN_PER_DIGIT
+    assert mnist.train_examples(5, 0.1, "all") == 5421 - 542 and mnist.train_examples(5, 0.1, 30) == 30

@@ -15,6 +15,7 @@ import pytest
 import yaml
 from scipy import stats
 
+from forgetting import cli
 from forgetting.config.pipeline import listed
 from forgetting.errors import ForgettingError
 from forgetting.reporting import diff
@@ -168,7 +169,7 @@ def test_partially_shared_seeds(project, capsys):
 
 def test_one_shared_seed_gives_no_interval(project, capsys):
     row = table(invoke(capsys, "ewc", "solo")[1])[2]
-    assert row[4:] == ["-", "-", "not resolved"]
+    assert row[4:] == ["±n/a", "-", "not resolved"]  # as the report shows it: no interval, not a zero one
 
 
 def test_metrics_only_one_model_has(project, capsys):
@@ -193,6 +194,7 @@ def test_metrics_only_one_model_has(project, capsys):
         (["ewc", "si"], "metrics/si.json is missing: run `dvc repro evaluate@si`"),
         (["ewc", "ewc"], "both models are 'ewc': name two different ones"),
         (["ewc", "replay"], "ewc (seeds [42, 43, 44, 45, 46]) and replay (seeds [1, 2]) share no seed: rerun one"),
+        (["ewc", "l2", "--precision", "-1"], "--precision -1: give the decimals to show, 0 to 12 (default 4)"),
     ],
 )
 def test_errors(project, capsys, argv, message):
@@ -209,6 +211,48 @@ def test_corrupt_metrics_file(project, capsys):
     assert (code, out) == (1, "")
     assert err.startswith("error: forgetting diff: metrics/l2.json is corrupt (")
     assert err.endswith("): run `dvc repro evaluate@l2`\n")
+
+
+@pytest.mark.parametrize(
+    ("path", "content", "message"),
+    [
+        ("metrics/l2.json", [0.8], "metrics/l2.json is not a metrics file (a mapping of metric names to numbers)"),
+        ("metrics/l2.json", {"mean_accuracy": "high"}, "metrics/l2.json is not a metrics file"),
+        (
+            "metrics/repetitions/l2.json",
+            {"seed": [42], "mean_accuracy": 0.8},
+            "metrics/repetitions/l2.json is not a metrics file (a mapping of metric names to lists of numbers)",
+        ),
+        ("metrics/repetitions/l2.json", {"mean_accuracy": [0.8]}, "metrics/repetitions/l2.json has no seed list"),
+    ],
+)
+def test_valid_json_of_the_wrong_shape(project, capsys, path, content, message):
+    (project / path).write_text(json.dumps(content))
+    code, out, err = invoke(capsys, "ewc", "l2")
+    assert (code, out) == (1, "")
+    assert err.startswith(f"error: forgetting diff: {message}") and err.endswith(": run `dvc repro evaluate@l2`\n")
+    assert err.count("\n") == 1
+
+
+def test_a_reader_that_stops_early_and_ctrl_c(project, monkeypatch, capsys):
+    """`forgetting diff ... | head`: the closed pipe ends the command quietly; Ctrl-C is one line, exit 130."""
+    command = [sys.executable, "-c", "from forgetting.cli import main_exit; main_exit()", "diff", "ewc", "l2"]
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    child.stdout.close()  # before the child prints: its every write meets a closed pipe
+    assert (child.wait(timeout=60), child.stderr.read()) == (0, "")
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    with pytest.raises(SystemExit) as exit_status:  # a value argparse refuses: one line too
+        cli.main(["diff", "ewc", "l2", "--precision", "abc"])
+    assert exit_status.value.code == 2
+    assert capsys.readouterr().err == (
+        "error: forgetting diff: argument --precision: invalid int value: 'abc' (see forgetting diff --help)\n"
+    )
+    monkeypatch.setattr(diff, "run", interrupted)
+    assert cli.main(["diff", "ewc", "l2"]) == 130
+    assert capsys.readouterr().err == "error: forgetting diff: interrupted (Ctrl-C)\n"
 
 
 def test_not_the_project_root(tmp_path, monkeypatch, capsys):

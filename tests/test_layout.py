@@ -20,6 +20,7 @@ LAYERS = (
     "training",
     "reporting",
     "tuning",
+    "restore",
     "cli",
 )
 

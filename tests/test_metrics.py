@@ -1,6 +1,8 @@
 """Metrics over repetitions: every repetition's accuracy, its forgetting and BWT from its own training log, and the
 means with their 95% confidence half-widths (Student t)."""
 
+import math
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -10,7 +12,7 @@ from scipy import stats
 from forgetting.data import mnist
 from forgetting.data.scenarios import Scenario
 from forgetting.errors import ForgettingError
-from forgetting.evaluation import metrics
+from forgetting.evaluation import intervals, metrics
 from forgetting.nn.model import build_network
 
 DOMAIN = Scenario("domain", EVEN_ODD)
@@ -37,10 +39,14 @@ def test_ci95_is_the_student_t_half_width(values):
     assert metrics.ci95(values) > 0
 
 
-def test_ci95_of_one_value_or_equal_values_is_zero():
-    assert metrics.ci95([0.7]) == 0.0
-    assert metrics.ci95(np.array([0.25])) == 0.0
+def test_one_value_has_no_interval_and_equal_values_a_zero_one():
+    """One repetition is not perfect certainty: its interval is missing (NaN; null in the files, "n/a" shown)."""
+    assert math.isnan(metrics.ci95([0.7])) and math.isnan(metrics.ci95(np.array([0.25])))
     assert metrics.ci95([0.5, 0.5, 0.5]) == 0.0
+    assert intervals.half_width([0.7]) is None and intervals.half_width([0.5, 0.5]) == 0.0
+    assert metrics.summary({"seed": [3], "mean_accuracy": [0.8]}) == {"mean_accuracy": 0.8, "mean_accuracy_ci95": None}
+    assert intervals.plus_minus(None) == intervals.plus_minus(math.nan) == "± n/a"
+    assert intervals.plus_minus(0.01234, 4, space="") == "±0.0123"
 
 
 def _numpy_logits(network, images: np.ndarray) -> np.ndarray:
@@ -220,11 +226,11 @@ def test_repetition_metrics_without_reference_or_sequence():
     assert metrics.summary(repetitions) == pytest.approx(
         {
             "task_a_accuracy": 0.9,
-            "task_a_accuracy_ci95": 0.0,
+            "task_a_accuracy_ci95": None,
             "task_b_accuracy": 0.8,
-            "task_b_accuracy_ci95": 0.0,
+            "task_b_accuracy_ci95": None,
             "mean_accuracy": 0.85,
-            "mean_accuracy_ci95": 0.0,
+            "mean_accuracy_ci95": None,
         }
     )
 
@@ -259,15 +265,16 @@ def test_epoch_records_give_the_mean_and_its_interval():
     ]
     for record in metrics.epoch_records(rows, NAMES):
         assert record["high"] - record["accuracy"] == pytest.approx(record["accuracy"] - record["low"], abs=2e-6)
-    # a log without intervals (one repetition): low = high = the accuracy
-    assert metrics.epoch_records([_row("task_a", 0.9, 0.1, epoch=0)], NAMES)[0] == {
-        "epoch": 0,
-        "trained": "task_a",
-        "task": "task_a",
-        "accuracy": 0.9,
-        "low": 0.9,
-        "high": 0.9,
-    }
+    # a log without intervals (one repetition, its cells empty): no band
+    for row in ([_row("task_a", 0.9, 0.1, epoch=0)], [_row("task_a", 0.9, 0.1, epoch=0, task_a_accuracy_ci95="")]):
+        assert metrics.epoch_records(row, NAMES)[0] == {
+            "epoch": 0,
+            "trained": "task_a",
+            "task": "task_a",
+            "accuracy": 0.9,
+            "low": None,
+            "high": None,
+        }
 
 
 def test_paired_difference_is_the_paired_t_test():

@@ -55,6 +55,12 @@ def test_committed_params_are_valid(defaults):
         ("mas.lambda", -2, "mas.lambda = -2 is invalid"),
         ("replay.buffer_size", 0, "replay.buffer_size = 0 is invalid"),
         ("replay.shift", 5, "replay.shift = 5 is invalid; set it to an integer from 0"),
+        (
+            "data.train_per_digit",
+            30,
+            "params.yaml: replay.buffer_size = 1000 draws up to 200 examples of each digit of the task [0, 2, 4, 6, 8],"
+            " but its train split holds 30 of digit 0 (data.train_per_digit = 30); lower replay.buffer_size to 150",
+        ),
         ("data.validation_fraction", 1.0, "data.validation_fraction = 1.0 is invalid"),
         ("model.dropout", 1.0, "model.dropout = 1.0 is invalid"),
         ("seed", True, "seed = True is invalid"),
@@ -90,6 +96,46 @@ def test_overlapping_digit_sets_are_rejected(defaults):
     defaults["tasks"] = [[0, 2], [1, 3], [5, 2]]
     with pytest.raises(ForgettingError, match=r"tasks share the digits \[2\]; each digit may belong to one task only"):
         validate(defaults)
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"tasks": [[0], [1]]}, "task 1 of tasks, [0], has one digit: in the domain scenario its labels are then one"),
+        ({"tasks": [[0, 2], [1]], "scenario": "task"}, "task 2 of tasks, [1], has one digit: in the task scenario"),
+        (
+            {"tasks": [[0], [1, 2]], "scenario": "class", "class_outputs": "seen"},
+            "the first task, [0], has one digit: with class_outputs = 'seen' it trains through a softmax over that one",
+        ),
+    ],
+)
+def test_a_softmax_over_one_class_is_refused(defaults, values, message):
+    """A single-class softmax has loss 0 and accuracy 1 whatever the network does: nothing to measure."""
+    defaults.update(values)
+    with pytest.raises(ForgettingError) as error:
+        validate(defaults)
+    assert f"params.yaml: {message}" in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize(("degrees", "task"), [(0, 2), (180, 3), (360, 2), (120, 4)])
+def test_rotations_that_repeat_a_task_are_refused(defaults, degrees, task):
+    """Rotated MNIST with an angle whose multiples come round again: two tasks are the same images."""
+    defaults.update(tasks=[list(range(10))] * 4, task_inputs={"kind": "rotated", "degrees_per_task": degrees})
+    with pytest.raises(ForgettingError) as error:
+        validate(defaults)
+    assert str(error.value).startswith(f"params.yaml: task_inputs.degrees_per_task = {degrees} turns task {task} by ")
+    assert "the tasks repeat; choose an angle whose multiples up to 3 x it differ, e.g. 45" in str(error.value)
+    defaults["task_inputs"]["degrees_per_task"] = 15
+    validate(defaults)
+
+
+def test_one_digit_tasks_are_meaningful_in_the_class_scenario(defaults):
+    """Over every digit's output (class_outputs: all), a task of one digit still has to be told from the others."""
+    defaults.update(tasks=[[0], [1], [2]], scenario="class", class_outputs="all")
+    validate(defaults)
+    defaults.update(tasks=[[0, 1], [2]], class_outputs="seen")
+    validate(defaults)
 
 
 @pytest.mark.parametrize(

@@ -180,3 +180,37 @@ def test_replayed_copies_are_shifted_but_task_b_is_not(make_mnist):
         np.testing.assert_allclose(replayed.image.sum(axis=(1, 2, 3))[:30], buffer.image.sum(axis=(1, 2, 3)), rtol=0.35)
     # each repetition shifts from its own seed: the same buffer, other shifts
     assert not np.array_equal(mixed[0].image[len(task_b) :], mixed[1].image[len(task_b) :])
+
+
+@pytest.mark.parametrize(("tasks", "fraction", "per_digit"), [(EVEN_ODD, 0.25, "all"), (FIVE_PAIRS, 0.1, 17)])
+def test_check_setting_refuses_exactly_the_buffers_the_data_cannot_fill(monkeypatch, tasks, fraction, per_digit):
+    """check_params' verdict (no data read: MNIST's counts per digit) against the run's: every buffer drawn, from
+    task A's train split and then after each task but the last, on data with those counts."""
+    counts = (40, 37, 44, 35, 41, 39, 42, 36, 43, 38)
+    monkeypatch.setattr(mnist, "TRAIN_PER_DIGIT", counts)
+    digits = np.repeat(np.arange(10), counts)
+    train = mnist.make_split(np.zeros((len(digits), 28, 28), np.uint8), digits)
+    cap = None if per_digit == "all" else per_digit
+    splits = [mnist.build_task(train, train, list(t), i, fraction, 3, cap)["train"] for i, t in enumerate(tasks)]
+
+    def accepted(size: int) -> bool:
+        params = {"tasks": [list(t) for t in tasks], "replay": {"buffer_size": size}}
+        try:
+            Replay.check_setting(params | {"data": {"validation_fraction": fraction, "train_per_digit": per_digit}})
+        except ForgettingError:
+            return False
+        return True
+
+    def runs(size: int) -> bool:
+        try:
+            buffer = class_balanced_sample(splits[0], size, 0)
+            for t in range(1, len(tasks) - 1):
+                buffer = class_balanced_sample(mnist.Split.concat(buffer, splits[t]), size, t)
+        except ForgettingError:
+            return False
+        return True
+
+    verdicts = [accepted(size) for size in range(1, 400)]
+    fits = verdicts.index(False)
+    assert fits > 20 and not any(verdicts[fits:])
+    assert runs(fits) and not runs(fits + 1)

@@ -357,3 +357,23 @@ def test_the_stage_names_a_missing_file_in_one_line(stage_repo):
         "error: report: metrics/repetitions/lwf.json is missing: run `dvc repro` (stage evaluate@lwf writes it)"
     ]
     assert not (stage_repo / "report" / "README.md").exists() and not (stage_repo / "report" / "figures").exists()
+
+
+def test_one_repetition_has_no_interval_anywhere(tmp_path):
+    """seeds: 1: every interval reads "n/a" (the files hold null), never "± 0.000" or "nan", and the figures are
+    drawn without error bars or bands."""
+    metrics = write_metrics(tmp_path / "metrics", 2)
+    for name in report.models():
+        repetitions = {key: values[:1] for key, values in load(metrics, "repetitions", name).items()}
+        write_json(metrics / f"{name}.json", summary(repetitions))
+        write_json(metrics / "repetitions" / f"{name}.json", repetitions)
+        records = load(metrics, "accuracy_per_epoch", name)
+        write_json(metrics / "accuracy_per_epoch" / f"{name}.json", [r | {"low": None, "high": None} for r in records])
+    assert load(metrics, "", "ewc")["mean_accuracy_ci95"] is None
+    out = tmp_path / "report"
+    report.make(make_params(SEQUENCES["even-odd"]), out, metrics, tmp_path / "tuning")
+    page = (out / "README.md").read_text()
+    rows = table(page, "model")
+    assert rows["`ewc`"][2] == f"**{load(metrics, '', 'ewc')['mean_accuracy']:.3f} ± n/a**"
+    assert "± 0.000" not in page and "nan" not in page.lower() and page.count("± n/a") > 20
+    assert all(png.read_bytes().startswith(b"\x89PNG") for png in (out / "figures").glob("*.png"))

@@ -4,6 +4,7 @@ tune under a local Ray, its bad inputs, and the tuned values run as a DVC experi
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import shutil
@@ -102,6 +103,41 @@ def test_setting_params(base):
         tune.setting_params(base, "class-split3", [])
 
 
+def test_command_line_values_are_yaml_1_2_and_errors_name_the_option(base):
+    """`1e-4` is a number on the command line as in params.yaml (DVC reads YAML 1.2); a bad value is blamed on the
+    option that gave it."""
+    p = tune.setting_params(base, "domain-even-odd", ["finetune.learning_rate=1e-4", "alpha=1e3"])
+    assert p["finetune"]["learning_rate"] == 1e-4 and p["alpha"] == 1000.0
+    assert tune.parse_space(["l2.weight=1e-4,1e3"], ["l2"]) == {"l2.weight": [1e-4, 1000.0]}
+    with pytest.raises(ForgettingError) as error:
+        tune.setting_params(base, "domain-even-odd", ["seeds=2", "finetune.learning_rate=-1e-4"])
+    assert str(error.value).startswith("-S finetune.learning_rate=-1e-4: finetune.learning_rate = -0.0001 is invalid")
+    with pytest.raises(ForgettingError, match=r"^--space l2.weight=\[1: '\[1' is not a YAML value"):
+        tune.parse_space(["l2.weight=[1"], ["l2"])
+
+
+def test_a_buffer_the_data_cannot_fill_stops_the_tuner_before_any_trial(monkeypatch, capsys):
+    """The replay trials would each fail after task A; the conflict is found first, naming the params to change,
+    and only for the strategies being tuned."""
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setattr(tune, "import_ray", lambda: pytest.fail("Ray started"))
+    args = ["--scenario", "domain", "--tasks", "even-odd", "-S", "data.train_per_digit=50"]
+    parser = argparse.ArgumentParser()
+    tune.add_arguments(parser)
+    with pytest.raises(ForgettingError) as error:
+        tune.run(parser.parse_args([*args, "--strategies", "naive,replay"]))
+    assert str(error.value) == (
+        "replay: params.yaml: replay.buffer_size = 1000 draws up to 200 examples of each digit of the task "
+        "[0, 2, 4, 6, 8], but its train split holds 50 of digit 0 (data.train_per_digit = 50); lower "
+        "replay.buffer_size to 250 or raise data.train_per_digit (set by -S data.train_per_digit=50)"
+    )
+    with pytest.raises(ForgettingError, match=r"^--cpus-per-trial -1: give each trial 1 or more CPUs \(default 1\)$"):
+        tune.run(parser.parse_args([*args, "--strategies", "naive", "--cpus-per-trial", "-1"]))
+    monkeypatch.setattr(tune, "import_ray", lambda: (_ for _ in ()).throw(SystemExit("past the checks")))
+    with pytest.raises(SystemExit, match="past the checks"):  # the strategies tuned here have no such conflict
+        tune.run(parser.parse_args([*args, "--strategies", "naive,ewc"]))
+
+
 def test_settings_names(base):
     assert settings.setting_of(base) == "domain-even-odd"  # params.yaml's own
     assert settings.setting_of({**base, "tasks": [[0, 1], [2, 3]]}) is None
@@ -124,19 +160,51 @@ def _trial(strategy, value, score, error=None):
 def test_choose_takes_the_best_validation_score_and_skips_failed_trials():
     results = [_trial("ewc", 10, 0.7), _trial("ewc", 100, 0.8), _trial("ewc", 1e6, None, "the loss became nan")]
     results += [_trial("l2", 0.1, 0.75), _trial("l2", 1, 0.75)]
-    chosen = tune.choose(results)
+    chosen, failed = tune.choose(results)
     assert chosen["ewc"] == {"params": {"alpha": 100}, "score": 0.8, "score_ci95": 0.01, "trials": 3}
     assert chosen["l2"]["params"] == {"l2.weight": 0.1}  # the first of equals
-    with pytest.raises(ForgettingError, match="every trial of ewc failed"):
-        tune.choose([_trial("ewc", 1e6, None, "the loss became nan")])
+    assert failed == {}
+    # a strategy whose every trial failed is named with its own first error, and the others are still chosen
+    chosen, failed = tune.choose([_trial("l2", 1, 0.6), _trial("ewc", 1e6, None, "the loss became nan")])
+    assert list(chosen) == ["l2"] and failed == {"ewc": "the loss became nan"}
+
+
+class _Result:  # what Ray Tune's ResultGrid yields, as `finished` reads it
+    def __init__(self, trial, metrics=None, error=None):
+        self.config, self.metrics, self.error = {"trial": trial}, metrics, error
+
+
+def test_finished_trials_keep_failures_and_leave_out_those_ctrl_c_stopped():
+    trials = [{"strategy": "ewc", "params": {"alpha": a}} for a in (1, 10, 100)]
+    done = {"score": 0.8, "score_ci95": 0.01, "seconds": 2.0}
+    grid = [
+        _Result(trials[2], {"result": done}),
+        _Result(trials[0], {}, RuntimeError("Traceback ...\nValueError: worker died")),
+        _Result(trials[1], {}),  # stopped by Ctrl-C before it reported
+    ]
+    assert tune.finished(grid, trials) == [
+        {**trials[0], "score": None, "score_ci95": None, "error": "ValueError: worker died"},
+        {**trials[2], **done},
+    ]
+
+
+def test_an_interrupted_tune_keeps_its_finished_trials_and_chooses_nothing(tmp_path, base):
+    p = tune.setting_params(base, "domain-even-odd", [])
+    path = tune.write_results(tmp_path, "domain-even-odd", p, [_trial("ewc", 10, 0.7)], None, ["seeds=2"], 5.0)
+    assert path == tmp_path / "domain-even-odd.partial.json"
+    assert json.loads(path.read_text())["trials"] == [_trial("ewc", 10, 0.7)]
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["domain-even-odd.partial.json"]  # nothing chosen
+    results = [_trial("ewc", 10, 0.7)]
+    tune.write_results(tmp_path, "domain-even-odd", p, results, tune.choose(results)[0], [], 5.0)
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["domain-even-odd.json", "domain-even-odd.yaml"]
 
 
 def test_results_merge_with_earlier_strategies_and_both_files_are_written(tmp_path, base):
     p = tune.setting_params(base, "domain-even-odd", [])
     first = [_trial("ewc", 10, 0.7), _trial("ewc", 100, 0.8), _trial("l2", 1, 0.6)]
-    tune.write_results(tmp_path, "domain-even-odd", p, first, tune.choose(first), [], 12.0)
+    tune.write_results(tmp_path, "domain-even-odd", p, first, tune.choose(first)[0], [], 12.0)
     again = [_trial("l2", 0.1, 0.9)]
-    tune.write_results(tmp_path, "domain-even-odd", p, again, tune.choose(again), ["seeds=2"], 3.0)
+    tune.write_results(tmp_path, "domain-even-odd", p, again, tune.choose(again)[0], ["seeds=2"], 3.0)
     trials = json.loads((tmp_path / "domain-even-odd.json").read_text())
     assert [(t["strategy"], t["score"]) for t in trials["trials"]] == [("ewc", 0.7), ("ewc", 0.8), ("l2", 0.9)]
     tuned = settings.tuned("domain-even-odd", tmp_path)

@@ -1,22 +1,32 @@
 """The ``forgetting`` console command: ``forgetting diff`` compares two strategies' metrics with paired confidence
 intervals, ``forgetting tune`` chooses a setting's hyperparameters on validation with Ray Tune, ``forgetting exp``
-runs a setting with its tuned values as a DVC experiment."""
+runs a setting with its tuned values as a DVC experiment, ``forgetting restore`` goes back to the last commit's
+results after a failed run."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from forgetting.errors import ForgettingError
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """A bad option or value is one line, ``error: forgetting diff: ...``, and exit status 2 (argparse's)."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def main(argv: list[str] | None = None) -> int:
+    from forgetting import restore
     from forgetting.reporting import diff
     from forgetting.tuning import experiment, tune
 
-    parser = argparse.ArgumentParser(prog="forgetting", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (diff, tune, experiment):
+    parser = OneLineParser(prog="forgetting", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=OneLineParser)
+    for module in (diff, tune, experiment, restore):
         sub = commands.add_parser(module.NAME, help=module.HELP, description=module.__doc__)
         sub.formatter_class = argparse.RawDescriptionHelpFormatter
         module.add_arguments(sub)
@@ -27,6 +37,12 @@ def main(argv: list[str] | None = None) -> int:
     except ForgettingError as exc:
         print(f"error: forgetting {args.command}: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print(f"error: forgetting {args.command}: interrupted (Ctrl-C)", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # the reader stopped early (`forgetting diff ... | head`): not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so that the exit's flush stays quiet
+        return 0
 
 
 def main_exit() -> None:

@@ -174,6 +174,38 @@ class Params(Section):
                 f"task_inputs.kind = {kind!r} gives every task the same digits, which the class scenario cannot tell "
                 "apart; use scenario domain or task"
             )
+        if kind == "rotated":
+            degrees = self.task_inputs.degrees_per_task
+            angles = [round(t * degrees % 360, 9) for t in range(len(self.tasks))]
+            if len(set(angles)) < len(angles):
+                again = next(t for t, angle in enumerate(angles) if angle in angles[:t])
+                raise ValueError(
+                    f"task_inputs.degrees_per_task = {degrees:g} turns task {again + 1} by {again} x {degrees:g} "
+                    f"degrees, as much as task {angles.index(angles[again]) + 1}: the tasks repeat; choose an angle "
+                    f"whose multiples up to {len(angles) - 1} x it differ, e.g. {360 / len(angles) / 2:g}"
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _every_softmax_has_two_classes(self) -> Params:
+        """A task trained through a softmax over one class has loss 0 and accuracy 1 whatever the network does: in
+        the domain and task scenarios every task's own labels, in the class scenario with ``class_outputs: seen``
+        the first task's."""
+        if self.scenario == "class":
+            if self.class_outputs == "seen" and len(self.tasks[0]) < 2:
+                raise ValueError(
+                    f"the first task, {self.tasks[0]}, has one digit: with class_outputs = 'seen' it trains through "
+                    "a softmax over that one class (loss 0, accuracy 1 whatever the network learns); give it 2 or "
+                    "more digits, or set class_outputs: all"
+                )
+            return self
+        for number, task in enumerate(self.tasks, 1):
+            if len(task) < 2:
+                raise ValueError(
+                    f"task {number} of tasks, {task}, has one digit: in the {self.scenario} scenario its labels are "
+                    "then one class (loss 0, accuracy 1 whatever the network learns); give every task 2 or more "
+                    "digits, or use scenario: class"
+                )
         return self
 
 
@@ -222,6 +254,17 @@ def _with_sections(fields: tuple[tuple[str, Any, bool], ...]) -> type[Params]:
     return create_model(
         "Params", __base__=Params, **{key: (annotation, ... if needed else None) for key, annotation, needed in fields}
     )
+
+
+def parse_value(text: str) -> Any:
+    """A value written on the command line (``-S KEY=VALUE``, ``--space KEY=V1,V2``), read as DVC reads params.yaml:
+    YAML 1.2, so ``1e-4`` is a number (YAML 1.1 made it a string)."""
+    from ruamel.yaml import YAML, YAMLError
+
+    try:
+        return YAML(typ="safe", pure=True).load(text)
+    except YAMLError as exc:
+        raise ForgettingError(f"{text!r} is not a YAML value ({str(exc).strip().splitlines()[0]})") from None
 
 
 def read(path: str | Path = PARAMS_FILE) -> dict[str, Any]:

@@ -36,6 +36,8 @@ MNIST_FILES = (
     "t10k-labels-idx1-ubyte.gz",
 )
 SPLITS = ("train", "validation", "test")
+# Examples of each digit 0-9 in MNIST's train split (60,000 in all), before the validation hold-out.
+TRAIN_PER_DIGIT = (5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949)
 PREPARED = "data/prepared"  # prepare's output: one folder per task
 _DOWNLOAD_HOST = "storage.googleapis.com"
 
@@ -114,6 +116,13 @@ def build_task(
         rest = rest.subset(np.sort(np.concatenate(keep)))
     splits = {"train": rest, "validation": validation, "test": select_digits(test, digits)}
     return {name: replace(split, task=np.full(len(split), task, np.int32)) for name, split in splits.items()}
+
+
+def train_examples(digit: int, validation_fraction: float, train_per_digit: int | str) -> int:
+    """How many examples of ``digit`` a task's train split holds (``build_task``): MNIST's, less the validation
+    hold-out, capped at ``train_per_digit`` (params.yaml's ``data.train_per_digit``: an integer, or all)."""
+    rest = TRAIN_PER_DIGIT[digit] - round(validation_fraction * TRAIN_PER_DIGIT[digit])
+    return rest if train_per_digit == "all" else min(rest, train_per_digit)
 
 
 def pixel_order(seed: int, task: int, pixels: int = 28 * 28) -> np.ndarray:

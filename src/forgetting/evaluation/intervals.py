@@ -3,6 +3,7 @@ SciPy only (no TensorFlow), so that ``forgetting diff`` and the report start in 
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -11,11 +12,28 @@ from scipy import stats
 
 def ci95(values) -> float:
     """The half-width of the 95% confidence interval of the mean of ``values`` (Student t, n - 1 degrees of
-    freedom): t_0.975,n-1 * sd / sqrt(n), with sd the sample standard deviation; 0 for a single value."""
+    freedom): t_0.975,n-1 * sd / sqrt(n), with sd the sample standard deviation; NaN for a single value (one
+    repetition has no interval)."""
     values = np.asarray(values, np.float64)
     if len(values) < 2:
-        return 0.0
+        return math.nan
     return float(stats.t.ppf(0.975, len(values) - 1) * stats.sem(values))
+
+
+def half_width(values) -> float | None:
+    """``ci95`` as the files hold it: rounded to 6 digits, None (JSON null, an empty CSV cell) where there is no
+    interval."""
+    half = ci95(values)
+    return None if math.isnan(half) else round(half, 6)
+
+
+NO_INTERVAL = "n/a"  # what the report, the tuner and `forgetting diff` show where there is no interval
+
+
+def plus_minus(half: float | None, digits: int = 3, space: str = " ") -> str:
+    """``± 0.012``, or ``± n/a`` where there is no interval (one repetition)."""
+    missing = half is None or math.isnan(half)
+    return f"±{space}{NO_INTERVAL if missing else format(half, f'.{digits}f')}"
 
 
 class Difference(NamedTuple):
@@ -52,5 +70,5 @@ def summary(repetitions: dict[str, list[float]]) -> dict[str, float]:
     for key, values in repetitions.items():
         if key != "seed":
             result[key] = round(float(np.mean(values)), 6)
-            result[f"{key}_ci95"] = round(ci95(values), 6)
+            result[f"{key}_ci95"] = half_width(values)
     return result

@@ -98,15 +98,15 @@ def epoch_records(rows: list[dict[str, str]], names: list[str]) -> list[dict[str
     records = []
     for row in rows:
         for name in names:
-            mean, half = float(row[f"{name}_accuracy"]), float(row.get(f"{name}_accuracy_ci95") or 0.0)
+            mean, half = float(row[f"{name}_accuracy"]), row.get(f"{name}_accuracy_ci95")
             records.append(
                 {
                     "epoch": int(row["epoch"]),
                     "trained": row["task"],
                     "task": name,
                     "accuracy": round(mean, 6),
-                    "low": round(mean - half, 6),
-                    "high": round(mean + half, 6),
+                    "low": round(mean - float(half), 6) if half else None,  # one repetition: no interval
+                    "high": round(mean + float(half), 6) if half else None,
                 }
             )
     return records

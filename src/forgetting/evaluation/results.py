@@ -80,7 +80,10 @@ class Results:
     def curve(self, model: str, task: str) -> tuple[np.ndarray, ...]:
         """(epochs, mean accuracy, low, high) on ``task`` along ``model``'s per-epoch log."""
         records = [r for r in self.per_epoch[model] if r["task"] == task]
-        return tuple(np.array([r[key] for r in records]) for key in ("epoch", "accuracy", "low", "high"))
+        return tuple(
+            np.array([np.nan if r[key] is None else r[key] for r in records])  # None: no interval
+            for key in ("epoch", "accuracy", "low", "high")
+        )
 
     def grid(self, model: str) -> np.ndarray:
         """The accuracy matrix of ``model``: row i after training on task i, column j tested on task j."""

@@ -28,7 +28,7 @@ from typing import NamedTuple
 import yaml
 
 from forgetting.errors import ForgettingError
-from forgetting.evaluation.intervals import Difference, paired_difference
+from forgetting.evaluation.intervals import Difference, paired_difference, plus_minus
 
 NAME = "diff"
 HELP = "compare two models' metrics with paired confidence intervals (dvc metrics diff, between models)"
@@ -141,9 +141,25 @@ def load_metrics(files: Files, name: str, names: list[str]) -> Model:
         raise ForgettingError(f"unknown model {name!r}: use one of {', '.join(names)}{hint}")
     means = files.load(f"metrics/{name}.json", json.loads, rerun(name))
     repetitions = files.load(f"metrics/repetitions/{name}.json", json.loads, rerun(name))
-    if "seed" not in repetitions:
-        raise ForgettingError(f"metrics/repetitions/{name}.json has no seed list: {rerun(name)}")
+    shapes = (
+        (f"metrics/{name}.json", means, "a mapping of metric names to numbers", _number),
+        (f"metrics/repetitions/{name}.json", repetitions, "a mapping of metric names to lists of numbers", _numbers),
+    )
+    for path, content, shape, fits in shapes:
+        if not isinstance(content, dict) or not all(isinstance(k, str) and fits(v) for k, v in content.items()):
+            raise ForgettingError(f"{path} is not a metrics file{files.where} ({shape}): {rerun(name)}")
+    if not isinstance(repetitions.get("seed"), list) or not all(type(s) is int for s in repetitions["seed"]):
+        raise ForgettingError(f"metrics/repetitions/{name}.json has no seed list{files.where}: {rerun(name)}")
     return Model(name, means, repetitions)
+
+
+def _number(value) -> bool:
+    """A metric's value: a number, or null (no interval)."""
+    return value is None or (isinstance(value, int | float) and not isinstance(value, bool))
+
+
+def _numbers(values) -> bool:
+    return isinstance(values, list) and all(_number(v) and v is not None for v in values)
 
 
 def shared_seeds(old: Model, new: Model) -> list[int]:
@@ -188,7 +204,7 @@ def cells(row: Row, precision: int) -> list[str]:
         number(row.old, f".{precision}f"),
         number(row.new, f".{precision}f"),
         number(mean, f"+.{precision}f"),
-        "-" if math.isnan(ci95) else f"±{ci95:.{precision}f}",
+        "-" if math.isnan(mean) else plus_minus(ci95, precision, space=""),
         f"<{small:.{precision}f}" if p < small else number(p, f".{precision}f"),
         row.verdict or "-",
     ]
@@ -230,6 +246,8 @@ def run(args: argparse.Namespace) -> int:
     """Print the comparison of models A and B; 0."""
     if args.old == args.new:
         raise ForgettingError(f"both models are {args.old!r}: name two different ones, e.g. `forgetting diff ewc l2`")
+    if not 0 <= args.precision <= 12:
+        raise ForgettingError(f"--precision {args.precision}: give the decimals to show, 0 to 12 (default 4)")
     files = Files(args.rev)
     names = model_names(files)
     old, new = (load_metrics(files, name, names) for name in (args.old, args.new))

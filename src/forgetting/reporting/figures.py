@@ -8,6 +8,7 @@ beside it."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,13 +87,14 @@ def mean_accuracy(results: Results, path: Path, memory: dict[str, str]) -> None:
     rows = np.arange(len(names))[::-1]
     for row, name in zip(rows, names, strict=True):
         s = results.summary[name]
-        ax.errorbar(s["mean_accuracy"], row, xerr=s["mean_accuracy_ci95"], fmt="o", color=colour(name), capsize=3)
+        ax.errorbar(s["mean_accuracy"], row, xerr=_bar(s["mean_accuracy_ci95"]), fmt="o", color=colour(name), capsize=3)
         ax.text(1.03, row, memory[name], transform=ax.get_yaxis_transform(), va="center", fontsize=9)
     ax.text(1.03, len(names) - 0.3, "memory", transform=ax.get_yaxis_transform(), fontsize=9, weight="bold")
     for name, style, label in (("joint", "--", "joint (upper bound)"), ("naive", ":", "naive fine-tuning")):
         mean, half = results.summary[name]["mean_accuracy"], results.summary[name]["mean_accuracy_ci95"]
         ax.axvline(mean, color=colour(name), linestyle=style, label=f"{label}: {mean:.3f}")
-        ax.axvspan(mean - half, mean + half, color=colour(name), alpha=0.1, linewidth=0)
+        if _bar(half) is not None:
+            ax.axvspan(mean - half, mean + half, color=colour(name), alpha=0.1, linewidth=0)
     ax.set_yticks(rows, [_label(name, results.same_as()) for name in names])
     ax.set_ylim(-0.7, len(names) - 0.3)
     ax.set_xlabel("mean final test accuracy over the tasks (mean and 95% CI over the repetitions)")
@@ -133,6 +135,11 @@ def forgetting_curves(results: Results, path: Path, memory: dict[str, str]) -> N
     figure.supxlabel("epoch (task A's, then each later task's in turn)", fontsize=10)
     figure.supylabel("test accuracy", fontsize=10)
     _save(figure, path)
+
+
+def _bar(half: float | None) -> float | None:
+    """An error bar's half-width, None where there is no interval (one repetition)."""
+    return None if half is None or math.isnan(half) else half
 
 
 def _band(ax: Axes, epochs, mean, low, high, colour, label: str, style: str = "-") -> None:
@@ -193,9 +200,9 @@ def stability_plasticity(results: Results, path: Path, memory: dict[str, str]) -
     for name in (name for name in names if name not in same):
         x, dx, y, dy = results.stability(name)
         marker = {"fmt": "*", "markersize": 12} if name == "joint" else {"fmt": "o"}
-        ax.errorbar(x, y, xerr=dx, yerr=dy, color=colour(name), capsize=2, **marker)
+        ax.errorbar(x, y, xerr=_bar(dx), yerr=_bar(dy), color=colour(name), capsize=2, **marker)
         twins = [other for other in names if same.get(other) == name]
-        points.append((x, dx, y, dy, " = ".join([name, *twins])))
+        points.append((x, _bar(dx) or 0.0, y, _bar(dy) or 0.0, " = ".join([name, *twins])))
     low, high = ax.get_xlim()
     ax.set_xlim(low - 0.08 * (high - low), high + 0.12 * (high - low))  # room for labels beside the outer points
     tasks = results.tasks

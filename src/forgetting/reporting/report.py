@@ -13,6 +13,7 @@ from typing import Any
 from forgetting.config.params import value_at
 from forgetting.config.settings import TUNING, setting_of, tuning_path
 from forgetting.data.scenarios import Scenario
+from forgetting.evaluation.intervals import plus_minus
 from forgetting.evaluation.results import Results, models
 from forgetting.files import atomic_output
 from forgetting.reporting import figures
@@ -200,7 +201,7 @@ def _difference(results: Results, row: str, column: str) -> str:
         return "—"
     if d.verdict == "identical":
         return "identical"
-    text = f"{d.mean:+.3f} ± {d.ci95:.3f}"
+    text = f"{d.mean:+.3f} {plus_minus(d.ci95)}"
     return f"**{text}**" if d.verdict == "real" else text
 
 
@@ -278,7 +279,7 @@ def _number(value: Any) -> str:
 
 
 def _mean_ci(values: dict[str, float], key: str) -> str:
-    return f"{values[key]:.3f} ± {values[f'{key}_ci95']:.3f}"
+    return f"{values[key]:.3f} {plus_minus(values[f'{key}_ci95'])}"
 
 
 def _table(header: list[str], rows: list[list[str]], text: int = 0) -> list[str]:

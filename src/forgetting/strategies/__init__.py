@@ -70,13 +70,24 @@ def check_own_params(name: str, params: dict[str, Any]) -> None:
     params_file.validate_section(params, strategy_class(name).params_section)
 
 
-def validate_params(params: dict[str, Any]) -> params_file.Params:
+def check_setting(name: str, params: dict[str, Any]) -> None:
+    """``Strategy.check_setting`` of strategy ``name``, its one line prefixed with params.yaml's name."""
+    try:
+        strategy_class(name).check_setting(params)
+    except ForgettingError as exc:
+        raise ForgettingError(f"{params_file.PARAMS_FILE}: {exc}") from None
+
+
+def validate_params(params: dict[str, Any], strategies: list[str] | None = None) -> params_file.Params:
     """The whole of params.yaml checked, every strategy's keys against its module's types (which imports every
     strategy's module: ``check_params`` and the tuner; the other stages check the common sections and then their own
-    strategy's)."""
-    return params_file.validate(
+    strategy's), then the setting of each of ``strategies`` (default: the listed ones, those ``dvc repro`` runs)."""
+    valid = params_file.validate(
         params, {k: v for name in available() for k, v in strategy_class(name).params_section.items()}
     )
+    for name in listed() if strategies is None else strategies:
+        check_setting(name, params)
+    return valid
 
 
 def __getattr__(attribute: str) -> type[Strategy]:

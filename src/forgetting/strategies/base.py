@@ -125,6 +125,12 @@ class Strategy:
         return Memory("nothing")
 
     @classmethod
+    def check_setting(cls, params: dict[str, Any]) -> None:
+        """Raise ``ForgettingError`` (one line: the conflict and the param to change) where its params and the
+        common ones make a run that would fail only after training had begun (a buffer larger than the data);
+        ``check_params`` calls it before any stage runs. Nothing by default."""
+
+    @classmethod
     def acts_at(cls, hook: str) -> bool:
         """Whether this strategy overrides the hook ``hook`` (the loop compiles only the hooks a strategy uses)."""
         defined = next(vars(c)[hook] for c in cls.__mro__ if hook in vars(c))

@@ -20,7 +20,7 @@ import keras
 import numpy as np
 
 from forgetting.config.params import Section, integer, repetition_seeds
-from forgetting.data.mnist import Split
+from forgetting.data.mnist import Split, train_examples
 from forgetting.errors import ForgettingError
 from forgetting.strategies.base import Memory, Strategy, TaskAState
 
@@ -66,6 +66,24 @@ class Replay(Strategy):
     hyperparameters = ("replay.buffer_size", "replay.shift")
     # Not the buffer size: a bigger buffer always helps; it is the memory budget, set in params.yaml.
     search_space: ClassVar[dict[str, list[Any]]] = {"replay.shift": [0, 1, 2]}
+
+    @classmethod
+    def check_setting(cls, params: dict[str, Any]) -> None:
+        """The buffer, drawn class-balanced after every task but the last, takes up to ceil(N / digits seen) examples
+        of each digit: the train split must hold that many of each digit of the task just finished."""
+        size, data, seen, largest = params["replay"]["buffer_size"], params["data"], set(), []
+        for task in params["tasks"][:-1]:
+            seen |= set(task)
+            held = {d: train_examples(d, data["validation_fraction"], data["train_per_digit"]) for d in task}
+            largest.append((min(held.values()) * len(seen), task, -(-size // len(seen)), min(held, key=held.get)))
+        fits, task, quota, digit = min(largest, key=lambda entry: entry[0])
+        if size > fits:
+            held = train_examples(digit, data["validation_fraction"], data["train_per_digit"])
+            raise ForgettingError(
+                f"replay.buffer_size = {size} draws up to {quota} examples of each digit of the task {task}, but its "
+                f"train split holds {held} of digit {digit} (data.train_per_digit = {data['train_per_digit']}); "
+                f"lower replay.buffer_size to {fits} or raise data.train_per_digit"
+            )
 
     @classmethod
     def memory(cls, params: dict[str, Any], num_parameters: int, num_tasks: int) -> Memory:

@@ -29,7 +29,8 @@ from forgetting.config.params import repetition_seeds
 from forgetting.data.mnist import Split, load_tasks
 from forgetting.data.scenarios import Scenario
 from forgetting.errors import ForgettingError
-from forgetting.evaluation.metrics import accuracy, ci95
+from forgetting.evaluation.intervals import half_width
+from forgetting.evaluation.metrics import accuracy
 from forgetting.nn.model import STEPS_PER_EXECUTION, StackedMLP, build_network
 from forgetting.nn.path_integral import PathIntegral
 from forgetting.strategies import Strategy, build_strategy
@@ -224,7 +225,7 @@ class TaskAccuracyLog(keras.callbacks.Callback):
         }
         for name, values in per_task.items():
             row[f"{name}_accuracy"] = round(float(np.mean(values)), 6)
-            row[f"{name}_accuracy_ci95"] = round(ci95(values), 6)
+            row[f"{name}_accuracy_ci95"] = half_width(values)
         row.update({k: round(float(v), 6) for k, v in (logs or {}).items()})
         if logs is not None:  # let later callbacks see the task accuracies too
             logs.update({k: v for k, v in row.items() if k.endswith("_accuracy")})

@@ -50,7 +50,7 @@ def _score(trial: dict[str, Any], files: dict[str, bytes], params: dict[str, Any
     from forgetting.data import mnist
     from forgetting.data.scenarios import Scenario
     from forgetting.evaluation import metrics
-    from forgetting.evaluation.intervals import ci95
+    from forgetting.evaluation.intervals import half_width
     from forgetting.strategies import TaskAState, strategy_class
     from forgetting.training import loop
 
@@ -71,7 +71,7 @@ def _score(trial: dict[str, Any], files: dict[str, bytes], params: dict[str, Any
     repetitions = each.mean(axis=0)  # each repetition's mean over the tasks
     return {
         "score": round(float(repetitions.mean()), 6),
-        "score_ci95": round(ci95(repetitions), 6),
+        "score_ci95": half_width(repetitions),
         "repetitions": [round(float(v), 6) for v in repetitions],
         **{f"{name}_accuracy": round(float(v), 6) for name, v in zip(validation, each.mean(axis=1), strict=True)},
     }

@@ -19,7 +19,9 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import logging
 import os
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -31,6 +33,7 @@ from forgetting.config import params as params_module
 from forgetting.config import settings
 from forgetting.config.params import set_key, with_values
 from forgetting.errors import ForgettingError
+from forgetting.evaluation.intervals import plus_minus
 from forgetting.files import atomic_output
 from forgetting.stage import import_tensorflow
 from forgetting.tuning import project
@@ -61,14 +64,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     root = project_root()
     setting = settings.setting_name(args.scenario, args.tasks)
+    if args.cpus_per_trial < 1:
+        raise ForgettingError(f"--cpus-per-trial {args.cpus_per_trial}: give each trial 1 or more CPUs (default 1)")
     import_tensorflow()  # the strategy registry imports it: quietly, first
     names = strategy_names(args.strategies)
     base = setting_params(params_module.read(root / "params.yaml"), setting, args.set)
     trials = grid(names, parse_space(args.space, names))
     from forgetting.strategies import validate_params
 
-    for trial in trials:
-        validate_params(with_values(base, trial["params"]))
+    for trial in trials:  # every trial's values, and each strategy's setting (a buffer the data cannot fill)
+        try:
+            validate_params(with_values(base, trial["params"]), [trial["strategy"]])
+        except ForgettingError as exc:
+            raise ForgettingError(trial_problem(str(exc), trial, args.space, args.set)) from None
     if args.update_params and settings.setting_of(params_module.read(root / "params.yaml")) != setting:
         raise ForgettingError(f"--update-params: params.yaml is not set up for {setting}; leave it out")
     ray = import_ray()
@@ -82,11 +90,21 @@ def run(args: argparse.Namespace) -> int:
     finally:
         ray.shutdown()
     seconds = time.perf_counter() - start
-    chosen = choose(results)
-    write_results(args.out, setting, base, results, chosen, args.set, seconds)
-    if args.update_params:
-        update_params(root / "params.yaml", chosen)
-    print(summary(setting, chosen, seconds, args.out))
+    if len(results) < len(trials):  # Ctrl-C: Ray Tune stopped the rest
+        path = write_results(args.out, setting, base, results, None, args.set, seconds)
+        raise ForgettingError(
+            f"interrupted: {len(results)} of {len(trials)} trials finished, kept in {path} (nothing chosen); "
+            "run the command again to tune the setting"
+        )
+    chosen, failed = choose(results)
+    if chosen:
+        write_results(args.out, setting, base, results, chosen, args.set, seconds)
+        if args.update_params:
+            update_params(root / "params.yaml", chosen)
+        print(summary(setting, chosen, seconds, args.out))
+    if failed:
+        kept = f"; the others' choices are in {settings.tuning_path(setting, root=args.out)}" if chosen else ""
+        raise ForgettingError("; ".join(f"every trial of {n} failed: {e}" for n, e in failed.items()) + kept)
     return 0
 
 
@@ -109,7 +127,10 @@ def parse_space(items: list[str], names: list[str]) -> dict[str, list[Any]]:
     space = {}
     for item in items:
         key, _, text = item.partition("=")
-        values = [yaml.safe_load(v) for v in text.split(",") if v.strip()]
+        try:
+            values = [params_module.parse_value(v) for v in text.split(",") if v.strip()]
+        except ForgettingError as exc:
+            raise ForgettingError(f"--space {item}: {exc}") from None
         if key not in readable:
             raise ForgettingError(
                 f"--space {item}: no strategy tuned here reads {key!r} (they read {sorted(readable)})"
@@ -141,11 +162,38 @@ def setting_params(params: dict[str, Any], setting: str, assignments: list[str])
         key, sep, text = item.partition("=")
         if not sep:
             raise ForgettingError(f"-S {item}: write KEY=VALUE, e.g. -S seeds=2")
-        params = with_values(params, {key: yaml.safe_load(text)})
+        try:
+            params = with_values(params, {key: params_module.parse_value(text)})
+        except ForgettingError as exc:
+            raise ForgettingError(f"-S {item}: {exc}") from None
     from forgetting.strategies import validate_params  # every strategy's section too
 
-    validate_params(params)
+    try:
+        validate_params(params, strategies=[])  # each trial's strategy's setting: with its values (run)
+    except ForgettingError as exc:
+        raise ForgettingError(blame(str(exc), assignments, "-S")) from None
     return params
+
+
+def blame(problem: str, assignments: list[str], option: str) -> str:
+    """``problem`` (params.yaml: KEY = ... ) told of the command-line assignment that set KEY, where one did."""
+    body = problem.removeprefix(f"{params_module.PARAMS_FILE}: ")
+    for item in assignments:
+        if re.match(rf"{re.escape(item.partition('=')[0])}\b", body):
+            return f"{option} {item}: {body}"
+    return problem
+
+
+def trial_problem(problem: str, trial: dict[str, Any], space: list[str], assignments: list[str]) -> str:
+    """``problem`` with a trial told of where the values it names came from: the trial's (a ``--space`` option or
+    the strategy's own search space) and the ``-S`` assignments."""
+    source = trial["strategy"]
+    if any(key in problem for key in trial["params"]):
+        given = [item for item in space if item.partition("=")[0] in trial["params"]]
+        values = ", ".join(f"{key} = {value!r}" for key, value in trial["params"].items())
+        source += f" trial ({values}, from {f'--space {given[0]}' if given else 'its module search_space'})"
+    set_here = [f"-S {item}" for item in assignments if item.partition("=")[0] in problem]
+    return f"{source}: {problem}" + (f" (set by {', '.join(set_here)})" if set_here else "")
 
 
 def import_ray():
@@ -203,14 +251,20 @@ def run_trials(ray, trials, params, files, cpus, storage: Path) -> list[dict[str
         tune_config=tune.TuneConfig(reuse_actors=True),
         run_config=tune.RunConfig(storage_path=str(storage), name="tune", verbose=0, callbacks=[Progress(len(trials))]),
     )
-    grid_results = tuner.fit()
+    logging.getLogger("ray.tune").setLevel(logging.ERROR)  # not its note on resuming from our temporary folder
+    return finished(tuner.fit(), trials)
+
+
+def finished(grid_results, trials: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each finished trial's config and result, in the grid's order: a failed one (a crash too) with its error;
+    those Ctrl-C stopped before they reported are left out."""
     results = []
     for result in grid_results:
         if result.error is not None:
-            raise ForgettingError(
-                f"trial {result.config['trial']} failed: {str(result.error).strip().splitlines()[-1]}"
-            )
-        results.append({**result.config["trial"], **result.metrics["result"]})
+            error = str(result.error).strip().splitlines()[-1]
+            results.append({**result.config["trial"], "score": None, "score_ci95": None, "error": error})
+        elif "result" in (result.metrics or {}):
+            results.append({**result.config["trial"], **result.metrics["result"]})
     return sorted(results, key=lambda r: trials.index({"strategy": r["strategy"], "params": r["params"]}))
 
 
@@ -235,44 +289,50 @@ def describe(result: dict[str, Any]) -> str:
     values = " ".join(f"{k}={v:g}" for k, v in result["params"].items()) or "(no hyperparameters)"
     if result.get("error"):
         return f"{result['strategy']} {values}: failed ({result['error']})"
-    score = f"val acc {result['score']:.4f} ± {result['score_ci95']:.4f}"
+    score = f"val acc {result['score']:.4f} {plus_minus(result['score_ci95'], 4)}"
     return f"{result['strategy']} {values}: {score} ({result['seconds']:.0f} s)"
 
 
-def choose(results: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Each strategy's best trial by mean validation accuracy (the first of equals, in search order)."""
+def choose(results: list[dict[str, Any]]) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    """Each strategy's best trial by mean validation accuracy (the first of equals, in search order), and the first
+    error of each strategy whose every trial failed."""
     chosen: dict[str, dict[str, Any]] = {}
+    failed: dict[str, str] = {}
     for name in dict.fromkeys(r["strategy"] for r in results):
         scored = [r for r in results if r["strategy"] == name and r.get("score") is not None]
         if not scored:
-            raise ForgettingError(f"every trial of {name} failed ({results[0].get('error')}): widen its search space")
+            failed[name] = next(r.get("error") for r in results if r["strategy"] == name)
+            continue
         best = max(scored, key=lambda r: r["score"])
         trials = sum(r["strategy"] == name for r in results)
         chosen[name] = {"params": best["params"], "score": best["score"], "score_ci95": best["score_ci95"]}
         chosen[name]["trials"] = trials
-    return chosen
+    return chosen, failed
 
 
-def write_results(out: Path, setting, params, results, chosen, assignments, seconds) -> None:
+def write_results(out: Path, setting, params, results, chosen, assignments, seconds) -> Path:
     """tuning/<setting>.json (every trial) and .yaml (the chosen values), merged with the strategies that an earlier
-    run tuned and this one did not; both or neither."""
+    run tuned and this one did not; both or neither. With ``chosen`` None (an interrupted run), the finished trials
+    alone, in tuning/<setting>.partial.json, which a later full run of the setting removes. The path written."""
     json_path, yaml_path = settings.tuning_path(setting, ".json", out), settings.tuning_path(setting, ".yaml", out)
+    partial = settings.tuning_path(setting, ".partial.json", out)
+    header = {"setting": setting, "scenario": params["scenario"], "tasks": params["tasks"]}
+    header |= {"seeds": params_module.repetition_seeds(params), "overrides": assignments}
+    out.mkdir(parents=True, exist_ok=True)
+    if chosen is None:
+        with atomic_output(partial) as tmp:
+            tmp.write_text(json.dumps({**header, "seconds": round(seconds), "trials": results}, indent=1) + "\n")
+        return partial
     old_trials = json.loads(json_path.read_text())["trials"] if json_path.is_file() else []
     old_chosen = (settings.tuned(setting, out) or {}).get("chosen", {})
     trials = [t for t in old_trials if t["strategy"] not in chosen] + results
-    header = {
-        "setting": setting,
-        "scenario": params["scenario"],
-        "tasks": params["tasks"],
-        "seeds": params_module.repetition_seeds(params),
-        "overrides": assignments,
-    }
-    out.mkdir(parents=True, exist_ok=True)
     with atomic_output(json_path) as tmp_json, atomic_output(yaml_path) as tmp_yaml:
         tmp_json.write_text(json.dumps({**header, "trials": trials}, indent=1, allow_nan=False) + "\n")
         note = f"# Chosen by `forgetting tune` on validation data ({seconds:.0f} s); every trial: {json_path.name}\n"
         body = {**header, "chosen": {**old_chosen, **chosen}}
         tmp_yaml.write_text(note + yaml.safe_dump(body, sort_keys=False, default_flow_style=None))
+    partial.unlink(missing_ok=True)
+    return json_path
 
 
 def update_params(path: Path, chosen: dict[str, dict[str, Any]]) -> None:
@@ -293,6 +353,6 @@ def summary(setting: str, chosen: dict[str, dict[str, Any]], seconds: float, out
     lines = [f"{setting}: chosen on validation in {seconds:.0f} s (written to {out}/{setting}.yaml):"]
     for name, entry in chosen.items():
         values = " ".join(f"{k}={v:g}" for k, v in entry["params"].items()) or "-"
-        lines.append(f"  {name:<11} {values:<24} val acc {entry['score']:.4f} ± {entry['score_ci95']:.4f}")
+        lines.append(f"  {name:<11} {values:<24} val acc {entry['score']:.4f} {plus_minus(entry['score_ci95'], 4)}")
     lines.append(f"run it: forgetting exp {setting}")
     return "\n".join(lines)
