@@ -27,7 +27,7 @@ repetition's seed.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -38,6 +38,7 @@ import tensorflow as tf
 
 from forgetting.data.mnist import Split, load_task
 from forgetting.data.scenarios import Scenario
+from forgetting.errors import ForgettingError
 from forgetting.nn.fisher import load_fisher
 from forgetting.nn.model import load_model, weights_by_path
 from forgetting.nn.path_integral import PathIntegral
@@ -124,6 +125,12 @@ class Strategy:
         """What it keeps to train on the last of ``num_tasks`` tasks, for a network of ``num_parameters``."""
         return Memory("nothing")
 
+    def set_strengths(self, strengths: Sequence[float]) -> None:
+        """Give repetition r the strength ``strengths[r]`` (the value of ``strength_param``): a grid's values on the
+        stacked axis, each repetition (value v, seed s) trained as that value and seed alone. A strategy whose
+        strength is one scalar factor of its penalty overrides this; the others cannot."""
+        raise ForgettingError(f"{self.name} has no strength to set per repetition")
+
     @classmethod
     def check_setting(cls, params: dict[str, Any]) -> None:
         """Raise ``ForgettingError`` (one line: the conflict and the param to change) where its params and the
@@ -184,7 +191,7 @@ class QuadraticPenalty(Strategy):
     (``consolidate``)."""
 
     def __init__(self, strength: float, anchor: Weights, importance: Weights | None = None) -> None:
-        self.strength = float(strength)
+        self.strength: float | np.ndarray = float(strength)  # or one per repetition (``set_strengths``)
         self.terms: list[tuple[dict[str, tf.Tensor], dict[str, tf.Tensor] | None]] = []
         self.add_anchor(anchor, importance)
 
@@ -205,12 +212,19 @@ class QuadraticPenalty(Strategy):
         ((_, importance),) = self.terms
         return {k: v.numpy() for k, v in importance.items()}
 
+    def set_strengths(self, strengths: Sequence[float]) -> None:
+        self.strength = np.asarray(strengths, np.float64)
+
     def penalty(self, model: keras.Model, x: dict | None = None, logits: tf.Tensor | None = None) -> tf.Tensor:
+        per_repetition = np.ndim(self.strength) == 1
         total = tf.constant(0.0)
         for anchor, importance in self.terms:
             for variable in model.trainable_variables:
                 squared = tf.square(variable.value - anchor[variable.path])
                 if importance is not None:
                     squared = importance[variable.path] * squared
-                total += tf.reduce_sum(squared)
+                # each repetition's sum (the leading axis), or all of them when they share the strength
+                total += tf.reduce_sum(squared, axis=list(range(1, len(squared.shape))) if per_repetition else None)
+        if per_repetition:  # each repetition's term scaled by its own strength: the same float32 factor as alone
+            return tf.reduce_sum(tf.constant(0.5 * self.strength, tf.float32) * total)
         return 0.5 * self.strength * total

@@ -9,9 +9,11 @@ or the old classes); T^2 keeps the gradient's scale independent of T. It needs n
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from forgetting.config.params import POSITIVE, STRENGTH, Section
@@ -67,12 +69,19 @@ class LwF(Strategy):
         old = tf.stop_gradient(self.teacher.per_repetition(x["image"])) / t
         # the full logits: in the task scenario ``logits`` holds only the current task's head
         new = (model.per_repetition(x["image"], training=True) if self.scenario.kind == "task" else logits) / t
+        per_repetition = np.ndim(self.weight) == 1
         total = tf.constant(0.0)
         for group in self.groups:  # logits (S, batch, outputs): the mean over each repetition's batch, summed
             target = tf.nn.log_softmax(tf.gather(old, group, axis=-1))
             current = tf.nn.log_softmax(tf.gather(new, group, axis=-1))
-            total += tf.reduce_sum(tf.reduce_mean(tf.reduce_sum(tf.exp(target) * (target - current), axis=-1), axis=-1))
+            each = tf.reduce_mean(tf.reduce_sum(tf.exp(target) * (target - current), axis=-1), axis=-1)
+            total += each if per_repetition else tf.reduce_sum(each)
+        if per_repetition:  # each repetition's term scaled by its own weight: the same float32 factor as alone
+            return tf.reduce_sum(tf.constant(self.weight * t**2, tf.float32) * total)
         return self.weight * t**2 * total
+
+    def set_strengths(self, strengths: Sequence[float]) -> None:
+        self.weight = np.asarray(strengths, np.float64)
 
     def end_task(self, network: keras.Model, task: int, train: Split) -> None:
         self.teacher = _frozen_copy(network)
