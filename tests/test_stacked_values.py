@@ -4,16 +4,23 @@ a quadratic penalty with and without importances (L2, EWC, SI, MAS, online EWC) 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from conftest import EVEN_ODD
 
+from forgetting.config.params import read, with_values
+from forgetting.data import mnist
 from forgetting.data.scenarios import Scenario
 from forgetting.errors import ForgettingError
-from forgetting.nn.model import build_network, weights_by_path
-from forgetting.strategies import Naive, QuadraticPenalty
+from forgetting.nn import fisher
+from forgetting.nn.model import build_network, save_model, weights_by_path
+from forgetting.strategies import Naive, QuadraticPenalty, TaskAState, strategy_class
 from forgetting.strategies.lwf import LwF
 from forgetting.training import loop
+
+ROOT = Path(__file__).resolve().parents[1]
 
 DOMAIN = Scenario("domain", EVEN_ODD)
 SEEDS = [5, 6]
@@ -78,3 +85,48 @@ def test_each_value_and_seed_is_that_value_trained_alone(mnist_like, make):
 def test_a_strategy_without_a_scalar_strength_says_so():
     with pytest.raises(ForgettingError, match="naive has no strength to set per repetition"):
         Naive().set_strengths([1.0, 2.0])
+
+
+@pytest.fixture
+def task_a_files(tmp_path, tiny_model, make_mnist) -> TaskAState:
+    """Task A's files as train_a and fisher leave them: a tiny 2-repetition model with dropout, synthetic data."""
+    train, test = make_mnist(600, seed=1), make_mnist(100, seed=2)
+    for t, digits in enumerate(EVEN_ODD):
+        task = mnist.build_task(train, test, list(digits), t, 0.1, seed=0)
+        mnist.save_task(task, tmp_path / "data" / f"task_{'ab'[t]}")
+    state = TaskAState(DOMAIN, tmp_path / "a.keras", tmp_path / "fisher.npz", tmp_path / "path.npz", tmp_path / "data")
+    save_model(tiny_model, state.model_path)
+    split = state.train_split()
+    diagonal = fisher.fisher_diagonal(tiny_model, split.image, split.label)
+    fisher.save_fisher(state.fisher_path, weights_by_path(tiny_model), diagonal)
+    return state
+
+
+@pytest.mark.parametrize(("name", "exact"), [("l2", True), ("ewc", True), ("mas", False), ("lwf", False)])
+def test_a_tiled_task_a_state_trains_each_value_as_it_would_alone(task_a_files, tmp_path, name, exact):
+    """What a tuning trial does with a grid of strengths: task A's state tiled (weights, dropout state, Fisher),
+    one strength per repetition, through `train_strategy`; each (value, seed) equals that value's own run: bit for
+    bit for L2 and EWC; for MAS (its importance) and LwF (its teacher's logits), whose stacked products run over
+    twice the repetitions, within 1e-7 (the differences seen: a few ulps, at most 7.5e-9)."""
+    key = strategy_class(name).strength_param
+    params = with_values(
+        read(ROOT / "params.yaml"),
+        {"seed": 7, "seeds": 2, "finetune.epochs": 1, "finetune.learning_rate": 1e-2, "model.dropout": 0.5},
+    )
+
+    def trained(state, value, strengths=None):
+        logs = (tmp_path / f"{value}.csv", tmp_path / f"{value}-each.csv")
+        network = loop.train_strategy(name, with_values(params, {key: value}), state, "test", *logs, 0, strengths)
+        return weights_by_path(network)
+
+    values = [0.3, 30.0]
+    stacked = trained(task_a_files.tiled(len(values)), values[0], np.repeat(values, 2))
+    for v, value in enumerate(values):
+        alone = trained(task_a_files, value)
+        for path, weights in alone.items():
+            mine, message = stacked[path][2 * v : 2 * v + 2], f"{path} {key}={value}"
+            if exact:
+                np.testing.assert_array_equal(mine, weights, err_msg=message)
+            else:
+                np.testing.assert_allclose(mine, weights, rtol=0, atol=1e-7, err_msg=message)
+    assert not np.array_equal(stacked["mlp/hidden/kernel"][0], stacked["mlp/hidden/kernel"][2])

@@ -19,8 +19,10 @@ from forgetting.config import params, settings
 from forgetting.errors import ForgettingError
 from forgetting.strategies import Memory, listed, strategy_class
 from forgetting.tuning import experiment, tune
+from forgetting.tuning.trial import each_value
 
 STRATEGY_LIST = listed()  # dvc.yaml's strategy list
+EWC_GRID = strategy_class("ewc").search_space["alpha"]
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -174,18 +176,37 @@ class _Result:  # what Ray Tune's ResultGrid yields, as `finished` reads it
         self.config, self.metrics, self.error = {"trial": trial}, metrics, error
 
 
+def test_a_strengths_values_become_one_job_the_rest_stay_apart():
+    trials = tune.grid(["naive", "ewc", "online_ewc", "lwf", "replay"], {})
+    jobs = tune.stacked(trials)
+    by_strategy = {job["strategy"]: job for job in jobs if "stack" in job}
+    assert by_strategy["ewc"] == {"strategy": "ewc", "params": {}, "stack": {"alpha": EWC_GRID}}
+    assert by_strategy["lwf"]["stack"] == {"lwf.weight": strategy_class("lwf").search_space["lwf.weight"]}
+    # online EWC: one job per value of gamma, each stacking every alpha
+    online = [job for job in jobs if job["strategy"] == "online_ewc"]
+    gammas = strategy_class("online_ewc").search_space.get("online_ewc.gamma", [None])
+    assert len(online) == len(gammas) and all(len(j["stack"]["online_ewc.alpha"]) > 1 for j in online)
+    # naive has no values, replay's shift is not a strength: one job per trial
+    assert [j for j in jobs if j["strategy"] in ("naive", "replay")] == [
+        t for t in trials if t["strategy"] in ("naive", "replay")
+    ]
+    # every trial is in exactly one job
+    expanded = [value for job in jobs for value in each_value(job)]
+    assert sorted(map(repr, expanded)) == sorted(map(repr, trials))
+
+
 def test_finished_trials_keep_failures_and_leave_out_those_ctrl_c_stopped():
-    trials = [{"strategy": "ewc", "params": {"alpha": a}} for a in (1, 10, 100)]
+    trials = [{"strategy": "ewc", "params": {"alpha": a}} for a in (1, 10, 100, 1000)]
     done = {"score": 0.8, "score_ci95": 0.01, "seconds": 2.0}
     grid = [
-        _Result(trials[2], {"result": done}),
-        _Result(trials[0], {}, RuntimeError("Traceback ...\nValueError: worker died")),
-        _Result(trials[1], {}),  # stopped by Ctrl-C before it reported
+        _Result(trials[3], {"results": [{**trials[3], **done}]}),
+        _Result(
+            {"strategy": "ewc", "params": {}, "stack": {"alpha": [1, 10]}}, {}, RuntimeError("...\nValueError: died")
+        ),
+        _Result(trials[2], {}),  # stopped by Ctrl-C before it reported
     ]
-    assert tune.finished(grid, trials) == [
-        {**trials[0], "score": None, "score_ci95": None, "error": "ValueError: worker died"},
-        {**trials[2], **done},
-    ]
+    failed = {"score": None, "score_ci95": None, "error": "ValueError: died"}
+    assert tune.finished(grid, trials) == [{**trials[0], **failed}, {**trials[1], **failed}, {**trials[3], **done}]
 
 
 def test_an_interrupted_tune_keeps_its_finished_trials_and_chooses_nothing(tmp_path, base):
@@ -303,6 +324,7 @@ def test_tiny_tune_then_its_values_as_a_dvc_experiment(tiny_repo):
         *("--strategies", "l2", "--space", "l2.weight=0.01,30", "--update-params"),
     )
     assert "[2/2]" in output and "I0000" not in output
+    assert output.count("for 2 values together") == 2  # both values trained in one job, each on its own repetitions
     everything = json.loads((tiny_repo / "tuning/domain-even-odd.json").read_text())["trials"]
     trials = [t for t in everything if t["strategy"] == "l2"]
     assert {t["strategy"] for t in everything} > {"l2"}  # the committed trials of the others are kept

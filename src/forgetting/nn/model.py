@@ -196,6 +196,20 @@ def build_network(
     return network
 
 
+def tiled(network: StackedMLP, times: int) -> StackedMLP:
+    """``network`` with its repetitions repeated ``times`` times, in order: repetition v * S + s is a copy of
+    repetition s (its weights, its seed, its dropout generator's state), so that ``times`` values of a strength can
+    train the same repetitions side by side (``Strategy.set_strengths``)."""
+    copy = StackedMLP(network.num_outputs, network.hidden_units, network.rate, network.seeds * times, name=network.name)
+    copy.build((None, *IMAGE_SHAPE))
+    for mine, theirs in zip(copy.dense_layers, network.dense_layers, strict=True):
+        for variable, source in ((mine.kernel, theirs.kernel), (mine.bias, theirs.bias)):
+            variable.assign(np.concatenate([source.numpy()] * times))
+    for number, generator in enumerate(copy.dropout.generators):
+        generator.state.assign(network.dropout.generators[number % network.repetitions].state)
+    return copy
+
+
 def build_mlp(num_outputs: int, hidden_units: int | Sequence[int] = 128, dropout: float = 0.0) -> keras.Model:
     """A plain Keras MLP (one repetition); its variables are named by layer (``hidden/kernel``, ...)."""
     inputs = keras.Input(shape=IMAGE_SHAPE, name="image")

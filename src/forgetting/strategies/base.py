@@ -28,7 +28,7 @@ repetition's seed.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -40,7 +40,7 @@ from forgetting.data.mnist import Split, load_task
 from forgetting.data.scenarios import Scenario
 from forgetting.errors import ForgettingError
 from forgetting.nn.fisher import load_fisher
-from forgetting.nn.model import load_model, weights_by_path
+from forgetting.nn.model import load_model, tiled, weights_by_path
 from forgetting.nn.path_integral import PathIntegral
 
 Weights = dict[str, np.ndarray]
@@ -71,19 +71,29 @@ class TaskAState:
     fisher_path: Path = Path("models/fisher.npz")
     path_integral_path: Path = Path("models/task_a_path_integral.npz")
     data_root: Path = Path("data/prepared")
+    tiles: int = 1  # its repetitions repeated this many times (``tiled``)
 
     def model(self) -> keras.Model:
-        return load_model(self.model_path, stage="train_a")
+        network = load_model(self.model_path, stage="train_a")
+        return network if self.tiles == 1 else tiled(network, self.tiles)
 
     def theta(self) -> Weights:
         return weights_by_path(self.model())
 
     def fisher(self) -> tuple[Weights, Weights]:
-        return load_fisher(self.fisher_path)
+        return tuple(self._tile(weights) for weights in load_fisher(self.fisher_path))
 
     def path_integral(self) -> tuple[Weights, Weights]:
         """(theta where task A's training began, its path integral) from ``train_a``."""
-        return PathIntegral.load(self.path_integral_path)
+        return tuple(self._tile(weights) for weights in PathIntegral.load(self.path_integral_path))
+
+    def tiled(self, times: int) -> TaskAState:
+        """The same state with every repetition repeated ``times`` times (repetition v * S + s a copy of s, as
+        ``forgetting.nn.model.tiled`` does): a grid of ``times`` strengths trained at once."""
+        return replace(self, tiles=times)
+
+    def _tile(self, weights: Weights) -> Weights:
+        return weights if self.tiles == 1 else {k: np.concatenate([v] * self.tiles) for k, v in weights.items()}
 
     def train_split(self) -> Split:
         return load_task("task_a", "train", self.scenario, self.data_root)
@@ -96,7 +106,8 @@ class TaskAState:
 
     def rooted(self, root: Path) -> TaskAState:
         """The same products and data under another project folder ``root`` (a tuning trial's copy)."""
-        return TaskAState(self.scenario, *(root / path for path in (*self.files().values(), self.data_root)))
+        paths = (root / path for path in (*self.files().values(), self.data_root))
+        return TaskAState(self.scenario, *paths, tiles=self.tiles)
 
 
 class Strategy:

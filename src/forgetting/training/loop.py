@@ -348,15 +348,19 @@ def train_strategy(
     log_path: str | Path,
     repetitions_path: str | Path,
     verbose: int | None = None,
+    strengths: Sequence[float] | None = None,
 ) -> StackedMLP:
     """What ``finetune@<name>`` does: every repetition of the task-A model trained on tasks B, C, ... in turn under
     strategy ``name`` (built from ``params`` and ``task_a`` first, so that its missing or corrupt inputs fail before
     any work), with every task's accuracy on its ``evaluation`` split logged per epoch (``TaskAccuracyLog`` to
     ``log_path`` and ``repetitions_path``). Returns the network. The stage evaluates on the test splits,
-    ``forgetting tune`` on the validation splits."""
+    ``forgetting tune`` on the validation splits, with ``strengths``, one per repetition of a tiled ``task_a``
+    (``Strategy.set_strengths``): a grid's values at once."""
     seed_everything(params["seed"])
     scenario = task_a.scenario
     strategy = build_strategy(name, params, task_a)
+    if strengths is not None:
+        strategy.set_strengths(strengths)
     network = task_a.model()
     splits = {split: load_tasks(split, scenario, task_a.data_root) for split in ("train", "validation", evaluation)}
     train_sequence(

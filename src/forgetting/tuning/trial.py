@@ -13,9 +13,11 @@ _threads_set = False
 
 def train_and_score(config: dict[str, Any], files: dict[str, bytes], params: dict[str, Any], cpus: int) -> None:
     """Write the task-A ``files`` to a scratch folder, train every repetition through the later tasks under
-    ``config["trial"]`` (a strategy and its values), and report ``{"result": {strategy, params, score, score_ci95,
-    repetitions, <task>_accuracy...}}``: score = the mean over repetitions of each one's mean validation accuracy
-    over the tasks, with its 95% confidence half-width. A trial whose loss diverges reports its error instead."""
+    ``config["trial"]`` (a strategy, its values, and maybe ``stack``: every value of its strength at once, each on
+    its own copy of the repetitions), and report ``{"results": [{strategy, params, score, score_ci95, repetitions,
+    <task>_accuracy...}, ...]}``, one per value: score = the mean over its repetitions of each one's mean validation
+    accuracy over the tasks, with its 95% confidence half-width. A trial whose loss diverges reports its error
+    for each value instead."""
     from ray import tune
 
     trial, start = config["trial"], time.perf_counter()
@@ -23,10 +25,18 @@ def train_and_score(config: dict[str, Any], files: dict[str, bytes], params: dic
     from forgetting.errors import ForgettingError
 
     try:
-        result = _score(trial, files, params)
+        results = _score(trial, files, params)
     except ForgettingError as exc:
-        result = {"score": None, "score_ci95": None, "error": str(exc)}
-    tune.report({"result": {**trial, **result, "seconds": round(time.perf_counter() - start, 1)}})
+        results = [{**value, "score": None, "score_ci95": None, "error": str(exc)} for value in each_value(trial)]
+    seconds = round(time.perf_counter() - start, 1)
+    tune.report({"results": [{**result, "seconds": seconds, "stacked": len(results)} for result in results]})
+
+
+def each_value(trial: dict[str, Any]) -> list[dict[str, Any]]:
+    """A trial's (strategy, params) per value: one, or one per value of its ``stack``."""
+    (key, values), *_ = (trial.get("stack") or {None: [None]}).items()
+    extra = (lambda value: {key: value}) if key else (lambda value: {})
+    return [{"strategy": trial["strategy"], "params": {**trial["params"], **extra(value)}} for value in values]
 
 
 def _limit_threads(cpus: int) -> None:
@@ -43,10 +53,10 @@ def _limit_threads(cpus: int) -> None:
         _threads_set = True
 
 
-def _score(trial: dict[str, Any], files: dict[str, bytes], params: dict[str, Any]) -> dict[str, Any]:
+def _score(trial: dict[str, Any], files: dict[str, bytes], params: dict[str, Any]) -> list[dict[str, Any]]:
     import numpy as np
 
-    from forgetting.config.params import with_values
+    from forgetting.config.params import repetition_seeds, with_values
     from forgetting.data import mnist
     from forgetting.data.scenarios import Scenario
     from forgetting.evaluation import metrics
@@ -54,24 +64,37 @@ def _score(trial: dict[str, Any], files: dict[str, bytes], params: dict[str, Any
     from forgetting.strategies import TaskAState, strategy_class
     from forgetting.training import loop
 
-    params = with_values(params, trial["params"])
+    values = each_value(trial)
+    params = with_values(params, values[0]["params"])
+    seeds = len(repetition_seeds(params))
+    stack = trial.get("stack")
+    strengths = np.repeat(next(iter(stack.values())), seeds) if stack else None  # repetition v * S + s: value v
     with tempfile.TemporaryDirectory(prefix="forgetting-trial-") as tmp:
         root = Path(tmp)
         for name, content in files.items():
             (root / name).parent.mkdir(parents=True, exist_ok=True)
             (root / name).write_bytes(content)
         scenario = Scenario.from_params(params)
-        task_a = TaskAState(scenario).rooted(root)
+        task_a = TaskAState(scenario).rooted(root).tiled(len(values))
         network = loop.train_strategy(
-            trial["strategy"], params, task_a, "validation", root / "log.csv", root / "each.csv", verbose=0
+            trial["strategy"], params, task_a, "validation", root / "log.csv", root / "each.csv", 0, strengths
         )
         validation = mnist.load_tasks("validation", scenario, task_a.data_root)
         predict = strategy_class(trial["strategy"]).predict
         each = np.array([metrics.accuracy(network, split, scenario, predict=predict) for split in validation.values()])
-    repetitions = each.mean(axis=0)  # each repetition's mean over the tasks
-    return {
-        "score": round(float(repetitions.mean()), 6),
-        "score_ci95": half_width(repetitions),
-        "repetitions": [round(float(v), 6) for v in repetitions],
-        **{f"{name}_accuracy": round(float(v), 6) for name, v in zip(validation, each.mean(axis=1), strict=True)},
-    }
+    results = []
+    for v, value in enumerate(values):  # (tasks, values x seeds): value v's repetitions
+        own = each[:, v * seeds : (v + 1) * seeds]
+        repetitions = own.mean(axis=0)  # each repetition's mean over the tasks
+        results.append(
+            {
+                **value,
+                "score": round(float(repetitions.mean()), 6),
+                "score_ci95": half_width(repetitions),
+                "repetitions": [round(float(r), 6) for r in repetitions],
+                **{
+                    f"{name}_accuracy": round(float(a), 6) for name, a in zip(validation, own.mean(axis=1), strict=True)
+                },
+            }
+        )
+    return results

@@ -9,7 +9,10 @@ module) is a trial that trains every repetition of the setting's task-A model th
     forgetting tune ... --space alpha=100,1000 -S seeds=2 -S data.train_per_digit=50   # a quick, small run
 
 Task A (prepare, train_a, fisher) runs once per setting, with DVC, in a copy of the project that shares its DVC
-cache; trials run in parallel, one per CPU by default, each in its own process. Results: every trial's score in
+cache; trials run in parallel, one per CPU by default, each in its own process. The values of a strategy's strength
+(``Strategy.strength_param``) that differ in nothing else train together, in one process, each on its own copy of
+the repetitions (``Strategy.set_strengths``: each value and seed as it would be alone);
+``--one-value-per-trial`` trains each in its own. Results: every trial's score in
 tuning/<setting>.json, the chosen values in tuning/<setting>.yaml (a rerun for some strategies keeps the others').
 `forgetting exp <setting>` then runs the pipeline with them as a DVC experiment.
 """
@@ -55,6 +58,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--address", help="a running Ray cluster (default: a local Ray on this machine)")
     parser.add_argument("--cpus-per-trial", type=int, default=1, help="CPUs (TensorFlow threads) per trial")
+    parser.add_argument(
+        "--one-value-per-trial", action="store_true", help="train each strength value alone (default: together)"
+    )
     parser.add_argument("--out", type=Path, default=settings.TUNING, help="folder for the results (default tuning/)")
     parser.add_argument(
         "--update-params", action="store_true", help="write the chosen values into params.yaml (its own setting)"
@@ -80,13 +86,15 @@ def run(args: argparse.Namespace) -> int:
     if args.update_params and settings.setting_of(params_module.read(root / "params.yaml")) != setting:
         raise ForgettingError(f"--update-params: params.yaml is not set up for {setting}; leave it out")
     ray = import_ray()
-    print(f"{setting}: {len(trials)} trials ({', '.join(names)}), repetitions {params_module.repetition_seeds(base)}")
+    jobs = trials if args.one_value_per_trial else stacked(trials)
+    seeds = params_module.repetition_seeds(base)
+    print(f"{setting}: {len(trials)} trials in {len(jobs)} jobs ({', '.join(names)}), repetitions {seeds}")
     start = time.perf_counter()
     connect(ray, args.address)  # first: a cluster out of reach fails before any work
     try:
         with tempfile.TemporaryDirectory(prefix="forgetting-tune-") as tmp:
             files = train_task_a(root, Path(tmp) / "repo", base)
-            results = run_trials(ray, trials, base, files, args.cpus_per_trial, Path(tmp) / "ray")
+            results = run_trials(ray, jobs, trials, base, files, args.cpus_per_trial, Path(tmp) / "ray")
     finally:
         ray.shutdown()
     seconds = time.perf_counter() - start
@@ -235,9 +243,33 @@ def connect(ray, address: str | None) -> None:
         raise ForgettingError(f"{problem}: {fix}, or leave --address out") from None
 
 
-def run_trials(ray, trials, params, files, cpus, storage: Path) -> list[dict[str, Any]]:
-    """Every trial on Ray Tune, connected (``connect``): one process per trial, ``cpus`` CPUs each; each trial's
-    config and result."""
+def stacked(trials: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The trials as Ray Tune's jobs: those of one strategy that differ only in its strength, where the strategy can
+    take one strength per repetition, become one job (``{"strategy", "params": the rest, "stack": {key: values}}``)
+    that trains every value at once; the others stay one job each."""
+    from forgetting.strategies import strategy_class
+
+    jobs: list[dict[str, Any]] = []
+    for trial in trials:
+        cls = strategy_class(trial["strategy"])
+        key = cls.strength_param if cls.strength_param in trial["params"] and cls.acts_at("set_strengths") else None
+        if key is None:
+            jobs.append(trial)
+            continue
+        rest = {k: v for k, v in trial["params"].items() if k != key}
+        job = next(
+            (j for j in jobs if j.get("stack") and (j["strategy"], j["params"]) == (trial["strategy"], rest)), None
+        )
+        if job is None:
+            jobs.append({"strategy": trial["strategy"], "params": rest, "stack": {key: []}})
+            job = jobs[-1]
+        job["stack"][key].append(trial["params"][key])
+    return jobs
+
+
+def run_trials(ray, jobs, trials, params, files, cpus, storage: Path) -> list[dict[str, Any]]:
+    """Every job (``stacked``) on Ray Tune, connected (``connect``): one process per job, ``cpus`` CPUs each; each
+    trial's config and result, in the order of ``trials``."""
     from ray import tune
 
     from forgetting.tuning.trial import train_and_score
@@ -247,7 +279,7 @@ def run_trials(ray, trials, params, files, cpus, storage: Path) -> list[dict[str
     )
     tuner = tune.Tuner(
         trainable,
-        param_space={"trial": tune.grid_search(trials)},
+        param_space={"trial": tune.grid_search(jobs)},
         tune_config=tune.TuneConfig(reuse_actors=True),
         run_config=tune.RunConfig(storage_path=str(storage), name="tune", verbose=0, callbacks=[Progress(len(trials))]),
     )
@@ -256,15 +288,20 @@ def run_trials(ray, trials, params, files, cpus, storage: Path) -> list[dict[str
 
 
 def finished(grid_results, trials: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each finished trial's config and result, in the grid's order: a failed one (a crash too) with its error;
-    those Ctrl-C stopped before they reported are left out."""
+    """Each finished trial's config and result, in the order of ``trials``: a failed one (a crash too) with its
+    error; those Ctrl-C stopped before they reported are left out. A job of several values (``stacked``) gives one
+    result per value."""
+    from forgetting.tuning.trial import each_value
+
     results = []
     for result in grid_results:
         if result.error is not None:
             error = str(result.error).strip().splitlines()[-1]
-            results.append({**result.config["trial"], "score": None, "score_ci95": None, "error": error})
-        elif "result" in (result.metrics or {}):
-            results.append({**result.config["trial"], **result.metrics["result"]})
+            results += [
+                {**v, "score": None, "score_ci95": None, "error": error} for v in each_value(result.config["trial"])
+            ]
+        elif "results" in (result.metrics or {}):
+            results += result.metrics["results"]
     return sorted(results, key=lambda r: trials.index({"strategy": r["strategy"], "params": r["params"]}))
 
 
@@ -279,8 +316,9 @@ class Progress:  # a ray.tune.Callback, made one in ``__new__`` so that this mod
                 self.done = 0
 
             def on_trial_result(self, iteration, trials, trial, result, **info):
-                self.done += 1
-                print(f"  [{self.done}/{total}] {describe(result['result'])}", flush=True)
+                for each in result["results"]:
+                    self.done += 1
+                    print(f"  [{self.done}/{total}] {describe(each)}", flush=True)
 
         return _Progress()
 
@@ -290,7 +328,9 @@ def describe(result: dict[str, Any]) -> str:
     if result.get("error"):
         return f"{result['strategy']} {values}: failed ({result['error']})"
     score = f"val acc {result['score']:.4f} {plus_minus(result['score_ci95'], 4)}"
-    return f"{result['strategy']} {values}: {score} ({result['seconds']:.0f} s)"
+    together = result.get("stacked", 1)
+    took = f"{result['seconds']:.0f} s" + (f" for {together} values together" if together > 1 else "")
+    return f"{result['strategy']} {values}: {score} ({took})"
 
 
 def choose(results: list[dict[str, Any]]) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
