@@ -24,7 +24,8 @@ def main(argv: list[str] | None = None) -> int:
     from forgetting.reporting import diff
     from forgetting.tuning import experiment, tune
 
-    parser = OneLineParser(prog="forgetting", description=__doc__.splitlines()[0])
+    summary = "Compare models (diff), tune a setting (tune), run it tuned (exp), go back after a failed run (restore)."
+    parser = OneLineParser(prog="forgetting", description=summary)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=OneLineParser)
     for module in (diff, tune, experiment, restore):
         sub = commands.add_parser(module.NAME, help=module.HELP, description=module.__doc__)
