@@ -90,29 +90,29 @@ def test_strategy_names():
         tune.strategy_names(",")
 
 
-def test_setting_params(base):
-    p = tune.setting_params(base, "class-split5", ["seeds=2", "data.train_per_digit=30"])
+def test_base_params(base):
+    p = tune.base_params(base, "class-split5", ["seeds=2", "data.train_per_digit=30"])
     assert p["scenario"] == "class" and p["tasks"] == settings.SEQUENCES["split5"]
     assert p["seeds"] == 2 and p["data"]["train_per_digit"] == 30
     assert base["seeds"] == 5  # a copy
     with pytest.raises(ForgettingError, match="train_per_dgit is not a key"):
-        tune.setting_params(base, "class-split5", ["data.train_per_dgit=30"])
+        tune.base_params(base, "class-split5", ["data.train_per_dgit=30"])
     with pytest.raises(ForgettingError, match=r"seeds = 0 is invalid; set it to an integer from 1 to 100"):
-        tune.setting_params(base, "class-split5", ["seeds=0"])
+        tune.base_params(base, "class-split5", ["seeds=0"])
     with pytest.raises(ForgettingError, match="write KEY=VALUE"):
-        tune.setting_params(base, "class-split5", ["seeds"])
+        tune.base_params(base, "class-split5", ["seeds"])
     with pytest.raises(ForgettingError, match="unknown task sequence 'split3'"):
-        tune.setting_params(base, "class-split3", [])
+        tune.base_params(base, "class-split3", [])
 
 
 def test_command_line_values_are_yaml_1_2_and_errors_name_the_option(base):
     """`1e-4` is a number on the command line as in params.yaml (DVC reads YAML 1.2); a bad value is blamed on the
     option that gave it."""
-    p = tune.setting_params(base, "domain-even-odd", ["finetune.learning_rate=1e-4", "alpha=1e3"])
+    p = tune.base_params(base, "domain-even-odd", ["finetune.learning_rate=1e-4", "alpha=1e3"])
     assert p["finetune"]["learning_rate"] == 1e-4 and p["alpha"] == 1000.0
     assert tune.parse_space(["l2.weight=1e-4,1e3"], ["l2"]) == {"l2.weight": [1e-4, 1000.0]}
     with pytest.raises(ForgettingError) as error:
-        tune.setting_params(base, "domain-even-odd", ["seeds=2", "finetune.learning_rate=-1e-4"])
+        tune.base_params(base, "domain-even-odd", ["seeds=2", "finetune.learning_rate=-1e-4"])
     assert str(error.value).startswith("-S finetune.learning_rate=-1e-4: finetune.learning_rate = -0.0001 is invalid")
     with pytest.raises(ForgettingError, match=r"^--space l2.weight=\[1: '\[1' is not a YAML value"):
         tune.parse_space(["l2.weight=[1"], ["l2"])
@@ -210,7 +210,7 @@ def test_finished_trials_keep_failures_and_leave_out_those_ctrl_c_stopped():
 
 
 def test_an_interrupted_tune_keeps_its_finished_trials_and_chooses_nothing(tmp_path, base):
-    p = tune.setting_params(base, "domain-even-odd", [])
+    p = tune.base_params(base, "domain-even-odd", [])
     path = tune.write_results(tmp_path, "domain-even-odd", p, [_trial("ewc", 10, 0.7)], None, ["seeds=2"], 5.0)
     assert path == tmp_path / "domain-even-odd.partial.json"
     assert json.loads(path.read_text())["trials"] == [_trial("ewc", 10, 0.7)]
@@ -221,7 +221,7 @@ def test_an_interrupted_tune_keeps_its_finished_trials_and_chooses_nothing(tmp_p
 
 
 def test_results_merge_with_earlier_strategies_and_both_files_are_written(tmp_path, base):
-    p = tune.setting_params(base, "domain-even-odd", [])
+    p = tune.base_params(base, "domain-even-odd", [])
     first = [_trial("ewc", 10, 0.7), _trial("ewc", 100, 0.8), _trial("l2", 1, 0.6)]
     tune.write_results(tmp_path, "domain-even-odd", p, first, tune.choose(first)[0], [], 12.0)
     again = [_trial("l2", 0.1, 0.9)]

@@ -40,7 +40,8 @@ def _git(root, *args: str) -> str:
 def run(args: argparse.Namespace) -> int:
     root = project_root()
     _git(root, "rev-parse", "--verify", "-q", "HEAD")  # a repository with a commit to go back to
-    paths = [path for path in PATHS if _git(root, "ls-tree", "--name-only", "HEAD", "--", path).strip()]
+    tracked = set(_git(root, "ls-tree", "--name-only", "HEAD", "--", *PATHS).split())
+    paths = [path for path in PATHS if path in tracked]
     _git(root, "rm", "-r", "-q", "--cached", "--ignore-unmatch", "--", *paths)
     _git(root, "checkout", "HEAD", "--", *paths)
     commit = _git(root, "rev-parse", "--short", "HEAD").strip()

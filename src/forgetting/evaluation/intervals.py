@@ -60,8 +60,7 @@ def paired_difference(a, b) -> Difference:
     common to both cancels. p is NaN when every difference is the same."""
     difference = np.asarray(a, np.float64) - np.asarray(b, np.float64)
     p = float(stats.ttest_rel(a, b).pvalue) if len(difference) > 1 and np.ptp(difference) > 0 else float("nan")
-    half = ci95(difference) if len(difference) > 1 else float("nan")
-    return Difference(float(np.mean(difference)), half, p)
+    return Difference(float(np.mean(difference)), ci95(difference), p)
 
 
 def summary(repetitions: dict[str, list[float]]) -> dict[str, float]:

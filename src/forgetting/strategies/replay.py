@@ -71,14 +71,14 @@ class Replay(Strategy):
     def check_setting(cls, params: dict[str, Any]) -> None:
         """The buffer, drawn class-balanced after every task but the last, takes up to ceil(N / digits seen) examples
         of each digit: the train split must hold that many of each digit of the task just finished."""
-        size, data, seen, largest = params["replay"]["buffer_size"], params["data"], set(), []
-        for task in params["tasks"][:-1]:
+        size, data, seen, limits = params["replay"]["buffer_size"], params["data"], set(), []
+        for task in params["tasks"][:-1]:  # the largest buffer each draw allows, from its task's scarcest digit
             seen |= set(task)
-            held = {d: train_examples(d, data["validation_fraction"], data["train_per_digit"]) for d in task}
-            largest.append((min(held.values()) * len(seen), task, -(-size // len(seen)), min(held, key=held.get)))
-        fits, task, quota, digit = min(largest, key=lambda entry: entry[0])
+            counts = {d: train_examples(d, data["validation_fraction"], data["train_per_digit"]) for d in task}
+            digit = min(counts, key=counts.get)
+            limits.append((counts[digit] * len(seen), task, -(-size // len(seen)), digit, counts[digit]))
+        fits, task, quota, digit, held = min(limits, key=lambda limit: limit[0])
         if size > fits:
-            held = train_examples(digit, data["validation_fraction"], data["train_per_digit"])
             raise ForgettingError(
                 f"replay.buffer_size = {size} draws up to {quota} examples of each digit of the task {task}, but its "
                 f"train split holds {held} of digit {digit} (data.train_per_digit = {data['train_per_digit']}); "

@@ -27,16 +27,22 @@ def train_and_score(config: dict[str, Any], files: dict[str, bytes], params: dic
     try:
         results = _score(trial, files, params)
     except ForgettingError as exc:
-        results = [{**value, "score": None, "score_ci95": None, "error": str(exc)} for value in each_value(trial)]
+        results = failures(trial, str(exc))
     seconds = round(time.perf_counter() - start, 1)
     tune.report({"results": [{**result, "seconds": seconds, "stacked": len(results)} for result in results]})
 
 
 def each_value(trial: dict[str, Any]) -> list[dict[str, Any]]:
     """A trial's (strategy, params) per value: one, or one per value of its ``stack``."""
-    (key, values), *_ = (trial.get("stack") or {None: [None]}).items()
-    extra = (lambda value: {key: value}) if key else (lambda value: {})
-    return [{"strategy": trial["strategy"], "params": {**trial["params"], **extra(value)}} for value in values]
+    if not trial.get("stack"):
+        return [{"strategy": trial["strategy"], "params": trial["params"]}]
+    ((key, values),) = trial["stack"].items()
+    return [{"strategy": trial["strategy"], "params": {**trial["params"], key: value}} for value in values]
+
+
+def failures(trial: dict[str, Any], error: str) -> list[dict[str, Any]]:
+    """Each value of ``trial`` recorded as failed with ``error`` (no score)."""
+    return [{**value, "score": None, "score_ci95": None, "error": error} for value in each_value(trial)]
 
 
 def _limit_threads(cpus: int) -> None:

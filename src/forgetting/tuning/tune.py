@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         raise ForgettingError(f"--cpus-per-trial {args.cpus_per_trial}: give each trial 1 or more CPUs (default 1)")
     import_tensorflow()  # the strategy registry imports it: quietly, first
     names = strategy_names(args.strategies)
-    base = setting_params(params_module.read(root / "params.yaml"), setting, args.set)
+    base = base_params(params_module.read(root / "params.yaml"), setting, args.set)
     trials = grid(names, parse_space(args.space, names))
     from forgetting.strategies import validate_params
 
@@ -162,7 +162,7 @@ def grid(names: list[str], overrides: dict[str, list[Any]]) -> list[dict[str, An
     return trials
 
 
-def setting_params(params: dict[str, Any], setting: str, assignments: list[str]) -> dict[str, Any]:
+def base_params(params: dict[str, Any], setting: str, assignments: list[str]) -> dict[str, Any]:
     """params.yaml for ``setting`` (``settings.setting_params``), then the ``-S KEY=VALUE`` assignments;
     validated."""
     params = settings.setting_params(params, setting)
@@ -183,11 +183,16 @@ def setting_params(params: dict[str, Any], setting: str, assignments: list[str])
     return params
 
 
+def _key(key: str) -> str:
+    """A pattern for the params key ``key`` as a whole (not ``alpha`` inside ``online_ewc.alpha``)."""
+    return rf"(?<![\w.]){re.escape(key)}(?![\w.])"
+
+
 def blame(problem: str, assignments: list[str], option: str) -> str:
     """``problem`` (params.yaml: KEY = ... ) told of the command-line assignment that set KEY, where one did."""
     body = problem.removeprefix(f"{params_module.PARAMS_FILE}: ")
     for item in assignments:
-        if re.match(rf"{re.escape(item.partition('=')[0])}\b", body):
+        if re.match(_key(item.partition("=")[0]), body):
             return f"{option} {item}: {body}"
     return problem
 
@@ -196,11 +201,11 @@ def trial_problem(problem: str, trial: dict[str, Any], space: list[str], assignm
     """``problem`` with a trial told of where the values it names came from: the trial's (a ``--space`` option or
     the strategy's own search space) and the ``-S`` assignments."""
     source = trial["strategy"]
-    if any(key in problem for key in trial["params"]):
+    if any(re.search(_key(key), problem) for key in trial["params"]):
         given = [item for item in space if item.partition("=")[0] in trial["params"]]
         values = ", ".join(f"{key} = {value!r}" for key, value in trial["params"].items())
         source += f" trial ({values}, from {f'--space {given[0]}' if given else 'its module search_space'})"
-    set_here = [f"-S {item}" for item in assignments if item.partition("=")[0] in problem]
+    set_here = [f"-S {item}" for item in assignments if re.search(_key(item.partition("=")[0]), problem)]
     return f"{source}: {problem}" + (f" (set by {', '.join(set_here)})" if set_here else "")
 
 
@@ -291,15 +296,12 @@ def finished(grid_results, trials: list[dict[str, Any]]) -> list[dict[str, Any]]
     """Each finished trial's config and result, in the order of ``trials``: a failed one (a crash too) with its
     error; those Ctrl-C stopped before they reported are left out. A job of several values (``stacked``) gives one
     result per value."""
-    from forgetting.tuning.trial import each_value
+    from forgetting.tuning.trial import failures
 
     results = []
     for result in grid_results:
         if result.error is not None:
-            error = str(result.error).strip().splitlines()[-1]
-            results += [
-                {**v, "score": None, "score_ci95": None, "error": error} for v in each_value(result.config["trial"])
-            ]
+            results += failures(result.config["trial"], str(result.error).strip().splitlines()[-1])
         elif "results" in (result.metrics or {}):
             results += result.metrics["results"]
     return sorted(results, key=lambda r: trials.index({"strategy": r["strategy"], "params": r["params"]}))
