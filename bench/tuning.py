@@ -4,16 +4,18 @@ writes its choice into params.yaml (`--update-params`).
 
     python bench/tuning.py                       # all five settings, every strategy
     python bench/tuning.py --settings class-split5 -- --strategies ewc,si
-    python bench/tuning.py --compare domain-even-odd -- -S seeds=2   # stacked values against one value per trial
+    python bench/tuning.py --compare domain-even-odd -- -S seeds=2   # the tuner's three ways, side by side
 
---compare tunes one setting twice, side by side in one run, into temporary folders (nothing committed): with each
-strength's values trained together (the default) and with `--one-value-per-trial`; it prints both wall times, their
-ratio, and each strategy's chosen values and validation scores.
+--compare tunes one setting three times, side by side in one run, into temporary folders (nothing committed): with
+each strength's values trained together and the hopeless ones stopped early (the default), together but each to the
+end (`--no-halving`), and one value per trial (`--one-value-per-trial`, the old way); it prints the wall times, their
+ratios to the old way, the jobs' own time, and each strategy's chosen values and validation scores.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 import tempfile
@@ -48,21 +50,35 @@ def without_strategies(arguments: list[str]) -> list[str]:
     return kept
 
 
+WAYS = {  # the tuner's ways, newest (the default) first
+    "stacked + halving": [],
+    "stacked": ["--no-halving"],
+    "one value per trial": ["--one-value-per-trial"],
+}
+
+
 def compare(setting: str, extra: list[str]) -> None:
-    """The setting tuned with stacked values and with one value per trial, side by side."""
+    """The setting tuned in each of ``WAYS``, side by side: wall times, their ratios to one value per trial, the
+    trial time the jobs reported (summed), the largest trial process's peak memory and each strategy's choice."""
     with tempfile.TemporaryDirectory() as tmp:
-        # task A first, untimed (naive alone), so that both ways restore it from the DVC cache alike
+        # task A first, untimed (naive alone), so that every way restores it from the DVC cache alike
         tune(setting, *without_strategies(extra), "--strategies", "naive", "--out", f"{tmp}/warm")
-        ways = {"stacked values": [], "one value per trial": ["--one-value-per-trial"]}
-        seconds = {way: tune(setting, *extra, *flags, "--out", f"{tmp}/{way}") for way, flags in ways.items()}
-        chosen = {way: yaml.safe_load(Path(f"{tmp}/{way}/{setting}.yaml").read_text())["chosen"] for way in ways}
-    stacked, alone = seconds.values()
+        seconds = {way: tune(setting, *extra, *flags, "--out", f"{tmp}/{way}") for way, flags in WAYS.items()}
+        chosen = {way: yaml.safe_load(Path(f"{tmp}/{way}/{setting}.yaml").read_text())["chosen"] for way in WAYS}
+        trials = {way: json.loads(Path(f"{tmp}/{way}/{setting}.json").read_text())["trials"] for way in WAYS}
+    alone = seconds["one value per trial"]
+    print(f"\n{setting} ({' '.join(extra) or 'params.yaml as it is'}):\n")
     print(
-        f"\n{setting} ({' '.join(extra) or 'params.yaml as it is'}): stacked {stacked:.0f} s, one value per trial "
-        f"{alone:.0f} s: {stacked / alone:.2f} x"
+        "| way | wall time | x one value per trial | jobs | trial time, summed | values stopped early | peak memory |"
     )
-    print("\n| strategy | stacked: chosen, val acc | one value per trial: chosen, val acc |\n|---|---|---|")
-    for name in chosen["stacked values"]:
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for way, wall in seconds.items():
+        jobs, stopped = job_seconds(trials[way]), sum("stopped" in t for t in trials[way])
+        peak = max(t.get("peak_memory_mb", 0) for t in trials[way]) / 1024
+        cells = f"{wall:.0f} s | {wall / alone:.2f} | {len(jobs)} | {sum(jobs):.0f} s | {stopped} | {peak:.2f} GB"
+        print(f"| {way} | {cells} |")
+    print(f"\n| strategy | {' | '.join(f'{way}: chosen, val acc' for way in WAYS)} |\n|---|{'---|' * len(WAYS)}")
+    for name in chosen["one value per trial"]:
         cells = [
             f"{c[name]['params'] or '-'}, {c[name]['score']:.4f} ± {c[name]['score_ci95'] or 0:.4f}"
             for c in chosen.values()
@@ -70,10 +86,20 @@ def compare(setting: str, extra: list[str]) -> None:
         print(f"| {name} | {' | '.join(cells)} |")
 
 
+def job_seconds(trials: list[dict]) -> list[float]:
+    """Each job's own time (``seconds``), once per job: the values a job trained together report its time, and how
+    many they were (``stacked``), each."""
+    jobs = {}
+    for number, trial in enumerate(trials):
+        together = trial.get("stacked", 1)
+        jobs[(trial["strategy"], trial.get("seconds"), together) if together > 1 else number] = trial.get("seconds", 0)
+    return list(jobs.values())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=SETTINGS)
-    parser.add_argument("--compare", choices=SETTINGS, help="one setting, stacked values against one per trial")
+    parser.add_argument("--compare", choices=SETTINGS, help="one setting, tuned the three ways side by side")
     parser.add_argument("tune_args", nargs="*", help="more `forgetting tune` arguments (after --)")
     args = parser.parse_args()
     if args.compare:

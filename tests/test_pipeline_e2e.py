@@ -453,7 +453,8 @@ def test_five_task_sequence_end_to_end(tmp_path, tfds_dir, scenario):
 
     run(repo, "git", "add", "-A")
     run(repo, "git", "commit", "-qm", "five tasks")
-    run(repo, "dvc", "exp", "run", "--queue", "-S", "seed=7")
+    quick = ["-S", "train.epochs_a=1", "-S", "train.epochs_joint=1", "-S", "finetune.epochs=1"]  # CI time
+    run(repo, "dvc", "exp", "run", "--queue", "-S", "seed=7", *quick)
     run(repo, "dvc", "exp", "run", "--run-all")
     status = run(repo, "dvc", "queue", "status")
     assert "Success" in status and "Failed" not in status, status

@@ -4,6 +4,7 @@ a quadratic penalty with and without importances (L2, EWC, SI, MAS, online EWC) 
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import numpy as np
@@ -16,9 +17,11 @@ from forgetting.data.scenarios import Scenario
 from forgetting.errors import ForgettingError
 from forgetting.nn import fisher
 from forgetting.nn.model import build_network, save_model, weights_by_path
+from forgetting.nn.path_integral import PathIntegral
 from forgetting.strategies import Naive, QuadraticPenalty, TaskAState, strategy_class
 from forgetting.strategies.lwf import LwF
 from forgetting.training import loop
+from forgetting.tuning.halving import Halving, rungs
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -99,34 +102,58 @@ def task_a_files(tmp_path, tiny_model, make_mnist) -> TaskAState:
     split = state.train_split()
     diagonal = fisher.fisher_diagonal(tiny_model, split.image, split.label)
     fisher.save_fisher(state.fisher_path, weights_by_path(tiny_model), diagonal)
+    integral = PathIntegral(tiny_model)  # some path integral: each weight's own
+    for total in integral.totals.values():
+        total.assign(np.random.default_rng(3).random(total.shape).astype(np.float32))
+    integral.save(state.path_integral_path)
     return state
 
 
-@pytest.mark.parametrize(("name", "exact"), [("l2", True), ("ewc", True), ("mas", False), ("lwf", False)])
-def test_a_tiled_task_a_state_trains_each_value_as_it_would_alone(task_a_files, tmp_path, name, exact):
-    """What a tuning trial does with a grid of strengths: task A's state tiled (weights, dropout state, Fisher),
-    one strength per repetition, through `train_strategy`; each (value, seed) equals that value's own run: bit for
-    bit for L2 and EWC; for MAS (its importance) and LwF (its teacher's logits), whose stacked products run over
-    twice the repetitions, within 1e-7 (the differences seen: a few ulps, at most 7.5e-9)."""
+@pytest.mark.parametrize("name", ["l2", "ewc", "si", "mas", "lwf"])
+def test_halving_stops_the_worst_value_and_the_rest_train_on_as_each_would_alone(task_a_files, tmp_path, name):
+    """What a tuning trial does with a grid of strengths: task A's state tiled (weights, dropout state, Fisher,
+    path integral), one strength per repetition, through `train_strategy` with successive halving. At its rung
+    (epoch 1 of 3) it scores each value as that value's own run scores it then and stops the worst; each (value,
+    seed) that goes on, with its optimiser and strategy state cut down to the survivors (``Strategy.keep``),
+    ends as that value's own run: bit for bit for L2, EWC and SI; for MAS (its importance) and LwF (its teacher's
+    logits), whose stacked products run over more repetitions, within 1e-7 (the differences seen: a few ulps)."""
     key = strategy_class(name).strength_param
     params = with_values(
         read(ROOT / "params.yaml"),
-        {"seed": 7, "seeds": 2, "finetune.epochs": 1, "finetune.learning_rate": 1e-2, "model.dropout": 0.5},
+        {"seed": 7, "seeds": 2, "finetune.epochs": 3, "finetune.learning_rate": 3e-2, "model.dropout": 0.5},
     )
+    validation = list(mnist.load_tasks("validation", DOMAIN, task_a_files.data_root).values())
 
-    def trained(state, value, strengths=None):
+    def trained(state, value, strengths=None, halving=None):
         logs = (tmp_path / f"{value}.csv", tmp_path / f"{value}-each.csv")
-        network = loop.train_strategy(name, with_values(params, {key: value}), state, "test", *logs, 0, strengths)
-        return weights_by_path(network)
+        args = (name, with_values(params, {key: value}), state, "validation", *logs, 0, strengths, halving)
+        return weights_by_path(loop.train_strategy(*args)), logs[1]
 
-    values = [0.3, 30.0]
-    stacked = trained(task_a_files.tiled(len(values)), values[0], np.repeat(values, 2))
-    for v, value in enumerate(values):
-        alone = trained(task_a_files, value)
-        for path, weights in alone.items():
-            mine, message = stacked[path][2 * v : 2 * v + 2], f"{path} {key}={value}"
-            if exact:
-                np.testing.assert_array_equal(mine, weights, err_msg=message)
-            else:
-                np.testing.assert_allclose(mine, weights, rtol=0, atol=1e-7, err_msg=message)
-    assert not np.array_equal(stacked["mlp/hidden/kernel"][0], stacked["mlp/hidden/kernel"][2])
+    values = [0.01, 1e3, 1.0]
+    halving = Halving(len(values), 2, DOMAIN, 3, validation, strategy_class(name).predict)
+    assert halving.rungs == [1]
+    stacked, _ = trained(task_a_files.tiled(len(values)), values[0], np.repeat(values, 2), halving)
+    alone = {value: trained(task_a_files, value) for value in values}
+    scores = []  # each value's score after epoch 1, from its own run's per-repetition validation log
+    for value in values:
+        with open(alone[value][1]) as handle:
+            rows = [r for r in csv.DictReader(handle) if r["epoch"] == "1"]
+        scores.append(np.mean([(float(r["task_a_accuracy"]) + float(r["task_b_accuracy"])) / 2 for r in rows]))
+    worst = int(np.argmin(scores))
+    assert len(set(np.round(scores, 6))) == 3, scores  # the values made a difference
+    ((stopped,),) = [halving.stopped]
+    assert stopped == {"value": worst, "epoch": 1, "of": 3, "score": pytest.approx(scores[worst], abs=2e-6)}
+    assert halving.alive == [v for v in range(3) if v != worst]
+    for i, v in enumerate(halving.alive):
+        for path, weights in alone[values[v]][0].items():
+            mine, message = stacked[path][2 * i : 2 * i + 2], f"{path} {key}={values[v]}"
+            np.testing.assert_allclose(mine, weights, rtol=0, atol=1e-7, err_msg=message)
+    assert stacked["mlp/hidden/kernel"].shape[0] == 4
+
+
+def test_rungs_are_the_epochs_total_over_eta_to_the_k():
+    assert rungs(6, 3) == [2] and rungs(24, 3) == [2, 8] and rungs(54, 3) == [2, 6, 18] and rungs(2, 3) == []
+    scenario = Scenario("domain", [(0, 2, 4, 6, 8), (1, 3), (5, 7), (9,)][:3])
+    halving = Halving(6, 5, scenario, 6, [])  # 2 later tasks of 6 epochs: rungs 1 and 4
+    assert halving.rungs == [1, 4]
+    assert halving.stops(1, 6) == [1, 4, 6] and halving.stops(2, 6) == [6]

@@ -162,8 +162,11 @@ def _trial(strategy, value, score, error=None):
 def test_choose_takes_the_best_validation_score_and_skips_failed_trials():
     results = [_trial("ewc", 10, 0.7), _trial("ewc", 100, 0.8), _trial("ewc", 1e6, None, "the loss became nan")]
     results += [_trial("l2", 0.1, 0.75), _trial("l2", 1, 0.75)]
+    stopped = {"strategy": "ewc", "params": {"alpha": 1}, "score": None, "score_ci95": None}
+    results.insert(0, stopped | {"stopped": {"epoch": 2, "of": 6, "score": 0.95}})  # scored early, not chosen
     chosen, failed = tune.choose(results)
-    assert chosen["ewc"] == {"params": {"alpha": 100}, "score": 0.8, "score_ci95": 0.01, "trials": 3}
+    assert chosen["ewc"] == {"params": {"alpha": 100}, "score": 0.8, "score_ci95": 0.01, "trials": 4, "stopped": 1}
+    assert "stopped after epoch 2 of 6 (val acc 0.9500 then)" in tune.describe(results[0])
     assert chosen["l2"]["params"] == {"l2.weight": 0.1}  # the first of equals
     assert failed == {}
     # a strategy whose every trial failed is named with its own first error, and the others are still chosen
@@ -180,7 +183,8 @@ def test_a_strengths_values_become_one_job_the_rest_stay_apart():
     trials = tune.grid(["naive", "ewc", "online_ewc", "lwf", "replay"], {})
     jobs = tune.stacked(trials)
     by_strategy = {job["strategy"]: job for job in jobs if "stack" in job}
-    assert by_strategy["ewc"] == {"strategy": "ewc", "params": {}, "stack": {"alpha": EWC_GRID}}
+    assert by_strategy["ewc"] == {"strategy": "ewc", "params": {}, "stack": {"alpha": EWC_GRID}, "halving": True}
+    assert "halving" not in tune.stacked(trials, halving=False)[1]
     assert by_strategy["lwf"]["stack"] == {"lwf.weight": strategy_class("lwf").search_space["lwf.weight"]}
     # online EWC: one job per value of gamma, each stacking every alpha
     online = [job for job in jobs if job["strategy"] == "online_ewc"]
@@ -320,15 +324,19 @@ def test_bad_tune_input_is_one_line_and_writes_nothing(tiny_repo, tmp_path):
 def test_tiny_tune_then_its_values_as_a_dvc_experiment(tiny_repo):
     output = run(
         tiny_repo,
-        *("forgetting", "tune", "--scenario", "domain", "--tasks", "even-odd"),
-        *("--strategies", "l2", "--space", "l2.weight=0.01,30", "--update-params"),
+        *("forgetting", "tune", "--scenario", "domain", "--tasks", "even-odd", "-S", "finetune.epochs=3"),
+        *("--strategies", "l2", "--space", "l2.weight=0.01,30,1e4", "--update-params", "--cpus-per-trial", "2"),
     )
-    assert "[2/2]" in output and "I0000" not in output
-    assert output.count("for 2 values together") == 2  # both values trained in one job, each on its own repetitions
+    assert "[3/3]" in output and "I0000" not in output
+    # the three values trained in one job, each on its own repetitions; successive halving stopped one at its rung
+    assert output.count("for 3 values together") == 2 and output.count("stopped after epoch 1 of 3 (val acc") == 1
     everything = json.loads((tiny_repo / "tuning/domain-even-odd.json").read_text())["trials"]
     trials = [t for t in everything if t["strategy"] == "l2"]
     assert {t["strategy"] for t in everything} > {"l2"}  # the committed trials of the others are kept
-    assert sorted(t["params"]["l2.weight"] for t in trials) == [0.01, 30]
+    assert sorted(t["params"]["l2.weight"] for t in trials) == [0.01, 30, 1e4]
+    (stopped,) = [t for t in trials if t["score"] is None]
+    assert stopped["stopped"]["epoch"] == 1 and stopped["stopped"]["of"] == 3 and 0 < stopped["stopped"]["score"] < 1
+    trials.remove(stopped)
     for t in trials:
         assert len(t["repetitions"]) == TINY["seeds"] and 0 < t["score"] < 1
         assert t["score"] == pytest.approx(statistics.mean(t["repetitions"]), abs=2e-6)
@@ -341,7 +349,8 @@ def test_tiny_tune_then_its_values_as_a_dvc_experiment(tiny_repo):
         "params": best["params"],
         "score": best["score"],
         "score_ci95": best["score_ci95"],
-        "trials": 2,
+        "trials": 3,
+        "stopped": 1,
     }
     assert read_params(tiny_repo)["l2"]["weight"] == best["params"]["l2.weight"]
     assert "# penalty weight/2" in (tiny_repo / "params.yaml").read_text()  # comments kept

@@ -198,15 +198,24 @@ def build_network(
 
 def tiled(network: StackedMLP, times: int) -> StackedMLP:
     """``network`` with its repetitions repeated ``times`` times, in order: repetition v * S + s is a copy of
-    repetition s (its weights, its seed, its dropout generator's state), so that ``times`` values of a strength can
-    train the same repetitions side by side (``Strategy.set_strengths``)."""
-    copy = StackedMLP(network.num_outputs, network.hidden_units, network.rate, network.seeds * times, name=network.name)
+    repetition s, so that ``times`` values of a strength can train the same repetitions side by side
+    (``Strategy.set_strengths``)."""
+    return selected(network, [s for _ in range(times) for s in range(network.repetitions)])
+
+
+def selected(network: StackedMLP, repetitions: Sequence[int]) -> StackedMLP:
+    """A network of the repetitions ``repetitions`` of ``network`` (indices, in that order): its repetition i is a
+    copy of repetition ``repetitions[i]`` (its weights, its seed, its dropout generator's state), and trains on as
+    that one would have."""
+    index = [int(r) for r in repetitions]
+    seeds = [network.seeds[r] for r in index]
+    copy = StackedMLP(network.num_outputs, network.hidden_units, network.rate, seeds, name=network.name)
     copy.build((None, *IMAGE_SHAPE))
     for mine, theirs in zip(copy.dense_layers, network.dense_layers, strict=True):
         for variable, source in ((mine.kernel, theirs.kernel), (mine.bias, theirs.bias)):
-            variable.assign(np.concatenate([source.numpy()] * times))
-    for number, generator in enumerate(copy.dropout.generators):
-        generator.state.assign(network.dropout.generators[number % network.repetitions].state)
+            variable.assign(source.numpy()[index])
+    for number, generator in enumerate(copy.dropout.generators):  # none without dropout
+        generator.state.assign(network.dropout.generators[index[number]].state)
     return copy
 
 

@@ -4,6 +4,7 @@ declares it needs it (``Strategy.task_a_needs``); SI records each later task's t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import keras
@@ -35,6 +36,12 @@ class PathIntegral:
     def after_step(self, variables, gradients, before) -> None:
         for variable, gradient, old in zip(variables, gradients, before, strict=True):
             self.totals[variable.path].assign_add(-gradient * (variable.value - old))
+
+    def keep(self, repetitions: Sequence[int]) -> None:
+        """Only the repetitions ``repetitions`` (indices, in order), their totals so far kept."""
+        index = list(repetitions)
+        self.start = {k: v[index] for k, v in self.start.items()}
+        self.totals = {k: tf.Variable(tf.gather(v, index), trainable=False) for k, v in self.totals.items()}
 
     def result(self) -> Weights:
         return {k: np.array(v.numpy()) for k, v in self.totals.items()}

@@ -142,6 +142,12 @@ class Strategy:
         strength is one scalar factor of its penalty overrides this; the others cannot."""
         raise ForgettingError(f"{self.name} has no strength to set per repetition")
 
+    def keep(self, repetitions: Sequence[int]) -> None:
+        """Keep only the repetitions ``repetitions`` (indices, in order) of every state that has one per repetition:
+        the tuner stops a grid's hopeless values this way (successive halving), between epochs, and the kept ones
+        train on as they would have. A strategy that sets strengths per repetition overrides this."""
+        raise ForgettingError(f"{self.name} cannot drop repetitions")
+
     @classmethod
     def check_setting(cls, params: dict[str, Any]) -> None:
         """Raise ``ForgettingError`` (one line: the conflict and the param to change) where its params and the
@@ -195,6 +201,10 @@ def _tensors(weights: Weights) -> dict[str, tf.Tensor]:
     return {k: tf.constant(v, tf.float32) for k, v in weights.items()}
 
 
+def _kept(tensors: dict[str, tf.Tensor], index: list[int]) -> dict[str, tf.Tensor]:
+    return {k: tf.gather(v, index) for k, v in tensors.items()}
+
+
 class QuadraticPenalty(Strategy):
     """penalty = strength / 2 * sum_k sum_i importance_k,i * (theta_i - anchor_k,i)^2  over anchors k (importance
     1 where not given). EWC keeps one anchor per finished task (``add_anchor``); L2 replaces its anchor after each
@@ -225,6 +235,15 @@ class QuadraticPenalty(Strategy):
 
     def set_strengths(self, strengths: Sequence[float]) -> None:
         self.strength = np.asarray(strengths, np.float64)
+
+    def keep(self, repetitions: Sequence[int]) -> None:
+        index = list(repetitions)
+        self.terms = [
+            (_kept(anchor, index), None if importance is None else _kept(importance, index))
+            for anchor, importance in self.terms
+        ]
+        if np.ndim(self.strength) == 1:
+            self.strength = self.strength[index]
 
     def penalty(self, model: keras.Model, x: dict | None = None, logits: tf.Tensor | None = None) -> tf.Tensor:
         per_repetition = np.ndim(self.strength) == 1

@@ -19,7 +19,7 @@ import tensorflow as tf
 from forgetting.config.params import POSITIVE, STRENGTH, Section
 from forgetting.data.mnist import Split
 from forgetting.data.scenarios import Scenario
-from forgetting.nn.model import IMAGE_SHAPE, StackedMLP
+from forgetting.nn.model import IMAGE_SHAPE, StackedMLP, selected
 from forgetting.strategies.base import Memory, Strategy, TaskAState
 
 
@@ -82,6 +82,12 @@ class LwF(Strategy):
 
     def set_strengths(self, strengths: Sequence[float]) -> None:
         self.weight = np.asarray(strengths, np.float64)
+
+    def keep(self, repetitions: Sequence[int]) -> None:
+        self.teacher = selected(self.teacher, repetitions)
+        self.teacher.trainable = False
+        if np.ndim(self.weight) == 1:
+            self.weight = self.weight[list(repetitions)]
 
     def end_task(self, network: keras.Model, task: int, train: Split) -> None:
         self.teacher = _frozen_copy(network)

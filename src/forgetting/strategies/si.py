@@ -11,6 +11,7 @@ balance) counts as no importance.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import keras
@@ -71,6 +72,10 @@ class SI(QuadraticPenalty):
 
     def after_step(self, variables, gradients, before) -> None:
         self.path_integral.after_step(variables, gradients, before)
+
+    def keep(self, repetitions: Sequence[int]) -> None:
+        super().keep(repetitions)
+        self.path_integral.keep(repetitions)
 
     def end_task(self, network: keras.Model, task: int, train: Split) -> None:
         theta = weights_by_path(network)

@@ -31,7 +31,7 @@ from forgetting.data.scenarios import Scenario
 from forgetting.errors import ForgettingError
 from forgetting.evaluation.intervals import half_width
 from forgetting.evaluation.metrics import accuracy
-from forgetting.nn.model import STEPS_PER_EXECUTION, StackedMLP, build_network
+from forgetting.nn.model import STEPS_PER_EXECUTION, StackedMLP, build_network, selected
 from forgetting.nn.path_integral import PathIntegral
 from forgetting.strategies import Strategy, build_strategy
 from forgetting.strategies.base import TaskAState
@@ -284,16 +284,21 @@ def fit(
     callbacks: list[keras.callbacks.Callback] | None = None,
     verbose: int | None = None,
     guard: NonFiniteLossGuard | None = None,
+    initial_epoch: int = 0,
+    optimizer: keras.optimizers.Optimizer | None = None,
 ) -> keras.callbacks.History:
-    """Compile (Adam) and ``fit`` over ``model.data``; a progress bar on a terminal, a line per epoch otherwise
-    (as under ``dvc repro``). A NaN or infinite loss stops it with an error (``guard``; by default it blames the
-    learning rate)."""
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate), steps_per_execution=STEPS_PER_EXECUTION)
+    """Compile (Adam, or ``optimizer`` carrying on from earlier epochs) and ``fit`` over ``model.data``, epochs
+    ``initial_epoch`` to ``epochs``; a progress bar on a terminal, a line per epoch otherwise (as under
+    ``dvc repro``). A NaN or infinite loss stops it with an error (``guard``; by default it blames the learning
+    rate)."""
+    optimizer = optimizer or keras.optimizers.Adam(learning_rate=learning_rate)
+    model.compile(optimizer=optimizer, steps_per_execution=STEPS_PER_EXECUTION)
     guard = guard or NonFiniteLossGuard(model.network.name, "the learning rate")
     return model.fit(
         np.arange(len(model.data), dtype=np.int32),
         validation_data=None if validation is None else (validation.inputs(), validation.label),
         epochs=epochs,
+        initial_epoch=initial_epoch,
         batch_size=batch_size,
         shuffle=False,  # each repetition's own order: Reshuffle
         callbacks=[Reshuffle(model.data), guard, *(callbacks or [])],
@@ -326,18 +331,47 @@ def train_sequence(
     train: list[Split],
     validation: list[Split],
     log: TaskAccuracyLog,
+    epochs: int,
+    halving=None,
     **fit_args,
-) -> None:
+) -> StackedMLP:
     """Train ``network`` (already trained on task 0, which ``strategy`` was built from) on tasks 1, 2, ... in turn,
-    letting the strategy consolidate each finished task (``Strategy.end_task``) before the next."""
+    ``epochs`` epochs each, letting the strategy consolidate each finished task (``Strategy.end_task``) before the
+    next. Returns the network trained: ``network`` itself, or, where ``halving`` (the tuner's successive halving,
+    ``forgetting.tuning.halving.Halving``) stopped repetitions at one of its rungs (``stops``: the epochs of a task
+    after which it looks; ``rung``: the repetitions it keeps), a network of the others, which carry on as they
+    would have (their weights, dropout and optimiser state, data order and the strategy's state: ``Strategy.keep``)."""
     if strategy.acts_at("predict"):
         log.predict = strategy.predict
     for t in range(1, len(train)):
         print(f"{strategy.name}: training on {scenario.names[t]} ({t + 1} of {len(train)})", flush=True)
         log.task = scenario.names[t]
-        finetune(network, strategy, scenario, train[t], validation[t], t, callbacks=[log], **fit_args)
+        start, optimizer = 0, None
+        for stop in halving.stops(t, epochs) if halving else [epochs]:
+            history = finetune(
+                network, strategy, scenario, train[t], validation[t], t, callbacks=[log], epochs=stop,
+                initial_epoch=start, optimizer=optimizer, **fit_args,
+            )  # fmt: skip
+            start, optimizer = stop, history.model.optimizer
+            kept = halving.rung(network, t, stop) if halving else None
+            if kept is not None:
+                network = selected(network, kept)
+                optimizer = _carried(optimizer, network, kept)
+                strategy.keep(kept)
         if t < len(train) - 1:
             strategy.end_task(network, t, train[t])
+    return network
+
+
+def _carried(optimizer: keras.optimizers.Optimizer, network: StackedMLP, kept: list[int]):
+    """An optimiser of ``optimizer``'s kind and settings for ``network`` (the repetitions ``kept`` of the one it
+    trained), carrying on from it: its step count, and the kept repetitions' slots (Adam's moments)."""
+    carried = optimizer.__class__.from_config(optimizer.get_config())
+    carried.build(network.trainable_variables)
+    for mine, theirs in zip(carried.variables, optimizer.variables, strict=True):
+        value = theirs.numpy()
+        mine.assign(value if tuple(mine.shape) == value.shape else value[kept])  # a slot: one per repetition
+    return carried
 
 
 def train_strategy(
@@ -349,13 +383,15 @@ def train_strategy(
     repetitions_path: str | Path,
     verbose: int | None = None,
     strengths: Sequence[float] | None = None,
+    halving=None,
 ) -> StackedMLP:
     """What ``finetune@<name>`` does: every repetition of the task-A model trained on tasks B, C, ... in turn under
     strategy ``name`` (built from ``params`` and ``task_a`` first, so that its missing or corrupt inputs fail before
     any work), with every task's accuracy on its ``evaluation`` split logged per epoch (``TaskAccuracyLog`` to
     ``log_path`` and ``repetitions_path``). Returns the network. The stage evaluates on the test splits,
     ``forgetting tune`` on the validation splits, with ``strengths``, one per repetition of a tiled ``task_a``
-    (``Strategy.set_strengths``): a grid's values at once."""
+    (``Strategy.set_strengths``): a grid's values at once, maybe with ``halving`` stopping the hopeless ones
+    (``train_sequence``)."""
     seed_everything(params["seed"])
     scenario = task_a.scenario
     strategy = build_strategy(name, params, task_a)
@@ -363,7 +399,7 @@ def train_strategy(
         strategy.set_strengths(strengths)
     network = task_a.model()
     splits = {split: load_tasks(split, scenario, task_a.data_root) for split in ("train", "validation", evaluation)}
-    train_sequence(
+    return train_sequence(
         network,
         strategy,
         scenario,
@@ -371,11 +407,11 @@ def train_strategy(
         list(splits["validation"].values()),
         TaskAccuracyLog(splits[evaluation], scenario, log_path, repetitions_path, task="task_a"),
         epochs=params["finetune"]["epochs"],
+        halving=halving,
         batch_size=params["train"]["batch_size"],
         learning_rate=params["finetune"]["learning_rate"],
         verbose=verbose,
     )
-    return network
 
 
 def train_new_model(

@@ -3,6 +3,7 @@ setting's task-A files, scored on the validation splits."""
 
 from __future__ import annotations
 
+import resource
 import tempfile
 import time
 from pathlib import Path
@@ -14,10 +15,14 @@ _threads_set = False
 def train_and_score(config: dict[str, Any], files: dict[str, bytes], params: dict[str, Any], cpus: int) -> None:
     """Write the task-A ``files`` to a scratch folder, train every repetition through the later tasks under
     ``config["trial"]`` (a strategy, its values, and maybe ``stack``: every value of its strength at once, each on
-    its own copy of the repetitions), and report ``{"results": [{strategy, params, score, score_ci95, repetitions,
+    its own copy of the repetitions, and ``halving``: successive halving stops the hopeless values early,
+    ``forgetting.tuning.halving``), and report ``{"results": [{strategy, params, score, score_ci95, repetitions,
     <task>_accuracy...}, ...]}``, one per value: score = the mean over its repetitions of each one's mean validation
-    accuracy over the tasks, with its 95% confidence half-width. A trial whose loss diverges reports its error
-    for each value instead."""
+    accuracy over the tasks, with its 95% confidence half-width; a value stopped early has no score but
+    ``stopped``: ``{epoch, of, score}`` (its score then, after ``epoch`` of the trial's ``of`` epochs). Each also
+    reports the trial's ``seconds``, how many values it trained (``stacked``) and its worker process's peak
+    resident memory so far (``peak_memory_mb``). A trial whose loss diverges reports its error for each value
+    instead."""
     from ray import tune
 
     trial, start = config["trial"], time.perf_counter()
@@ -29,7 +34,9 @@ def train_and_score(config: dict[str, Any], files: dict[str, bytes], params: dic
     except ForgettingError as exc:
         results = failures(trial, str(exc))
     seconds = round(time.perf_counter() - start, 1)
-    tune.report({"results": [{**result, "seconds": seconds, "stacked": len(results)} for result in results]})
+    peak = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # MB, the worker's peak so far (Linux)
+    own = {"seconds": seconds, "stacked": len(results), "peak_memory_mb": peak}
+    tune.report({"results": [{**result, **own} for result in results]})
 
 
 def each_value(trial: dict[str, Any]) -> list[dict[str, Any]]:
@@ -69,6 +76,7 @@ def _score(trial: dict[str, Any], files: dict[str, bytes], params: dict[str, Any
     from forgetting.evaluation.intervals import half_width
     from forgetting.strategies import TaskAState, strategy_class
     from forgetting.training import loop
+    from forgetting.tuning.halving import Halving
 
     values = each_value(trial)
     params = with_values(params, values[0]["params"])
@@ -82,25 +90,34 @@ def _score(trial: dict[str, Any], files: dict[str, bytes], params: dict[str, Any
             (root / name).write_bytes(content)
         scenario = Scenario.from_params(params)
         task_a = TaskAState(scenario).rooted(root).tiled(len(values))
-        network = loop.train_strategy(
-            trial["strategy"], params, task_a, "validation", root / "log.csv", root / "each.csv", 0, strengths
-        )
-        validation = mnist.load_tasks("validation", scenario, task_a.data_root)
+        validation = list(mnist.load_tasks("validation", scenario, task_a.data_root).values())
         predict = strategy_class(trial["strategy"]).predict
-        each = np.array([metrics.accuracy(network, split, scenario, predict=predict) for split in validation.values()])
+        halving = None
+        if trial.get("halving"):
+            halving = Halving(len(values), seeds, scenario, params["finetune"]["epochs"], validation, predict)
+        network = loop.train_strategy(
+            trial["strategy"], params, task_a, "validation", root / "log.csv", root / "each.csv", 0, strengths, halving
+        )
+        each = np.array([metrics.accuracy(network, split, scenario, predict=predict) for split in validation])
+    alive = halving.alive if halving else list(range(len(values)))
     results = []
-    for v, value in enumerate(values):  # (tasks, values x seeds): value v's repetitions
-        own = each[:, v * seeds : (v + 1) * seeds]
+    for v, value in enumerate(values):
+        stopped = [s for s in (halving.stopped if halving else []) if s["value"] == v]
+        if stopped:
+            record = {k: stopped[0][k] for k in ("epoch", "of", "score")}
+            results.append({**value, "score": None, "score_ci95": None, "stopped": record})
+            continue
+        i = alive.index(v)  # (tasks, kept values x seeds): value v's repetitions
+        own = each[:, i * seeds : (i + 1) * seeds]
         repetitions = own.mean(axis=0)  # each repetition's mean over the tasks
+        names = [f"{name}_accuracy" for name in scenario.names]
         results.append(
             {
                 **value,
                 "score": round(float(repetitions.mean()), 6),
                 "score_ci95": half_width(repetitions),
                 "repetitions": [round(float(r), 6) for r in repetitions],
-                **{
-                    f"{name}_accuracy": round(float(a), 6) for name, a in zip(validation, own.mean(axis=1), strict=True)
-                },
+                **{name: round(float(a), 6) for name, a in zip(names, own.mean(axis=1), strict=True)},
             }
         )
     return results

@@ -61,6 +61,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--one-value-per-trial", action="store_true", help="train each strength value alone (default: together)"
     )
+    parser.add_argument(
+        "--no-halving",
+        action="store_true",
+        help="train every value to the end (default: values trained together stop early where hopeless)",
+    )
     parser.add_argument("--out", type=Path, default=settings.TUNING, help="folder for the results (default tuning/)")
     parser.add_argument(
         "--update-params", action="store_true", help="write the chosen values into params.yaml (its own setting)"
@@ -86,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     if args.update_params and settings.setting_of(params_module.read(root / "params.yaml")) != setting:
         raise ForgettingError(f"--update-params: params.yaml is not set up for {setting}; leave it out")
     ray = import_ray()
-    jobs = trials if args.one_value_per_trial else stacked(trials)
+    jobs = trials if args.one_value_per_trial else stacked(trials, halving=not args.no_halving)
     seeds = params_module.repetition_seeds(base)
     print(f"{setting}: {len(trials)} trials in {len(jobs)} jobs ({', '.join(names)}), repetitions {seeds}")
     start = time.perf_counter()
@@ -248,10 +253,11 @@ def connect(ray, address: str | None) -> None:
         raise ForgettingError(f"{problem}: {fix}, or leave --address out") from None
 
 
-def stacked(trials: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def stacked(trials: list[dict[str, Any]], halving: bool = True) -> list[dict[str, Any]]:
     """The trials as Ray Tune's jobs: those of one strategy that differ only in its strength, where the strategy can
     take one strength per repetition, become one job (``{"strategy", "params": the rest, "stack": {key: values}}``)
-    that trains every value at once; the others stay one job each."""
+    that trains every value at once, with ``halving`` (successive halving, ``forgetting.tuning.halving``) where
+    the strategy can drop repetitions (``Strategy.keep``); the others stay one job each."""
     from forgetting.strategies import strategy_class
 
     jobs: list[dict[str, Any]] = []
@@ -267,6 +273,8 @@ def stacked(trials: list[dict[str, Any]]) -> list[dict[str, Any]]:
         )
         if job is None:
             jobs.append({"strategy": trial["strategy"], "params": rest, "stack": {key: []}})
+            if halving and cls.acts_at("keep"):
+                jobs[-1]["halving"] = True
             job = jobs[-1]
         job["stack"][key].append(trial["params"][key])
     return jobs
@@ -329,6 +337,10 @@ def describe(result: dict[str, Any]) -> str:
     values = " ".join(f"{k}={v:g}" for k, v in result["params"].items()) or "(no hyperparameters)"
     if result.get("error"):
         return f"{result['strategy']} {values}: failed ({result['error']})"
+    if result.get("stopped"):
+        stop = result["stopped"]
+        when = f"stopped after epoch {stop['epoch']} of {stop['of']}"
+        return f"{result['strategy']} {values}: {when} (val acc {stop['score']:.4f} then)"
     score = f"val acc {result['score']:.4f} {plus_minus(result['score_ci95'], 4)}"
     together = result.get("stacked", 1)
     took = f"{result['seconds']:.0f} s" + (f" for {together} values together" if together > 1 else "")
@@ -336,19 +348,20 @@ def describe(result: dict[str, Any]) -> str:
 
 
 def choose(results: list[dict[str, Any]]) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
-    """Each strategy's best trial by mean validation accuracy (the first of equals, in search order), and the first
-    error of each strategy whose every trial failed."""
+    """Each strategy's best trial by mean validation accuracy among those trained to the end (the first of equals,
+    in search order), with how many trials it had and how many of them successive halving stopped early; and the
+    first error of each strategy whose every trial failed."""
     chosen: dict[str, dict[str, Any]] = {}
     failed: dict[str, str] = {}
     for name in dict.fromkeys(r["strategy"] for r in results):
-        scored = [r for r in results if r["strategy"] == name and r.get("score") is not None]
+        own = [r for r in results if r["strategy"] == name]
+        scored = [r for r in own if r.get("score") is not None]
         if not scored:
-            failed[name] = next(r.get("error") for r in results if r["strategy"] == name)
+            failed[name] = next(r.get("error") for r in own if r.get("error"))
             continue
         best = max(scored, key=lambda r: r["score"])
-        trials = sum(r["strategy"] == name for r in results)
         chosen[name] = {"params": best["params"], "score": best["score"], "score_ci95": best["score_ci95"]}
-        chosen[name]["trials"] = trials
+        chosen[name] |= {"trials": len(own), "stopped": sum("stopped" in r for r in own)}
     return chosen, failed
 
 

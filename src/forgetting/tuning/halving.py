@@ -1,0 +1,94 @@
+"""Successive halving over a grid's values trained side by side (Jamieson & Talwalkar 2016; ASHA, Li et al. 2020, is
+its asynchronous form): a trial that trains V values of a strength at once (``forgetting.tuning.trial``) looks at
+every value's validation accuracy at a few rungs and stops the hopeless ones there, so that the compute goes to the
+promising ones; the choice is made among the values trained to the end.
+
+With T = (tasks - 1) x epochs the trial's epochs and reduction factor eta, the rungs are the epochs floor(T / eta^k)
+(k = 1, 2, ..., at least 1). At a rung, a value's score is the mean over its seeds of each one's mean validation
+accuracy over the tasks trained so far (the tuner's final score, taken early); the best ceil(n / eta) of the n values
+still training go on, never fewer than ``survivors`` (the first of equals, in the grid's order). Values compete only
+with the other values of their own trial: one strategy's.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from forgetting.data.mnist import Split
+from forgetting.data.scenarios import Scenario
+from forgetting.evaluation import metrics
+
+REDUCTION = 3  # eta: a third of the values go on at each rung
+SURVIVORS = 2  # never fewer values trained to the end
+
+
+class Halving:
+    """Successive halving over ``values`` values, each trained on ``seeds`` repetitions (value v's repetitions
+    v * seeds ... v * seeds + seeds - 1 of the network, and of the network kept after each rung, in the same order),
+    for ``epochs`` epochs per later task of ``scenario``, scored on ``validation`` (a split per task) under
+    ``predict`` (the strategy's prediction rule). ``alive``: the values still training; ``stopped``: a record per
+    stopped value, ``{"value", "epoch", "of", "score"}``."""
+
+    def __init__(
+        self,
+        values: int,
+        seeds: int,
+        scenario: Scenario,
+        epochs: int,
+        validation: list[Split],
+        predict: Callable | None = None,
+        reduction: int = REDUCTION,
+        survivors: int = SURVIVORS,
+    ) -> None:
+        self.seeds, self.scenario, self.epochs, self.validation, self.predict = (
+            seeds,
+            scenario,
+            epochs,
+            validation,
+            predict,
+        )
+        self.reduction, self.survivors = reduction, survivors
+        self.total = (len(scenario.names) - 1) * epochs
+        self.rungs = rungs(self.total, reduction)
+        self.alive = list(range(values))
+        self.stopped: list[dict[str, Any]] = []
+
+    def stops(self, task: int, epochs: int) -> list[int]:
+        """The epochs of later task ``task`` (1, 2, ...) after which training pauses: its rungs (while values could
+        still stop) and its end."""
+        if len(self.alive) <= self.survivors:
+            return [epochs]
+        offset = (task - 1) * epochs
+        return sorted({r - offset for r in self.rungs if offset < r < offset + epochs} | {epochs})
+
+    def rung(self, network, task: int, epoch: int) -> list[int] | None:
+        """After ``epoch`` epochs of later task ``task``: at a rung, score the values still training on ``network``
+        and return the repetitions (indices into ``network``) of those that go on; None where none stop."""
+        done = (task - 1) * self.epochs + epoch
+        keep = max(self.survivors, math.ceil(len(self.alive) / self.reduction))
+        if done not in self.rungs or keep >= len(self.alive):
+            return None
+        tasks = self.validation[: task + 1]
+        each = np.mean([metrics.accuracy(network, s, self.scenario, predict=self.predict, task=task) for s in tasks], 0)
+        scores = each.reshape(len(self.alive), self.seeds).mean(axis=1)  # value i's: repetitions i * seeds ...
+        order = sorted(range(len(self.alive)), key=lambda i: -scores[i])  # stable: the first of equals first
+        going_on = sorted(order[:keep])
+        for i in sorted(order[keep:]):
+            self.stopped.append(
+                {"value": self.alive[i], "epoch": done, "of": self.total, "score": round(float(scores[i]), 6)}
+            )
+        self.alive = [self.alive[i] for i in going_on]
+        return [i * self.seeds + s for i in going_on for s in range(self.seeds)]
+
+
+def rungs(total: int, reduction: int) -> list[int]:
+    """The epochs floor(total / reduction^k), k = 1, 2, ..., that are at least 1, ascending."""
+    found, k = set(), 1
+    while reduction > 1 and total // reduction**k >= 1:
+        found.add(total // reduction**k)
+        k += 1
+    return sorted(found)
