@@ -347,7 +347,7 @@ def train_sequence(
         print(f"{strategy.name}: training on {scenario.names[t]} ({t + 1} of {len(train)})", flush=True)
         log.task = scenario.names[t]
         start, optimizer = 0, None
-        for stop in halving.stops(t, epochs) if halving else [epochs]:
+        for stop in halving.stops(t) if halving else [epochs]:
             history = finetune(
                 network, strategy, scenario, train[t], validation[t], t, callbacks=[log], epochs=stop,
                 initial_epoch=start, optimizer=optimizer, **fit_args,
@@ -356,7 +356,7 @@ def train_sequence(
             kept = halving.rung(network, t, stop) if halving else None
             if kept is not None:
                 network = selected(network, kept)
-                optimizer = _carried(optimizer, network, kept)
+                optimizer = _carried(optimizer, network, kept) if stop < epochs else None  # a task's end: a new one
                 strategy.keep(kept)
         if t < len(train) - 1:
             strategy.end_task(network, t, train[t])

@@ -30,8 +30,8 @@ class Halving:
     """Successive halving over ``values`` values, each trained on ``seeds`` repetitions (value v's repetitions
     v * seeds ... v * seeds + seeds - 1 of the network, and of the network kept after each rung, in the same order),
     for ``epochs`` epochs per later task of ``scenario``, scored on ``validation`` (a split per task) under
-    ``predict`` (the strategy's prediction rule). ``alive``: the values still training; ``stopped``: a record per
-    stopped value, ``{"value", "epoch", "of", "score"}``."""
+    ``predict`` (the strategy's prediction rule). ``alive``: the values still training; ``stopped``: by value, when
+    each stopped value stopped and its score then, ``{"epoch", "of", "score"}``."""
 
     def __init__(
         self,
@@ -55,15 +55,15 @@ class Halving:
         self.total = (len(scenario.names) - 1) * epochs
         self.rungs = rungs(self.total, reduction)
         self.alive = list(range(values))
-        self.stopped: list[dict[str, Any]] = []
+        self.stopped: dict[int, dict[str, Any]] = {}
 
-    def stops(self, task: int, epochs: int) -> list[int]:
+    def stops(self, task: int) -> list[int]:
         """The epochs of later task ``task`` (1, 2, ...) after which training pauses: its rungs (while values could
         still stop) and its end."""
         if len(self.alive) <= self.survivors:
-            return [epochs]
-        offset = (task - 1) * epochs
-        return sorted({r - offset for r in self.rungs if offset < r < offset + epochs} | {epochs})
+            return [self.epochs]
+        offset = (task - 1) * self.epochs
+        return sorted({r - offset for r in self.rungs if offset < r < offset + self.epochs} | {self.epochs})
 
     def rung(self, network, task: int, epoch: int) -> list[int] | None:
         """After ``epoch`` epochs of later task ``task``: at a rung, score the values still training on ``network``
@@ -78,9 +78,7 @@ class Halving:
         order = sorted(range(len(self.alive)), key=lambda i: -scores[i])  # stable: the first of equals first
         going_on = sorted(order[:keep])
         for i in sorted(order[keep:]):
-            self.stopped.append(
-                {"value": self.alive[i], "epoch": done, "of": self.total, "score": round(float(scores[i]), 6)}
-            )
+            self.stopped[self.alive[i]] = {"epoch": done, "of": self.total, "score": round(float(scores[i]), 6)}
         self.alive = [self.alive[i] for i in going_on]
         return [i * self.seeds + s for i in going_on for s in range(self.seeds)]
 

@@ -99,18 +99,16 @@ def _score(trial: dict[str, Any], files: dict[str, bytes], params: dict[str, Any
             trial["strategy"], params, task_a, "validation", root / "log.csv", root / "each.csv", 0, strengths, halving
         )
         each = np.array([metrics.accuracy(network, split, scenario, predict=predict) for split in validation])
-    alive = halving.alive if halving else list(range(len(values)))
+    alive, stopped = (halving.alive, halving.stopped) if halving else (list(range(len(values))), {})
+    names = [f"{name}_accuracy" for name in scenario.names]
     results = []
     for v, value in enumerate(values):
-        stopped = [s for s in (halving.stopped if halving else []) if s["value"] == v]
-        if stopped:
-            record = {k: stopped[0][k] for k in ("epoch", "of", "score")}
-            results.append({**value, "score": None, "score_ci95": None, "stopped": record})
+        if v in stopped:
+            results.append({**value, "score": None, "score_ci95": None, "stopped": stopped[v]})
             continue
         i = alive.index(v)  # (tasks, kept values x seeds): value v's repetitions
         own = each[:, i * seeds : (i + 1) * seeds]
         repetitions = own.mean(axis=0)  # each repetition's mean over the tasks
-        names = [f"{name}_accuracy" for name in scenario.names]
         results.append(
             {
                 **value,
