@@ -27,7 +27,7 @@ def main() -> None:
             scenario,
             mnist.load_task("task_a", "train", scenario),
             mnist.load_task("task_a", "validation", scenario),
-            p["train"]["epochs_a"],
+            *loop.schedule(p, "a"),
             callbacks=[log],
             path_integral=True,
         )

@@ -31,7 +31,7 @@ def main() -> None:
             scenario,
             every_task("train"),
             every_task("validation"),
-            p["train"]["epochs_joint"],
+            *loop.schedule(p, "joint"),
             callbacks=[log],
             what="every task at once",
             task=None,

@@ -36,6 +36,8 @@ def test_committed_params_are_valid(defaults):
         ("train.epochs_a", 0, "train.epochs_a = 0 is invalid; set it to an integer >= 1"),
         ("train.batch_size", 0, "train.batch_size = 0 is invalid"),
         ("finetune.epochs", 2.5, "finetune.epochs = 2.5 is invalid"),
+        ("finetune.iterations", 0, "finetune.iterations = 0 is invalid; set it to an integer >= 1 (optimiser steps"),
+        ("train.iterations_a", 2.5, "train.iterations_a = 2.5 is invalid"),
         ("tasks", [[0, 1]], "tasks = [[0, 1]] is invalid; set it to a list of 2 to 10 tasks"),
         ("tasks", [[0, 1], []], "tasks = [[0, 1], []] is invalid"),
         ("tasks", [[0, 12], [1]], "tasks = [[0, 12], [1]] is invalid; set it to a list of 2 to 10 tasks, each a list"),

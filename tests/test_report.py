@@ -287,6 +287,17 @@ def test_untuned_settings_say_so(tmp_path):
     assert "hyperparameters set by hand in params.yaml (not tuned for this setting)" in markdown
 
 
+def test_the_page_says_how_long_each_later_task_trains(tmp_path):
+    """Epochs by default; optimiser steps where ``finetune.iterations`` is set."""
+    out, _ = build(tmp_path / "epochs")
+    assert "Every strategy trains 6 epochs on each task after task A" in (out / "README.md").read_text()
+    params = make_params(SEQUENCES["even-odd"])
+    steps = {"finetune": params["finetune"] | {"iterations": 2000}, "train": params["train"] | {"batch_size": 128}}
+    out, _ = build(tmp_path / "iterations", **steps)
+    markdown = " ".join((out / "README.md").read_text().split())
+    assert "Every strategy trains 2000 iterations (batches of 128) on each task after task A" in markdown
+
+
 def test_memory_costs(tmp_path):
     assert report.num_parameters(make_params(SEQUENCES["even-odd"])) == 784 * 128 + 128 + 128 * 5 + 5
     assert report.num_parameters(make_params(pairs(5), "class")) == 784 * 128 + 128 + 128 * 10 + 10

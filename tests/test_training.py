@@ -117,6 +117,48 @@ def test_fit_draws_a_new_order_every_epoch(mnist_like):
     np.testing.assert_array_equal(data_set.order.numpy(), data_set.permutations(2))  # the last epoch's
 
 
+def test_iterations_read_a_stream_of_passes_cut_to_whole_batches(mnist_like):
+    """``iterations`` batches per epoch: each repetition reads its passes k = 0, 1, ... (the permutations an
+    epoch-counted run draws for its epochs k), each cut to whole batches, one after another; the next epoch carries
+    on where this one stopped."""
+    n, batch = len(mnist_like), 64
+    whole = n // batch * batch
+    assert whole < n  # the last partial batch of each pass is dropped
+    by_epoch = loop.TrainingSet(mnist_like, [5, 6], salt=3)
+    data_set = loop.TrainingSet(mnist_like, [5, 6], salt=3, iterations=20, batch_size=batch)
+    assert data_set.positions == 20 * batch and len(data_set) == n
+    stream = np.concatenate([by_epoch.permutations(k)[:, :whole] for k in range(7)], axis=1)
+    np.testing.assert_array_equal(data_set.permutations(0), stream[:, : 20 * batch])
+    np.testing.assert_array_equal(data_set.permutations(1), stream[:, 20 * batch : 40 * batch])
+    np.testing.assert_array_equal(  # a seed's stream is its own, whatever is stacked beside it
+        loop.TrainingSet(mnist_like, [6], 3, 20, batch).permutations(1)[0], stream[1, 20 * batch : 40 * batch]
+    )
+    with pytest.raises(ForgettingError, match="3 iterations of batch 64 from 10 examples: a batch needs more"):
+        loop.TrainingSet(mnist_like.subset(np.arange(10)), [5], 0, iterations=3, batch_size=batch)
+
+
+def test_a_training_by_iterations_takes_exactly_that_many_steps(mnist_like):
+    """``finetune.iterations`` (and ``train.iterations_a``, ``iterations_joint``): one epoch of exactly that many
+    optimiser steps, each on a full batch; null keeps the epochs."""
+    params = {"train": {"epochs_a": 4, "iterations_a": 7, "epochs_joint": 2, "iterations_joint": None}}
+    params["finetune"] = {"epochs": 3, "iterations": 25}
+    assert loop.schedule(params, "a") == (1, 7)
+    assert loop.schedule(params, "joint") == (2, None)
+    assert loop.schedule(params, "finetune") == (1, 25)
+    network = build_network(5, hidden_units=8, seeds=(3, 4))
+    model = loop.ContinualModel(network, DOMAIN, loop.TrainingSet(mnist_like, network.seeds, 0, 25, 32))
+    history = loop.fit(model, None, epochs=1, batch_size=32, learning_rate=1e-3, verbose=0)
+    assert int(model.optimizer.iterations.numpy()) == 25 and len(history.history["loss"]) == 1
+    stacked, alone = _train_by_iterations([5, 6], mnist_like), _train_by_iterations([6], mnist_like)
+    for key, value in stacked.items():  # and a repetition still trains exactly as it would alone
+        np.testing.assert_array_equal(value[1], alone[key][0])
+
+
+def _train_by_iterations(seeds: list[int], split: mnist.Split) -> dict:
+    network, _ = loop.train_new_model(_params(seeds[0], len(seeds)), DOMAIN, split, None, 1, iterations=30)
+    return weights_by_path(network)
+
+
 @pytest.mark.parametrize("kind", ["domain", "task", "class"])
 def test_fit_learns_the_synthetic_tasks_in_every_scenario(make_mnist, kind):
     scenario = Scenario(kind, EVEN_ODD)

@@ -39,6 +39,11 @@ def integer(description: str, **bounds: int) -> Any:
 STRENGTH = number("a number >= 0", ge=0)
 POSITIVE = number("a number > 0", gt=0)
 AT_LEAST_ONE = integer("an integer >= 1", ge=1)
+# A training's length in optimiser steps, in place of its epochs (training.loop.schedule)
+ITERATIONS = Annotated[
+    Annotated[int, Field(ge=1)] | None,
+    Field(description="an integer >= 1 (optimiser steps, in place of the epochs), or null (train by epochs)"),
+]
 
 
 class Section(BaseModel):
@@ -70,10 +75,13 @@ class TrainParams(Section):
     batch_size: AT_LEAST_ONE
     epochs_a: AT_LEAST_ONE
     epochs_joint: AT_LEAST_ONE
+    iterations_a: ITERATIONS
+    iterations_joint: ITERATIONS
 
 
 class FinetuneParams(Section):
     epochs: AT_LEAST_ONE
+    iterations: ITERATIONS
     learning_rate: POSITIVE
 
 

@@ -158,10 +158,17 @@ def _title(results: Results, level: int) -> list[str]:
         f"{f'Setting `{setting}`' if setting else 'A task sequence of your own (not a tuned setting)'}: "
         f"{SCENARIOS[p['scenario']]}; {seeds}; hyperparameters {_sources(results)}. Each "
         "number is the mean over the repetitions ± the half-width of its 95% confidence interval (Student t), on "
-        f"the test split. Every strategy trains {p['finetune']['epochs']} epochs on each task after task A, at "
+        f"the test split. Every strategy trains {_length(p)} on each task after task A, at "
         f"learning rate {p['finetune']['learning_rate']:g}; EWC's Fisher: {p['fisher']['estimator']}, over "
         f"{p['fisher']['num_examples']} examples of the task; hidden units: {p['model']['hidden_units']}.",
     ]
+
+
+def _length(p: dict) -> str:
+    """How long each later task trains: its epochs, or its iterations (``finetune.iterations``)."""
+    if p["finetune"]["iterations"] is None:
+        return f"{p['finetune']['epochs']} epochs"
+    return f"{p['finetune']['iterations']} iterations (batches of {p['train']['batch_size']})"
 
 
 def _strategy_table(results: Results, memory: dict[str, Memory]) -> list[str]:

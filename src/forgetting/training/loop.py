@@ -56,9 +56,21 @@ class TrainingSet:
     images are kept as uint8 (and scaled in the compiled step). ``shuffle(epoch)`` draws each repetition's own
     permutation for the epoch from (its seed, ``salt``, epoch); ``batch(positions)`` gathers, for positions
     p of the epoch, example order[s, p] of repetition s's examples: (images (S, B, 28, 28, 1), {task}, labels).
+
+    With ``iterations`` (and ``batch_size``), an epoch is that many full batches instead of one pass (``positions``
+    per epoch): repetition s reads the stream of its passes k = 0, 1, ..., each a permutation drawn from (its seed,
+    ``salt``, k) cut to whole batches (the last partial batch of a pass dropped, as a ``drop_last`` data loader
+    does), and epoch e is positions e * iterations * batch_size onwards of that stream.
     """
 
-    def __init__(self, splits: Split | Sequence[Split] | Iterable[Split], seeds: Sequence[int], salt: int) -> None:
+    def __init__(
+        self,
+        splits: Split | Sequence[Split] | Iterable[Split],
+        seeds: Sequence[int],
+        salt: int,
+        iterations: int | None = None,
+        batch_size: int | None = None,
+    ) -> None:
         splits = [splits] if isinstance(splits, Split) else splits
         images, labels, tasks = [], [], []
         for split in splits:  # one at a time: a generator's splits are converted (to uint8) as they come
@@ -76,13 +88,31 @@ class TrainingSet:
         del images
         offsets = np.zeros(len(seeds)) if self.shared else np.arange(len(seeds)) * self.length
         self.offsets = tf.constant(offsets[:, None], tf.int32)
-        self.order = tf.Variable(tf.zeros((len(seeds), self.length), tf.int32), trainable=False)
+        self.iterations, self.batch_size = iterations, batch_size
+        if iterations is not None and (batch_size is None or self.length < batch_size):
+            raise ForgettingError(
+                f"{iterations} iterations of batch {batch_size} from {self.length} examples: a batch needs more "
+                "examples; lower train.batch_size, or count epochs (set the iterations param to null)"
+            )
+        self.positions = self.length if iterations is None else iterations * batch_size  # per epoch
+        self.order = tf.Variable(tf.zeros((len(seeds), self.positions), tf.int32), trainable=False)
 
     def __len__(self) -> int:
         return self.length
 
     def permutations(self, epoch: int) -> np.ndarray:
-        return np.stack([np.random.default_rng([s, self.salt, epoch]).permutation(self.length) for s in self.seeds])
+        """(repetitions, ``positions``): the examples each repetition visits in ``epoch``, in order."""
+        if self.iterations is None:
+            return np.stack([self._pass(s, epoch) for s in self.seeds])
+        whole = self.length // self.batch_size * self.batch_size  # of each pass
+        start = epoch * self.positions
+        passes = range(start // whole, -(-(start + self.positions) // whole))
+        stream = np.stack([np.concatenate([self._pass(s, k)[:whole] for k in passes]) for s in self.seeds])
+        offset = start - passes[0] * whole
+        return stream[:, offset : offset + self.positions]
+
+    def _pass(self, seed: int, k: int) -> np.ndarray:
+        return np.random.default_rng([seed, self.salt, k]).permutation(self.length)
 
     def shuffle(self, epoch: int) -> None:
         self.order.assign(self.permutations(epoch).astype(np.int32))
@@ -275,6 +305,22 @@ class NonFiniteLossGuard(keras.callbacks.Callback):
             )
 
 
+SCHEDULES = {  # a training's params: (section, epochs key, iterations key)
+    "a": ("train", "epochs_a", "iterations_a"),
+    "joint": ("train", "epochs_joint", "iterations_joint"),
+    "finetune": ("finetune", "epochs", "iterations"),
+}
+
+
+def schedule(params: dict, training: str) -> tuple[int, int | None]:
+    """(epochs, iterations) of ``training``: task A's (``a``), joint's or each later task's (``finetune``). Where
+    its iterations param is set, one epoch of that many optimiser steps (``TrainingSet``); else its epochs, each a
+    pass over the data."""
+    section, epochs, iterations = SCHEDULES[training]
+    steps = params[section][iterations]
+    return (params[section][epochs], None) if steps is None else (1, steps)
+
+
 def fit(
     model: ContinualModel,
     validation: Split | None,
@@ -295,7 +341,7 @@ def fit(
     model.compile(optimizer=optimizer, steps_per_execution=STEPS_PER_EXECUTION)
     guard = guard or NonFiniteLossGuard(model.network.name, "the learning rate")
     return model.fit(
-        np.arange(len(model.data), dtype=np.int32),
+        np.arange(model.data.positions, dtype=np.int32),
         validation_data=None if validation is None else (validation.inputs(), validation.label),
         epochs=epochs,
         initial_epoch=initial_epoch,
@@ -313,11 +359,15 @@ def finetune(
     train: Split,
     validation: Split | None,
     task_number: int,
+    iterations: int | None = None,
     **fit_args,
 ):
     """Fine-tune ``network`` in place on ``strategy.training_data(train)`` (task number ``task_number`` of the
-    scenario), minimising its loss plus ``strategy``'s penalty."""
-    data = TrainingSet(strategy.training_data(train), network.seeds, salt=task_number)
+    scenario), minimising its loss plus ``strategy``'s penalty; each epoch a pass over the data, or ``iterations``
+    batches (``TrainingSet``)."""
+    data = TrainingSet(
+        strategy.training_data(train), network.seeds, task_number, iterations, fit_args.get("batch_size")
+    )
     model = ContinualModel(network, scenario, data, strategy, task=task_number)
     suspects = " or ".join(filter(None, ["finetune.learning_rate", strategy.strength_param]))
     guard = NonFiniteLossGuard(scenario.names[task_number], suspects)
@@ -333,14 +383,16 @@ def train_sequence(
     log: TaskAccuracyLog,
     epochs: int,
     halving=None,
+    iterations: int | None = None,
     **fit_args,
 ) -> StackedMLP:
     """Train ``network`` (already trained on task 0, which ``strategy`` was built from) on tasks 1, 2, ... in turn,
-    ``epochs`` epochs each, letting the strategy consolidate each finished task (``Strategy.end_task``) before the
-    next. Returns the network trained: ``network`` itself, or, where ``halving`` (the tuner's successive halving,
-    ``forgetting.tuning.halving.Halving``) stopped repetitions at one of its rungs (``stops``: the epochs of a task
-    after which it looks; ``rung``: the repetitions it keeps), a network of the others, which carry on as they
-    would have (their weights, dropout and optimiser state, data order and the strategy's state: ``Strategy.keep``)."""
+    ``epochs`` epochs each (of ``iterations`` batches where given: ``schedule``), letting the strategy consolidate
+    each finished task (``Strategy.end_task``) before the next. Returns the network trained: ``network`` itself, or,
+    where ``halving`` (the tuner's successive halving, ``forgetting.tuning.halving.Halving``) stopped repetitions
+    at one of its rungs (``stops``: the epochs of a task after which it looks; ``rung``: the repetitions it keeps),
+    a network of the others, which carry on as they would have (their weights, dropout and optimiser state, data
+    order and the strategy's state: ``Strategy.keep``)."""
     if strategy.acts_at("predict"):
         log.predict = strategy.predict
     for t in range(1, len(train)):
@@ -350,7 +402,7 @@ def train_sequence(
         for stop in halving.stops(t) if halving else [epochs]:
             history = finetune(
                 network, strategy, scenario, train[t], validation[t], t, callbacks=[log], epochs=stop,
-                initial_epoch=start, optimizer=optimizer, **fit_args,
+                initial_epoch=start, optimizer=optimizer, iterations=iterations, **fit_args,
             )  # fmt: skip
             start, optimizer = stop, history.model.optimizer
             kept = halving.rung(network, t, stop) if halving else None
@@ -399,6 +451,7 @@ def train_strategy(
         strategy.set_strengths(strengths)
     network = task_a.model()
     splits = {split: load_tasks(split, scenario, task_a.data_root) for split in ("train", "validation", evaluation)}
+    epochs, iterations = schedule(params, "finetune")
     return train_sequence(
         network,
         strategy,
@@ -406,8 +459,9 @@ def train_strategy(
         list(splits["train"].values()),
         list(splits["validation"].values()),
         TaskAccuracyLog(splits[evaluation], scenario, log_path, repetitions_path, task="task_a"),
-        epochs=params["finetune"]["epochs"],
+        epochs=epochs,
         halving=halving,
+        iterations=iterations,
         batch_size=params["train"]["batch_size"],
         learning_rate=params["finetune"]["learning_rate"],
         verbose=verbose,
@@ -420,6 +474,7 @@ def train_new_model(
     train: Split,
     validation: Split | None,
     epochs: int,
+    iterations: int | None = None,
     callbacks: list[keras.callbacks.Callback] | None = None,
     path_integral: bool = False,
     what: str = "task_a",
@@ -427,16 +482,20 @@ def train_new_model(
 ) -> tuple[StackedMLP, PathIntegral | None]:
     """Freshly initialised MLPs (``params['model']``, the scenario's outputs), one per repetition seed
     (``repetition_seeds``), trained together with ``fit`` under ``params['train']``'s optimiser settings for
-    ``epochs`` epochs, as task number ``task`` of the sequence (None: every task at once); with ``path_integral``,
-    also the path integral over this training (``forgetting.nn.path_integral``). ``what`` names the training in
-    errors."""
+    ``epochs`` epochs (of ``iterations`` batches where given: ``schedule``), as task number ``task`` of the sequence
+    (None: every task at once); with ``path_integral``, also the path integral over this training
+    (``forgetting.nn.path_integral``). ``what`` names the training in errors."""
     seed_everything(params["seed"])
     seeds = repetition_seeds(params)
     network = build_network(scenario.num_outputs, params["model"]["hidden_units"], params["model"]["dropout"], seeds)
     recorder = PathIntegral(network) if path_integral else None
     fit(
         ContinualModel(
-            network, scenario, TrainingSet(train, seeds, salt=0), observers=[recorder] if recorder else (), task=task
+            network,
+            scenario,
+            TrainingSet(train, seeds, 0, iterations, params["train"]["batch_size"]),
+            observers=[recorder] if recorder else (),
+            task=task,
         ),
         validation,
         epochs=epochs,

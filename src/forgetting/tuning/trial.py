@@ -94,7 +94,7 @@ def _score(trial: dict[str, Any], files: dict[str, bytes], params: dict[str, Any
         predict = strategy_class(trial["strategy"]).predict
         halving = None
         if trial.get("halving"):
-            halving = Halving(len(values), seeds, scenario, params["finetune"]["epochs"], validation, predict)
+            halving = Halving(len(values), seeds, scenario, loop.schedule(params, "finetune")[0], validation, predict)
         network = loop.train_strategy(
             trial["strategy"], params, task_a, "validation", root / "log.csv", root / "each.csv", 0, strengths, halving
         )
