@@ -150,9 +150,10 @@ def test_halving_stops_the_worst_value_and_the_rest_train_on_as_each_would_alone
     assert stacked["mlp/hidden/kernel"].shape[0] == 4
 
 
-def test_rungs_are_the_epochs_total_over_eta_to_the_k():
+def test_rungs_are_the_last_tasks_epochs_over_eta_to_the_k():
     assert rungs(6, 3) == [2] and rungs(24, 3) == [2, 8] and rungs(54, 3) == [2, 6, 18] and rungs(2, 3) == []
     scenario = Scenario("domain", [(0, 2, 4, 6, 8), (1, 3), (5, 7), (9,)][:3])
-    halving = Halving(6, 5, scenario, 6, [])  # 2 later tasks of 6 epochs: rungs 1 and 4
-    assert halving.rungs == [1, 4]
-    assert halving.stops(1) == [1, 4, 6] and halving.stops(2) == [6]
+    halving = Halving(6, 5, scenario, 6, [])  # 2 later tasks of 6 epochs: a rung at epoch 2 of the last
+    assert halving.rungs == [8]
+    assert halving.stops(1) == [6] and halving.stops(2) == [2, 6]
+    assert Halving(6, 5, scenario, 27, []).rungs == [27 + 1, 27 + 3, 27 + 9]  # floor(27 / 3^k) of the last task

@@ -3,11 +3,19 @@ its asynchronous form): a trial that trains V values of a strength at once (``fo
 every value's validation accuracy at a few rungs and stops the hopeless ones there, so that the compute goes to the
 promising ones; the choice is made among the values trained to the end.
 
-With T = (tasks - 1) x epochs the trial's epochs and reduction factor eta, the rungs are the epochs floor(T / eta^k)
-(k = 1, 2, ..., at least 1). At a rung, a value's score is the mean over its seeds of each one's mean validation
-accuracy over the tasks trained so far (the tuner's final score, taken early); the best ceil(n / eta) of the n values
-still training go on, never fewer than ``survivors`` (the first of equals, in the grid's order). Values compete only
-with the other values of their own trial: one strategy's.
+The rungs lie in the last task, the only stretch of training where a value's score covers what the choice is made
+on: with E epochs per task and reduction factor eta, they are epochs floor(E / eta^k) (k = 1, 2, ..., at least 1) of
+the last task. At a rung, a value's score is the mean over its seeds of each one's mean validation accuracy over every
+task (the tuner's final score, taken early); the best ceil(n / eta) of the n values still training go on, never fewer
+than ``survivors`` (the first of equals, in the grid's order). Values compete only with the other values of their
+own trial: one strategy's.
+
+Why not earlier: before the last task a score can only cover the tasks trained so far, and that favours plasticity
+(a weak penalty learns the next task fastest) over the stability that pays off over the tasks still to come. On
+``domain-rotated`` (5 tasks) rungs over all 24 epochs (floor(24 / 3^k): epochs 2 and 8, both in task B) kept
+``l2.weight`` 0.01 and 0.03, which ended at validation accuracy 0.537 and 0.554, and stopped 0.1 to 3, which
+trained to the end (``--no-halving``) score {ROTATED}. On two tasks the last task is the only one, and nothing
+changes.
 """
 
 from __future__ import annotations
@@ -53,7 +61,7 @@ class Halving:
         )
         self.reduction, self.survivors = reduction, survivors
         self.total = (len(scenario.names) - 1) * epochs
-        self.rungs = rungs(self.total, reduction)
+        self.rungs = [self.total - epochs + r for r in rungs(epochs, reduction)]  # in the last task
         self.alive = list(range(values))
         self.stopped: dict[int, dict[str, Any]] = {}
 
