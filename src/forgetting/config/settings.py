@@ -15,8 +15,9 @@ from forgetting.errors import ForgettingError
 SEQUENCES: dict[str, list[list[int]]] = {
     "even-odd": [[0, 2, 4, 6, 8], [1, 3, 5, 7, 9]],  # the default: task A = even digits, task B = odd digits
     "split5": [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]],  # the standard 5-task split MNIST
-    "permuted": [list(range(10))] * 10,  # permuted MNIST: 10 tasks of every digit, each with its own pixel order
-    "rotated": [list(range(10))] * 5,  # rotated MNIST: 5 tasks of every digit, turned by 0, 45, ... 180 degrees
+    # permuted MNIST: 10 tasks of every digit, each with its own pixel order (distinct lists: YAML without anchors)
+    "permuted": [list(range(10)) for _ in range(10)],
+    "rotated": [list(range(10)) for _ in range(5)],  # rotated MNIST: 5 tasks of every digit, turned by 0, 45, ... 180°
 }
 DIGITS = {"kind": "digits", "degrees_per_task": 45.0}  # split MNIST: the tasks differ in their digits alone
 INPUTS: dict[str, dict[str, Any]] = {  # params.yaml's task_inputs of each sequence
