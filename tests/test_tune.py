@@ -159,6 +159,28 @@ def _trial(strategy, value, score, error=None):
     return result | ({"error": error} if error else {})
 
 
+@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="Linux's per-process peak memory")
+def test_a_trials_peak_memory_is_its_own_and_freed_memory_goes_back():
+    """``peak_memory_mb`` is the worker's peak during one trial, not since the worker began: after a reset the
+    peak is what the process holds now, and a large allocation freed afterwards still counts in it."""
+    import numpy as np
+
+    from forgetting.tuning.trial import peak_memory, release_memory, reset_peak_memory
+
+    size_mb = 300
+    block = np.ones(size_mb * 2**20, np.uint8)  # touched, so resident
+    del block
+    release_memory()
+    before = peak_memory()
+    reset_peak_memory()
+    after_reset = peak_memory()
+    assert after_reset < before - size_mb / 2  # the earlier block no longer counts
+    block = np.ones(size_mb * 2**20, np.uint8)
+    del block
+    release_memory()
+    assert peak_memory() >= after_reset + size_mb * 0.9
+
+
 def test_choose_takes_the_best_validation_score_and_skips_failed_trials():
     results = [_trial("ewc", 10, 0.7), _trial("ewc", 100, 0.8), _trial("ewc", 1e6, None, "the loss became nan")]
     results += [_trial("l2", 0.1, 0.75), _trial("l2", 1, 0.75)]

@@ -20,6 +20,7 @@ one pass in all for the one-hot estimators.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import keras
@@ -144,11 +145,25 @@ def fisher_diagonal(
     array with the repetition axis first); the softmax is over the outputs ``columns`` (all by default), which
     ``labels`` index. ``images`` (N, 28, 28, 1) and ``labels`` (N,) are shared, or (S, N, 28, 28, 1) and (S, N)
     one set per repetition; repetition s's sampled labels are drawn from ``seeds[s]``."""
+    _dense_layers(network)  # a clear error for anything but the stacked MLP, first
     seeds = seeds or network.seeds
+    columns = np.arange(network.num_outputs) if columns is None else np.asarray(columns)
+    one_hot, picked = estimator != "exact", tf.constant(columns, tf.int32)
+
+    @functools.cache  # traced once: the one-repetition copy takes each repetition's weights in turn
+    def step(single: StackedMLP) -> tf.types.experimental.GenericFunction:
+        return tf.function(
+            lambda x, w: _chunk_sums(single, x, w, one_hot, picked),
+            input_signature=[
+                tf.TensorSpec((*([1] if images.ndim == 5 else []), None, *images.shape[-3:]), tf.float32),
+                tf.TensorSpec((1, None, len(columns)), tf.float32),
+            ],
+        )
 
     def alone(single: StackedMLP, s: int) -> dict[str, np.ndarray]:
         own_images, own_labels = (images, labels) if images.ndim == 4 else (images[s : s + 1], labels[s : s + 1])
-        return _fisher_diagonal(single, own_images, own_labels, estimator, [seeds[s]], chunk, columns)
+        weights = class_weights(single, own_images, own_labels, estimator, [seeds[s]], columns)
+        return mean_over_chunks(single, own_images, step(single), weights, chunk)
 
     return one_repetition_at_a_time(network, alone)
 
@@ -170,23 +185,6 @@ def one_repetition_at_a_time(network: StackedMLP, compute) -> dict[str, np.ndarr
             mine.bias.assign(theirs.bias.value[s : s + 1])
         parts.append(compute(single, s))
     return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
-
-
-def _fisher_diagonal(
-    network: StackedMLP, images: np.ndarray, labels: np.ndarray, estimator: str, seeds: list[int], chunk: int, columns
-) -> dict[str, np.ndarray]:
-    columns = np.arange(network.num_outputs) if columns is None else np.asarray(columns)
-    weights = class_weights(network, images, labels, estimator, seeds, columns)
-    one_hot = estimator != "exact"
-    picked = tf.constant(columns, tf.int32)
-    step = tf.function(
-        lambda x, w: _chunk_sums(network, x, w, one_hot, picked),
-        input_signature=[
-            tf.TensorSpec((*([network.repetitions] if images.ndim == 5 else []), None, *images.shape[-3:]), tf.float32),
-            tf.TensorSpec((network.repetitions, None, weights.shape[-1]), tf.float32),
-        ],
-    )
-    return mean_over_chunks(network, images, step, weights, chunk)
 
 
 def mean_over_chunks(network: StackedMLP, images: np.ndarray, step, extra: np.ndarray | None, chunk: int = CHUNK):

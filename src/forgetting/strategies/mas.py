@@ -10,6 +10,7 @@ back to each Dense pre-activation, |dK| summed over examples is |a|^T |delta| (o
 
 from __future__ import annotations
 
+import functools
 from typing import Any, ClassVar
 
 import numpy as np
@@ -37,12 +38,15 @@ def mas_importance(network: StackedMLP, images: np.ndarray, columns: np.ndarray)
     keyed by variable path."""
     picked = tf.constant(np.asarray(columns), tf.int32)
 
-    def alone(single: StackedMLP, s: int) -> Weights:
-        step = tf.function(
+    @functools.cache  # traced once: the one-repetition copy takes each repetition's weights in turn
+    def step(single: StackedMLP) -> tf.types.experimental.GenericFunction:
+        return tf.function(
             lambda x: _chunk_sums(single, x, picked),
             input_signature=[tf.TensorSpec((None, *images.shape[1:]), tf.float32)],
         )
-        return mean_over_chunks(single, images, step, None)
+
+    def alone(single: StackedMLP, s: int) -> Weights:
+        return mean_over_chunks(single, images, step(single), None)
 
     return one_repetition_at_a_time(network, alone)
 

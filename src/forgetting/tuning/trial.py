@@ -3,6 +3,9 @@ setting's task-A files, scored on the validation splits."""
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import gc
 import resource
 import tempfile
 import time
@@ -12,31 +15,69 @@ from typing import Any
 _threads_set = False
 
 
-def train_and_score(config: dict[str, Any], files: dict[str, bytes], params: dict[str, Any], cpus: int) -> None:
-    """Write the task-A ``files`` to a scratch folder, train every repetition through the later tasks under
-    ``config["trial"]`` (a strategy, its values, and maybe ``stack``: every value of its strength at once, each on
-    its own copy of the repetitions, and ``halving``: successive halving stops the hopeless values early,
-    ``forgetting.tuning.halving``), and report ``{"results": [{strategy, params, score, score_ci95, repetitions,
-    <task>_accuracy...}, ...]}``, one per value: score = the mean over its repetitions of each one's mean validation
-    accuracy over the tasks, with its 95% confidence half-width; a value stopped early has no score but
-    ``stopped``: ``{epoch, of, score}`` (its score then, after ``epoch`` of the trial's ``of`` epochs). Each also
-    reports the trial's ``seconds``, how many values it trained (``stacked``) and its worker process's peak
-    resident memory so far (``peak_memory_mb``). A trial whose loss diverges reports its error for each value
-    instead."""
+def train_and_score(config: dict[str, Any], files: list, params: dict[str, Any], cpus: int) -> None:
+    """Write the task-A files to a scratch folder (``files``: a reference to their ``{path: bytes}`` in Ray's
+    object store, in a list so that Ray hands over the reference rather than the bytes, which go once written),
+    train every repetition through the later tasks under ``config["trial"]`` (a strategy, its values, and maybe
+    ``stack``: every value of its strength at once, each on its own copy of the repetitions, and ``halving``:
+    successive halving stops the hopeless values early, ``forgetting.tuning.halving``), and report ``{"results":
+    [{strategy, params, score, score_ci95, repetitions, <task>_accuracy...}, ...]}``, one per value: score = the
+    mean over its repetitions of each one's mean validation accuracy over the tasks, with its 95% confidence
+    half-width; a value stopped early has no score but ``stopped``: ``{epoch, of, score}`` (its score then, after
+    ``epoch`` of the trial's ``of`` epochs). Each also reports the trial's ``seconds``, how many values it trained
+    (``stacked``) and the peak resident memory of its worker process during the trial (``peak_memory_mb``:
+    ``peak_memory``). A trial whose loss diverges reports its error for each value instead. The worker hands the
+    memory it freed back before its next trial (``release_memory``)."""
+    import ray
     from ray import tune
 
     trial, start = config["trial"], time.perf_counter()
+    reset_peak_memory()
     _limit_threads(cpus)
     from forgetting.errors import ForgettingError
 
-    try:
-        results = _score(trial, files, params)
-    except ForgettingError as exc:
-        results = failures(trial, str(exc))
+    with tempfile.TemporaryDirectory(prefix="forgetting-trial-") as tmp:
+        _write(ray.get(files[0]), Path(tmp))
+        try:
+            results = _score(trial, Path(tmp), params)
+        except ForgettingError as exc:
+            results = failures(trial, str(exc))
     seconds = round(time.perf_counter() - start, 1)
-    peak = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # MB, the worker's peak so far (Linux)
-    own = {"seconds": seconds, "stacked": len(results), "peak_memory_mb": peak}
+    own = {"seconds": seconds, "stacked": len(results), "peak_memory_mb": peak_memory()}
+    release_memory()
     tune.report({"results": [{**result, **own} for result in results]})
+
+
+def reset_peak_memory() -> None:
+    """Start this process's peak resident memory afresh from what it holds now (Linux: ``/proc/self/clear_refs``;
+    elsewhere the peak stays the process's)."""
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
+
+
+def peak_memory() -> int:
+    """This process's peak resident memory in MB since ``reset_peak_memory`` (Linux's VmHWM; elsewhere since the
+    process began)."""
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    (line,) = [line for line in status.splitlines() if line.startswith("VmHWM:")]
+    return round(int(line.split()[1]) / 1024)  # kB
+
+
+def release_memory() -> None:
+    """Collect the garbage a trial leaves (its models, their traced functions) and hand the C heap's free pages back
+    to the system (glibc's ``malloc_trim``), so that a reused worker starts its next trial from what it needs."""
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):  # not glibc
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+def _write(files: dict[str, bytes], root: Path) -> None:
+    for name, content in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(content)
 
 
 def each_value(trial: dict[str, Any]) -> list[dict[str, Any]]:
@@ -66,7 +107,7 @@ def _limit_threads(cpus: int) -> None:
         _threads_set = True
 
 
-def _score(trial: dict[str, Any], files: dict[str, bytes], params: dict[str, Any]) -> list[dict[str, Any]]:
+def _score(trial: dict[str, Any], root: Path, params: dict[str, Any]) -> list[dict[str, Any]]:
     import numpy as np
 
     from forgetting.config.params import repetition_seeds, with_values
@@ -83,22 +124,17 @@ def _score(trial: dict[str, Any], files: dict[str, bytes], params: dict[str, Any
     seeds = len(repetition_seeds(params))
     stack = trial.get("stack")
     strengths = np.repeat(next(iter(stack.values())), seeds) if stack else None  # repetition v * S + s: value v
-    with tempfile.TemporaryDirectory(prefix="forgetting-trial-") as tmp:
-        root = Path(tmp)
-        for name, content in files.items():
-            (root / name).parent.mkdir(parents=True, exist_ok=True)
-            (root / name).write_bytes(content)
-        scenario = Scenario.from_params(params)
-        task_a = TaskAState(scenario).rooted(root).tiled(len(values))
-        validation = list(mnist.load_tasks("validation", scenario, task_a.data_root).values())
-        predict = strategy_class(trial["strategy"]).predict
-        halving = None
-        if trial.get("halving"):
-            halving = Halving(len(values), seeds, scenario, loop.schedule(params, "finetune")[0], validation, predict)
-        network = loop.train_strategy(
-            trial["strategy"], params, task_a, "validation", root / "log.csv", root / "each.csv", 0, strengths, halving
-        )
-        each = np.array([metrics.accuracy(network, split, scenario, predict=predict) for split in validation])
+    scenario = Scenario.from_params(params)
+    task_a = TaskAState(scenario).rooted(root).tiled(len(values))
+    validation = list(mnist.load_tasks("validation", scenario, task_a.data_root).values())
+    predict = strategy_class(trial["strategy"]).predict
+    halving = None
+    if trial.get("halving"):
+        halving = Halving(len(values), seeds, scenario, loop.schedule(params, "finetune")[0], validation, predict)
+    network = loop.train_strategy(
+        trial["strategy"], params, task_a, "validation", root / "log.csv", root / "each.csv", 0, strengths, halving
+    )
+    each = np.array([metrics.accuracy(network, split, scenario, predict=predict) for split in validation])
     alive, stopped = (halving.alive, halving.stopped) if halving else (list(range(len(values))), {})
     names = [f"{name}_accuracy" for name in scenario.names]
     results = []

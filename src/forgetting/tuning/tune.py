@@ -287,8 +287,9 @@ def run_trials(ray, jobs, trials, params, files, cpus, storage: Path) -> list[di
 
     from forgetting.tuning.trial import train_and_score
 
+    shipped = [ray.put(files)]  # a reference in a list: each trial fetches the files and lets them go once written
     trainable = tune.with_resources(
-        tune.with_parameters(train_and_score, files=files, params=params, cpus=cpus), {"cpu": cpus}
+        tune.with_parameters(train_and_score, files=shipped, params=params, cpus=cpus), {"cpu": cpus}
     )
     tuner = tune.Tuner(
         trainable,
