@@ -117,6 +117,17 @@ def test_fit_draws_a_new_order_every_epoch(mnist_like):
     np.testing.assert_array_equal(data_set.order.numpy(), data_set.permutations(2))  # the last epoch's
 
 
+def test_fit_lets_its_examples_go(mnist_like):
+    """After ``fit`` the training set holds no examples: TensorFlow keeps a traced step, and what it captured,
+    after the model is gone, so a sequence's training sets would pile up (replay's grow with every task)."""
+    network = build_network(5, hidden_units=8, seeds=(3, 4))
+    data_set = loop.TrainingSet(mnist_like, network.seeds, salt=0)
+    assert data_set.images.numpy().shape == (len(mnist_like), *mnist_like.image.shape[1:])
+    model = loop.ContinualModel(network, DOMAIN, data_set)
+    loop.fit(model, None, epochs=1, batch_size=64, learning_rate=1e-3, verbose=0)
+    assert data_set.images.numpy().shape == (0, *mnist_like.image.shape[1:])
+
+
 def test_iterations_read_a_stream_of_passes_cut_to_whole_batches(mnist_like):
     """``iterations`` batches per epoch: each repetition reads its passes k = 0, 1, ... (the permutations an
     epoch-counted run draws for its epochs k), each cut to whole batches, one after another; the next epoch carries

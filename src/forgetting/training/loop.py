@@ -82,7 +82,10 @@ class TrainingSet:
             raise ValueError(f"{len(images)} training sets of lengths {sorted(lengths)} for {len(seeds)} repetitions")
         self.seeds, self.salt, self.length = list(seeds), int(salt), lengths.pop()
         self.shared = len(images) == 1
-        self.images = tf.constant(np.concatenate(images))
+        # a variable of unfixed length, so that ``release`` can let the examples go
+        examples = np.concatenate(images)
+        self.images = tf.Variable(examples, shape=(None, *examples.shape[1:]), trainable=False)
+        del examples
         self.labels = tf.constant(np.concatenate(labels))
         self.tasks = tf.constant(np.concatenate(tasks))
         del images
@@ -116,6 +119,12 @@ class TrainingSet:
 
     def shuffle(self, epoch: int) -> None:
         self.order.assign(self.permutations(epoch).astype(np.int32))
+
+    def release(self) -> None:
+        """Let the examples go once trained on. TensorFlow keeps a traced step, and what it captured, after its
+        model is gone (replay's growing training sets would pile up over a sequence); the step holds the variable,
+        now empty."""
+        self.images.assign(tf.zeros((0, *self.images.shape[1:]), self.images.dtype))
 
     def batch(self, positions: tf.Tensor) -> tuple[tf.Tensor, dict, tf.Tensor]:
         index = tf.gather(self.order, tf.cast(positions, tf.int32), axis=1) + self.offsets
@@ -336,20 +345,23 @@ def fit(
     """Compile (Adam, or ``optimizer`` carrying on from earlier epochs) and ``fit`` over ``model.data``, epochs
     ``initial_epoch`` to ``epochs``; a progress bar on a terminal, a line per epoch otherwise (as under
     ``dvc repro``). A NaN or infinite loss stops it with an error (``guard``; by default it blames the learning
-    rate)."""
+    rate). The data are let go afterwards (``TrainingSet.release``)."""
     optimizer = optimizer or keras.optimizers.Adam(learning_rate=learning_rate)
     model.compile(optimizer=optimizer, steps_per_execution=STEPS_PER_EXECUTION)
     guard = guard or NonFiniteLossGuard(model.network.name, "the learning rate")
-    return model.fit(
-        np.arange(model.data.positions, dtype=np.int32),
-        validation_data=None if validation is None else (validation.inputs(), validation.label),
-        epochs=epochs,
-        initial_epoch=initial_epoch,
-        batch_size=batch_size,
-        shuffle=False,  # each repetition's own order: Reshuffle
-        callbacks=[Reshuffle(model.data), guard, *(callbacks or [])],
-        verbose=(1 if sys.stdout.isatty() else 2) if verbose is None else verbose,
-    )
+    try:
+        return model.fit(
+            np.arange(model.data.positions, dtype=np.int32),
+            validation_data=None if validation is None else (validation.inputs(), validation.label),
+            epochs=epochs,
+            initial_epoch=initial_epoch,
+            batch_size=batch_size,
+            shuffle=False,  # each repetition's own order: Reshuffle
+            callbacks=[Reshuffle(model.data), guard, *(callbacks or [])],
+            verbose=(1 if sys.stdout.isatty() else 2) if verbose is None else verbose,
+        )
+    finally:
+        model.data.release()
 
 
 def finetune(
