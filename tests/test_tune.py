@@ -181,6 +181,25 @@ def test_a_trials_peak_memory_is_its_own_and_freed_memory_goes_back():
     assert peak_memory() >= after_reset + size_mb * 0.9
 
 
+def test_a_trial_process_out_of_memory_is_one_clear_error():
+    """Ray Tune gives up on the whole run when Ray stops a trial's process for lack of memory; the tuner says so in
+    one line with the fix (fewer trials at once), and other errors pass through as they are."""
+    from ray.exceptions import OutOfMemoryError
+
+    class Tuner:
+        def __init__(self, cause):
+            self.cause = cause
+
+        def fit(self):
+            raise RuntimeError("Caught unexpected exception") from self.cause
+
+    with pytest.raises(ForgettingError, match=r"out of memory .* \(--cpus-per-trial 4\)") as caught:
+        tune.fitted(Tuner(OutOfMemoryError("1 worker(s) were killed")), cpus=2)
+    assert "\n" not in str(caught.value)
+    with pytest.raises(RuntimeError, match="unexpected"):
+        tune.fitted(Tuner(ValueError("something else")), cpus=1)
+
+
 def test_choose_takes_the_best_validation_score_and_skips_failed_trials():
     results = [_trial("ewc", 10, 0.7), _trial("ewc", 100, 0.8), _trial("ewc", 1e6, None, "the loss became nan")]
     results += [_trial("l2", 0.1, 0.75), _trial("l2", 1, 0.75)]

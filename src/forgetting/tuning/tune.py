@@ -298,7 +298,23 @@ def run_trials(ray, jobs, trials, params, files, cpus, storage: Path) -> list[di
         run_config=tune.RunConfig(storage_path=str(storage), name="tune", verbose=0, callbacks=[Progress(len(trials))]),
     )
     logging.getLogger("ray.tune").setLevel(logging.ERROR)  # not its note on resuming from our temporary folder
-    return finished(tuner.fit(), trials)
+    return finished(fitted(tuner, cpus), trials)
+
+
+def fitted(tuner, cpus: int):
+    """``tuner.fit()``'s results; one clear error where Ray stopped a trial's process for lack of memory (Ray Tune
+    2.60 then gives up on the whole run with a RuntimeError)."""
+    from ray.exceptions import OutOfMemoryError
+
+    try:
+        return tuner.fit()
+    except RuntimeError as exc:
+        if not isinstance(exc.__cause__, OutOfMemoryError):
+            raise
+        raise ForgettingError(
+            f"the machine ran out of memory with one trial per {cpus} CPU(s) (Ray stopped a trial's process): run "
+            f"fewer at once (--cpus-per-trial {2 * cpus}), or tune fewer strategies per run (--strategies)"
+        ) from None
 
 
 def finished(grid_results, trials: list[dict[str, Any]]) -> list[dict[str, Any]]:
