@@ -20,7 +20,6 @@ one pass in all for the one-hot estimators.
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 
 import keras
@@ -150,8 +149,7 @@ def fisher_diagonal(
     columns = np.arange(network.num_outputs) if columns is None else np.asarray(columns)
     one_hot, picked = estimator != "exact", tf.constant(columns, tf.int32)
 
-    @functools.cache  # traced once: the one-repetition copy takes each repetition's weights in turn
-    def step(single: StackedMLP) -> tf.types.experimental.GenericFunction:
+    def trace(single: StackedMLP) -> tf.types.experimental.GenericFunction:
         return tf.function(
             lambda x, w: _chunk_sums(single, x, w, one_hot, picked),
             input_signature=[
@@ -160,30 +158,32 @@ def fisher_diagonal(
             ],
         )
 
-    def alone(single: StackedMLP, s: int) -> dict[str, np.ndarray]:
+    def alone(single: StackedMLP, s: int, step) -> dict[str, np.ndarray]:
         own_images, own_labels = (images, labels) if images.ndim == 4 else (images[s : s + 1], labels[s : s + 1])
         weights = class_weights(single, own_images, own_labels, estimator, [seeds[s]], columns)
-        return mean_over_chunks(single, own_images, step(single), weights, chunk)
+        return mean_over_chunks(single, own_images, step, weights, chunk)
 
-    return one_repetition_at_a_time(network, alone)
+    return one_repetition_at_a_time(network, trace, alone)
 
 
-def one_repetition_at_a_time(network: StackedMLP, compute) -> dict[str, np.ndarray]:
-    """``compute(single, s)`` for each repetition s, with ``single`` a one-repetition copy of the network holding
-    repetition s's weights, stacked along the repetition axis. So each repetition's importance is computed exactly
-    as if it were alone (TensorFlow's CPU kernels may round a product over stacked repetitions differently from the
-    same product over one), at the same cost in arithmetic."""
+def one_repetition_at_a_time(network: StackedMLP, trace, compute) -> dict[str, np.ndarray]:
+    """``compute(single, s, step)`` for each repetition s, with ``single`` a one-repetition copy of the network
+    holding repetition s's weights, stacked along the repetition axis, and ``step = trace(single)``, traced once for
+    every repetition (TensorFlow keeps each traced function's graph: one per repetition kept about 7 MB each). So
+    each repetition's importance is computed exactly as if it were alone (TensorFlow's CPU kernels may round a
+    product over stacked repetitions differently from the same product over one), at the same cost in arithmetic."""
     _dense_layers(network)  # a clear error for anything but the stacked MLP
     if network.repetitions == 1:
-        return compute(network, 0)
+        return compute(network, 0, trace(network))
     single = StackedMLP.from_config(network.get_config() | {"seeds": network.seeds[:1]})
     single.build()
+    step = trace(single)
     parts = []
     for s in range(network.repetitions):
         for mine, theirs in zip(single.dense_layers, network.dense_layers, strict=True):
             mine.kernel.assign(theirs.kernel.value[s : s + 1])
             mine.bias.assign(theirs.bias.value[s : s + 1])
-        parts.append(compute(single, s))
+        parts.append(compute(single, s, step))
     return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
 
 

@@ -10,7 +10,6 @@ back to each Dense pre-activation, |dK| summed over examples is |a|^T |delta| (o
 
 from __future__ import annotations
 
-import functools
 from typing import Any, ClassVar
 
 import numpy as np
@@ -38,17 +37,16 @@ def mas_importance(network: StackedMLP, images: np.ndarray, columns: np.ndarray)
     keyed by variable path."""
     picked = tf.constant(np.asarray(columns), tf.int32)
 
-    @functools.cache  # traced once: the one-repetition copy takes each repetition's weights in turn
-    def step(single: StackedMLP) -> tf.types.experimental.GenericFunction:
+    def trace(single: StackedMLP) -> tf.types.experimental.GenericFunction:
         return tf.function(
             lambda x: _chunk_sums(single, x, picked),
             input_signature=[tf.TensorSpec((None, *images.shape[1:]), tf.float32)],
         )
 
-    def alone(single: StackedMLP, s: int) -> Weights:
-        return mean_over_chunks(single, images, step(single), None)
+    def alone(single: StackedMLP, s: int, step) -> Weights:
+        return mean_over_chunks(single, images, step, None)
 
-    return one_repetition_at_a_time(network, alone)
+    return one_repetition_at_a_time(network, trace, alone)
 
 
 def reference_mas_importance(network: StackedMLP, images: np.ndarray, columns: np.ndarray) -> Weights:
