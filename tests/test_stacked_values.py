@@ -116,7 +116,8 @@ def test_halving_stops_the_worst_value_and_the_rest_train_on_as_each_would_alone
     (epoch 1 of 3) it scores each value as that value's own run scores it then and stops the worst; each (value,
     seed) that goes on, with its optimiser and strategy state cut down to the survivors (``Strategy.keep``),
     ends as that value's own run: bit for bit for L2, EWC and SI; for MAS (its importance) and LwF (its teacher's
-    logits), whose stacked products run over more repetitions, within 1e-7 (the differences seen: a few ulps)."""
+    logits), whose stacked products run over more repetitions, within 1e-7 (the differences seen: a few ulps). The
+    stacked run logs nothing, as a trial's does not (no per-epoch log, no Keras validation pass)."""
     key = strategy_class(name).strength_param
     params = with_values(
         read(ROOT / "params.yaml"),
@@ -125,7 +126,7 @@ def test_halving_stops_the_worst_value_and_the_rest_train_on_as_each_would_alone
     validation = list(mnist.load_tasks("validation", DOMAIN, task_a_files.data_root).values())
 
     def trained(state, value, strengths=None, halving=None):
-        logs = (tmp_path / f"{value}.csv", tmp_path / f"{value}-each.csv")
+        logs = (tmp_path / f"{value}.csv", tmp_path / f"{value}-each.csv") if halving is None else (None, None)
         args = (name, with_values(params, {key: value}), state, "validation", *logs, 0, strengths, halving)
         return weights_by_path(loop.train_strategy(*args)), logs[1]
 
@@ -150,10 +151,12 @@ def test_halving_stops_the_worst_value_and_the_rest_train_on_as_each_would_alone
     assert stacked["mlp/hidden/kernel"].shape[0] == 4
 
 
-def test_rungs_are_the_last_tasks_epochs_over_eta_to_the_k():
-    assert rungs(6, 3) == [2] and rungs(24, 3) == [2, 8] and rungs(54, 3) == [2, 6, 18] and rungs(2, 3) == []
+def test_rungs_are_the_last_tasks_epochs_eta_to_the_k_where_values_can_still_stop():
+    assert rungs(6, 3) == [1, 3] and rungs(24, 3) == [1, 3, 9] and rungs(2, 3) == [1] and rungs(1, 3) == []
     scenario = Scenario("domain", [(0, 2, 4, 6, 8), (1, 3), (5, 7), (9,)][:3])
-    halving = Halving(6, 5, scenario, 6, [])  # 2 later tasks of 6 epochs: a rung at epoch 2 of the last
-    assert halving.rungs == [8]
-    assert halving.stops(1) == [6] and halving.stops(2) == [2, 6]
-    assert Halving(6, 5, scenario, 27, []).rungs == [27 + 1, 27 + 3, 27 + 9]  # floor(27 / 3^k) of the last task
+    halving = Halving(6, 5, scenario, 6, [])  # 2 later tasks of 6 epochs: 2 of 6 values go on after epoch 1 of the last
+    assert halving.rungs == [7]
+    assert halving.stops(1) == [6] and halving.stops(2) == [1, 6]
+    assert Halving(27, 5, scenario, 27, []).rungs == [27 + 1, 27 + 3, 27 + 9]  # 27 -> 9 -> 3 -> 2 values
+    assert Halving(10, 5, scenario, 27, []).rungs == [27 + 1, 27 + 3]  # 10 -> 4 -> 2
+    assert Halving(2, 5, scenario, 6, []).rungs == []  # two values: both train to the end

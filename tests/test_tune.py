@@ -235,6 +235,9 @@ def test_a_strengths_values_become_one_job_the_rest_stay_apart():
     assert [j for j in jobs if j["strategy"] in ("naive", "replay")] == [
         t for t in trials if t["strategy"] in ("naive", "replay")
     ]
+    # the jobs of the most values first, so that the last to run are short
+    sizes = [len(each_value(job)) for job in jobs]
+    assert sizes == sorted(sizes, reverse=True) and sizes[0] > 1 and sizes[-1] == 1
     # every trial is in exactly one job
     expanded = [value for job in jobs for value in each_value(job)]
     assert sorted(map(repr, expanded)) == sorted(map(repr, trials))

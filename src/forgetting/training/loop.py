@@ -391,8 +391,8 @@ def train_sequence(
     strategy: Strategy,
     scenario: Scenario,
     train: list[Split],
-    validation: list[Split],
-    log: TaskAccuracyLog,
+    validation: list[Split | None],
+    log: TaskAccuracyLog | None,
     epochs: int,
     halving=None,
     iterations: int | None = None,
@@ -400,20 +400,23 @@ def train_sequence(
 ) -> StackedMLP:
     """Train ``network`` (already trained on task 0, which ``strategy`` was built from) on tasks 1, 2, ... in turn,
     ``epochs`` epochs each (of ``iterations`` batches where given: ``schedule``), letting the strategy consolidate
-    each finished task (``Strategy.end_task``) before the next. Returns the network trained: ``network`` itself, or,
-    where ``halving`` (the tuner's successive halving, ``forgetting.tuning.halving.Halving``) stopped repetitions
-    at one of its rungs (``stops``: the epochs of a task after which it looks; ``rung``: the repetitions it keeps),
-    a network of the others, which carry on as they would have (their weights, dropout and optimiser state, data
-    order and the strategy's state: ``Strategy.keep``)."""
-    if strategy.acts_at("predict"):
+    each finished task (``Strategy.end_task``) before the next, with ``log`` (if any) watching every epoch and
+    Keras' own validation pass on task t's ``validation[t]`` (if not None). Returns the network trained:
+    ``network`` itself, or, where ``halving`` (the tuner's successive halving,
+    ``forgetting.tuning.halving.Halving``) stopped repetitions at one of its rungs (``stops``: the epochs of a task
+    after which it looks; ``rung``: the repetitions it keeps), a network of the others, which carry on as they
+    would have (their weights, dropout and optimiser state, data order and the strategy's state:
+    ``Strategy.keep``)."""
+    if log is not None and strategy.acts_at("predict"):
         log.predict = strategy.predict
     for t in range(1, len(train)):
         print(f"{strategy.name}: training on {scenario.names[t]} ({t + 1} of {len(train)})", flush=True)
-        log.task = scenario.names[t]
+        if log is not None:
+            log.task = scenario.names[t]
         start, optimizer = 0, None
         for stop in halving.stops(t) if halving else [epochs]:
             history = finetune(
-                network, strategy, scenario, train[t], validation[t], t, callbacks=[log], epochs=stop,
+                network, strategy, scenario, train[t], validation[t], t, callbacks=[log] if log else [], epochs=stop,
                 initial_epoch=start, optimizer=optimizer, iterations=iterations, **fit_args,
             )  # fmt: skip
             start, optimizer = stop, history.model.optimizer
@@ -443,8 +446,8 @@ def train_strategy(
     params: dict,
     task_a: TaskAState,
     evaluation: str,
-    log_path: str | Path,
-    repetitions_path: str | Path,
+    log_path: str | Path | None = None,
+    repetitions_path: str | Path | None = None,
     verbose: int | None = None,
     strengths: Sequence[float] | None = None,
     halving=None,
@@ -452,8 +455,10 @@ def train_strategy(
     """What ``finetune@<name>`` does: every repetition of the task-A model trained on tasks B, C, ... in turn under
     strategy ``name`` (built from ``params`` and ``task_a`` first, so that its missing or corrupt inputs fail before
     any work), with every task's accuracy on its ``evaluation`` split logged per epoch (``TaskAccuracyLog`` to
-    ``log_path`` and ``repetitions_path``). Returns the network. The stage evaluates on the test splits,
-    ``forgetting tune`` on the validation splits, with ``strengths``, one per repetition of a tiled ``task_a``
+    ``log_path`` and ``repetitions_path``) and Keras' validation pass on each task's validation split. Returns the
+    network. The stage evaluates on the test splits; ``forgetting tune``'s trials log nothing (no paths: neither the
+    log nor Keras' validation pass, which would evaluate every task's validation split after every epoch) and score
+    the network they get back on the validation splits, with ``strengths``, one per repetition of a tiled ``task_a``
     (``Strategy.set_strengths``): a grid's values at once, maybe with ``halving`` stopping the hopeless ones
     (``train_sequence``)."""
     seed_everything(params["seed"])
@@ -462,15 +467,18 @@ def train_strategy(
     if strengths is not None:
         strategy.set_strengths(strengths)
     network = task_a.model()
-    splits = {split: load_tasks(split, scenario, task_a.data_root) for split in ("train", "validation", evaluation)}
+    logged = log_path is not None
+    needed = ("train", "validation", evaluation) if logged else ("train",)
+    splits = {split: load_tasks(split, scenario, task_a.data_root) for split in dict.fromkeys(needed)}
     epochs, iterations = schedule(params, "finetune")
+    train = list(splits["train"].values())
     return train_sequence(
         network,
         strategy,
         scenario,
-        list(splits["train"].values()),
-        list(splits["validation"].values()),
-        TaskAccuracyLog(splits[evaluation], scenario, log_path, repetitions_path, task="task_a"),
+        train,
+        list(splits["validation"].values()) if logged else [None] * len(train),
+        TaskAccuracyLog(splits[evaluation], scenario, log_path, repetitions_path, task="task_a") if logged else None,
         epochs=epochs,
         halving=halving,
         iterations=iterations,

@@ -4,15 +4,17 @@ every value's validation accuracy at a few rungs and stops the hopeless ones the
 promising ones; the choice is made among the values trained to the end.
 
 The rungs lie in the last task, the only stretch of training where a value's score covers what the choice is made
-on: with E epochs per task and reduction factor eta, they are epochs floor(E / eta^k) (k = 1, 2, ..., at least 1) of
-the last task. At a rung, a value's score is the mean over its seeds of each one's mean validation accuracy over every
+on: with E epochs per task and reduction factor eta, they are epochs eta^k (k = 0, 1, ..., below E) of the last
+task, ASHA's geometric rungs from a grace period of one epoch (Ray Tune's ``ASHAScheduler(grace_period=1)``): epochs
+1 and 3 of 6. At a rung, a value's score is the mean over its seeds of each one's mean validation accuracy over every
 task (the tuner's final score, taken early); the best ceil(n / eta) of the n values still training go on, never fewer
-than ``survivors`` (the first of equals, in the grid's order). Values compete only with the other values of their
-own trial: one strategy's.
+than ``survivors`` (the first of equals, in the grid's order). Training pauses only at the rungs where values can
+still stop (6 values: 2 go on after epoch 1, and the rung at epoch 3 is skipped). Values compete only with the other
+values of their own trial: one strategy's.
 
 Why not earlier: before the last task a score can only cover the tasks trained so far, and that favours plasticity
 (a weak penalty learns the next task fastest) over the stability that pays off over the tasks still to come. On
-``domain-rotated`` (5 tasks) rungs over all 24 epochs (floor(24 / 3^k): epochs 2 and 8, both in task B) kept
+``domain-rotated`` (5 tasks) rungs over all 24 epochs (then floor(24 / 3^k): epochs 2 and 8, both in task B) kept
 ``l2.weight`` 0.01 and 0.03, which end at validation accuracy 0.537 and 0.554, and stopped 0.1 to 3, which trained
 to the end (``--no-halving``) score 0.581, 0.600 ± 0.013, 0.552 and 0.445: the best value was stopped. A rung at epoch
 20 of 24 keeps 0.1 and 0.3 and chooses 0.3, as ``--no-halving`` does. On two tasks the last task is the only one.
@@ -61,7 +63,12 @@ class Halving:
         )
         self.reduction, self.survivors = reduction, survivors
         self.total = (len(scenario.names) - 1) * epochs
-        self.rungs = [self.total - epochs + r for r in rungs(epochs, reduction)]  # in the last task
+        self.rungs, going_on = [], values  # in the last task, those where values can still stop
+        for epoch in rungs(epochs, reduction):
+            if going_on <= survivors:
+                break
+            self.rungs.append(self.total - epochs + epoch)
+            going_on = max(survivors, math.ceil(going_on / reduction))
         self.alive = list(range(values))
         self.stopped: dict[int, dict[str, Any]] = {}
 
@@ -92,9 +99,9 @@ class Halving:
 
 
 def rungs(total: int, reduction: int) -> list[int]:
-    """The epochs floor(total / reduction^k), k = 1, 2, ..., that are at least 1, ascending."""
-    found, k = set(), 1
-    while reduction > 1 and total // reduction**k >= 1:
-        found.add(total // reduction**k)
-        k += 1
-    return sorted(found)
+    """The epochs reduction^k, k = 0, 1, ..., below ``total``, ascending."""
+    found, epoch = [], 1
+    while reduction > 1 and epoch < total:
+        found.append(epoch)
+        epoch *= reduction
+    return found

@@ -132,7 +132,7 @@ def _score(trial: dict[str, Any], root: Path, params: dict[str, Any]) -> list[di
     if trial.get("halving"):
         halving = Halving(len(values), seeds, scenario, loop.schedule(params, "finetune")[0], validation, predict)
     network = loop.train_strategy(
-        trial["strategy"], params, task_a, "validation", root / "log.csv", root / "each.csv", 0, strengths, halving
+        trial["strategy"], params, task_a, "validation", verbose=0, strengths=strengths, halving=halving
     )
     each = np.array([metrics.accuracy(network, split, scenario, predict=predict) for split in validation])
     alive, stopped = (halving.alive, halving.stopped) if halving else (list(range(len(values))), {})

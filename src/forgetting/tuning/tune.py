@@ -257,7 +257,8 @@ def stacked(trials: list[dict[str, Any]], halving: bool = True) -> list[dict[str
     """The trials as Ray Tune's jobs: those of one strategy that differ only in its strength, where the strategy can
     take one strength per repetition, become one job (``{"strategy", "params": the rest, "stack": {key: values}}``)
     that trains every value at once, with ``halving`` (successive halving, ``forgetting.tuning.halving``) where
-    the strategy can drop repetitions (``Strategy.keep``); the others stay one job each."""
+    the strategy can drop repetitions (``Strategy.keep``); the others stay one job each. The jobs of the most values
+    come first (in the grid's order among equals), so that the workers' last jobs are short ones."""
     from forgetting.strategies import strategy_class
 
     jobs: list[dict[str, Any]] = []
@@ -277,7 +278,7 @@ def stacked(trials: list[dict[str, Any]], halving: bool = True) -> list[dict[str
                 jobs[-1]["halving"] = True
             job = jobs[-1]
         job["stack"][key].append(trial["params"][key])
-    return jobs
+    return sorted(jobs, key=lambda job: -len(next(iter(job.get("stack", {None: [None]}).values()))))
 
 
 def run_trials(ray, jobs, trials, params, files, cpus, storage: Path) -> list[dict[str, Any]]:
