@@ -1,8 +1,8 @@
 """Every strategy in every setting, each with its tuned values: run the whole pipeline once per setting (scenario x
 task sequence) with the values `forgetting tune` chose for it (tuning/<setting>.yaml), each in a temporary copy of
-the project, and write the tables and figures of all five side by side to report/settings/settings.md.
+the project, and write the tables and figures of all of them side by side to report/settings/settings.md.
 
-    python bench/scenarios.py                                  # the five settings (about 35 min on 2 cores)
+    python bench/scenarios.py                                  # every setting (permuted MNIST alone: about 35 min)
     python bench/scenarios.py --settings class-split5 task-even-odd
 
 The setting that params.yaml is set up for is not rerun: its results are the workspace's metrics (run `dvc repro`
