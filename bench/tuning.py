@@ -1,6 +1,7 @@
-"""Wall time of tuning every strategy in the five settings (`forgetting tune`, Ray Tune on this machine), and the
-tuned values it commits: tuning/<setting>.json and .yaml. The domain two-task setting (params.yaml's own) also
-writes its choice into params.yaml (`--update-params`).
+"""Wall time of tuning every strategy in every setting (`forgetting tune`, Ray Tune on this machine).
+
+It writes the tuned values that the project commits: tuning/<setting>.json and .yaml. The domain two-task setting
+(params.yaml's own) also writes its choice into params.yaml (`--update-params`).
 
     python bench/tuning.py                       # all five settings, every strategy
     python bench/tuning.py --settings class-split5 -- --strategies ewc,si
