@@ -65,18 +65,20 @@ class Halving:
         self.total = (len(scenario.names) - 1) * epochs
         self.rungs, going_on = [], values  # in the last task, those where values can still stop
         for epoch in rungs(epochs, reduction):
-            if going_on <= survivors:
+            if self.kept(going_on) >= going_on:
                 break
             self.rungs.append(self.total - epochs + epoch)
-            going_on = max(survivors, math.ceil(going_on / reduction))
+            going_on = self.kept(going_on)
         self.alive = list(range(values))
         self.stopped: dict[int, dict[str, Any]] = {}
 
+    def kept(self, going_on: int) -> int:
+        """How many of ``going_on`` values still training go on after a rung."""
+        return max(self.survivors, math.ceil(going_on / self.reduction))
+
     def stops(self, task: int) -> list[int]:
-        """The epochs of later task ``task`` (1, 2, ...) after which training pauses: its rungs (while values could
-        still stop) and its end."""
-        if len(self.alive) <= self.survivors:
-            return [self.epochs]
+        """The epochs of later task ``task`` (1, 2, ...) after which training pauses: its rungs (those where values
+        can still stop) and its end."""
         offset = (task - 1) * self.epochs
         return sorted({r - offset for r in self.rungs if offset < r < offset + self.epochs} | {self.epochs})
 
@@ -84,9 +86,9 @@ class Halving:
         """After ``epoch`` epochs of later task ``task``: at a rung, score the values still training on ``network``
         and return the repetitions (indices into ``network``) of those that go on; None where none stop."""
         done = (task - 1) * self.epochs + epoch
-        keep = max(self.survivors, math.ceil(len(self.alive) / self.reduction))
-        if done not in self.rungs or keep >= len(self.alive):
+        if done not in self.rungs:  # only rungs where values can still stop (``__init__``)
             return None
+        keep = self.kept(len(self.alive))
         tasks = self.validation[: task + 1]
         each = np.mean([metrics.accuracy(network, s, self.scenario, predict=self.predict, task=task) for s in tasks], 0)
         scores = each.reshape(len(self.alive), self.seeds).mean(axis=1)  # value i's: repetitions i * seeds ...

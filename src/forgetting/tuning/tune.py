@@ -260,6 +260,7 @@ def stacked(trials: list[dict[str, Any]], halving: bool = True) -> list[dict[str
     the strategy can drop repetitions (``Strategy.keep``); the others stay one job each. The jobs of the most values
     come first (in the grid's order among equals), so that the workers' last jobs are short ones."""
     from forgetting.strategies import strategy_class
+    from forgetting.tuning.trial import each_value
 
     jobs: list[dict[str, Any]] = []
     for trial in trials:
@@ -278,7 +279,7 @@ def stacked(trials: list[dict[str, Any]], halving: bool = True) -> list[dict[str
                 jobs[-1]["halving"] = True
             job = jobs[-1]
         job["stack"][key].append(trial["params"][key])
-    return sorted(jobs, key=lambda job: -len(next(iter(job.get("stack", {None: [None]}).values()))))
+    return sorted(jobs, key=lambda job: -len(each_value(job)))
 
 
 def run_trials(ray, jobs, trials, params, files, cpus, storage: Path) -> list[dict[str, Any]]:
