@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -33,3 +34,12 @@ def read_mnist_from(mnist: Path | None) -> Callable[[dict], None]:
             params["data"]["manual_dir"] = str(mnist)
 
     return edit
+
+
+def clone(revision: str, destination: Path, share_cache: bool = False) -> Path:
+    """A clone of this project at ``revision``, with its own, empty DVC cache unless ``share_cache``."""
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(destination)], check=True)
+    subprocess.run(["git", "checkout", "-q", revision], cwd=destination, check=True)
+    if share_cache:
+        project.run(destination, "dvc", "cache", "dir", "--local", str(ROOT / ".dvc" / "cache"))
+    return destination

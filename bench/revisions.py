@@ -14,15 +14,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from project_copy import ROOT
+from project_copy import clone
 
 from forgetting.tuning import project
-
-
-def clone(revision: str, destination: Path) -> Path:
-    subprocess.run(["git", "clone", "-q", str(ROOT), str(destination)], check=True)
-    subprocess.run(["git", "checkout", "-q", revision], cwd=destination, check=True)
-    return destination
 
 
 def full_run(repo: Path) -> float:

@@ -29,10 +29,9 @@ import time
 from pathlib import Path
 
 import yaml
+from project_copy import ROOT, clone
 
 from forgetting.config.settings import SETTINGS
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def tune(setting: str, *extra: str, root: Path = ROOT) -> float:
@@ -66,15 +65,6 @@ WAYS = {  # the tuner's ways, newest (the default) first
 SHORT = dict(zip(["default", "no-halving", "old"], WAYS, strict=True))  # --ways names
 
 
-def base_clone(revision: str, destination: Path) -> Path:
-    """A clone of this project at ``revision`` that uses this project's DVC cache."""
-    subprocess.run(["git", "clone", "-q", str(ROOT), str(destination)], check=True)
-    subprocess.run(["git", "checkout", "-q", revision], cwd=destination, check=True)
-    dvc = Path(sys.executable).parent / "dvc"
-    subprocess.run([dvc, "cache", "dir", "--local", str(ROOT / ".dvc" / "cache")], cwd=destination, check=True)
-    return destination
-
-
 def compare(setting: str, extra: list[str], ways: list[str], base: str | None = None) -> None:
     """The setting tuned in each of ``ways`` (of ``WAYS``; one value per trial always), side by side: wall times,
     their ratios to one value per trial, the trial time the jobs reported (summed), the largest trial process's peak
@@ -83,7 +73,7 @@ def compare(setting: str, extra: list[str], ways: list[str], base: str | None = 
     with tempfile.TemporaryDirectory() as tmp:
         roots = dict.fromkeys(ways, ROOT)
         if base:
-            roots["one value per trial"] = base_clone(base, Path(tmp, "base"))
+            roots["one value per trial"] = clone(base, Path(tmp, "base"), share_cache=True)
         # task A first, untimed (naive alone), so that every way restores it from the DVC cache alike
         for number, root in enumerate(dict.fromkeys(roots.values())):
             warm = ["--strategies", "naive", "--out", f"{tmp}/warm{number}"]
