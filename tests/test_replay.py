@@ -71,8 +71,11 @@ def test_replay_reads_task_a_train_split_and_mixes_it_into_task_b(tmp_path, make
     assert len(mixed) == 3
     for own, buffer in zip(mixed, replay.buffers, strict=True):
         assert len(own) == len(b_train) + 50 * copies  # the buffer weighs as much as task B
-        assert np.array_equal(own.image[: len(b_train)], b_train.image)
-        np.testing.assert_array_equal(own.image[len(b_train) :], np.tile(buffer.image, (copies, 1, 1, 1)))
+        assert own.image.dtype == np.uint8  # the pixels, as TrainingSet keeps them: no float copies
+        assert np.array_equal(own.image[: len(b_train)], mnist.as_uint8(b_train.image))
+        np.testing.assert_array_equal(
+            own.image[len(b_train) :], np.tile(mnist.as_uint8(buffer.image), (copies, 1, 1, 1))
+        )
     assert float(replay.penalty(tiny_model)) == 0.0
 
 
@@ -172,12 +175,13 @@ def test_replayed_copies_are_shifted_but_task_b_is_not(make_mnist):
     replay = Replay([class_balanced_sample(task_a, 30, seed=0)] * 2, seeds=[0, 1], shift=2)  # one buffer, two seeds
     mixed = list(replay.training_data(task_b))
     for own, buffer in zip(mixed, replay.buffers, strict=True):
-        np.testing.assert_array_equal(own.image[: len(task_b)], task_b.image)
+        np.testing.assert_array_equal(own.image[: len(task_b)], mnist.as_uint8(task_b.image))
         replayed = own.subset(np.arange(len(task_b), len(own)))
         assert np.all(replayed.task == 0) and len(replayed) % 30 == 0
         np.testing.assert_array_equal(replayed.label, np.tile(buffer.label, len(replayed) // 30))
-        assert not np.array_equal(replayed.image[:30], buffer.image)
-        np.testing.assert_allclose(replayed.image.sum(axis=(1, 2, 3))[:30], buffer.image.sum(axis=(1, 2, 3)), rtol=0.35)
+        pixels = mnist.as_uint8(buffer.image)
+        assert not np.array_equal(replayed.image[:30], pixels)
+        np.testing.assert_allclose(replayed.image.sum(axis=(1, 2, 3))[:30], pixels.sum(axis=(1, 2, 3)), rtol=0.35)
     # each repetition shifts from its own seed: the same buffer, other shifts
     assert not np.array_equal(mixed[0].image[len(task_b) :], mixed[1].image[len(task_b) :])
 

@@ -2,6 +2,7 @@
 per-epoch logs (means, confidence intervals and every repetition's accuracies), and the NaN guard."""
 
 import csv
+import gc
 
 import keras
 import numpy as np
@@ -118,14 +119,33 @@ def test_fit_draws_a_new_order_every_epoch(mnist_like):
 
 
 def test_fit_lets_its_examples_go(mnist_like):
-    """After ``fit`` the training set holds no examples: TensorFlow keeps a traced step, and what it captured,
-    after the model is gone, so a sequence's training sets would pile up (replay's grow with every task)."""
+    """After ``fit`` the training set holds no examples, whatever still holds the model (its History), so that a
+    sequence's training sets do not pile up (replay's grow with every task)."""
     network = build_network(5, hidden_units=8, seeds=(3, 4))
     data_set = loop.TrainingSet(mnist_like, network.seeds, salt=0)
     assert data_set.images.numpy().shape == (len(mnist_like), *mnist_like.image.shape[1:])
     model = loop.ContinualModel(network, DOMAIN, data_set)
     loop.fit(model, None, epochs=1, batch_size=64, learning_rate=1e-3, verbose=0)
     assert data_set.images.numpy().shape == (0, *mnist_like.image.shape[1:])
+
+
+def test_nothing_keeps_a_trained_models_traced_step(mnist_like):
+    """Once a trained model is gone, so is its traced step and what the step captured: a tuning worker trains one
+    model after another, a task sequence one per task (``forget_custom_gradients``)."""
+
+    def traced_graphs() -> int:
+        gc.collect()
+        return sum(type(o).__name__ == "FuncGraph" for o in gc.get_objects())
+
+    def train() -> None:
+        network = build_network(5, hidden_units=8, seeds=(3, 4))
+        model = loop.ContinualModel(network, DOMAIN, loop.TrainingSet(mnist_like, network.seeds, salt=0))
+        loop.fit(model, None, epochs=1, batch_size=64, learning_rate=1e-3, verbose=0)
+
+    train()
+    before = traced_graphs()
+    train()
+    assert traced_graphs() == before
 
 
 def test_iterations_read_a_stream_of_passes_cut_to_whole_batches(mnist_like):

@@ -189,7 +189,8 @@ class Strategy:
 
     def training_data(self, train: Split) -> Split | Iterable[Split]:
         """What to train on for a task whose train split is ``train``: one split for every repetition, or one
-        per repetition (an iterable, all of one length)."""
+        per repetition (an iterable, all of one length), its images as floats or as their uint8 pixels
+        (``forgetting.data.mnist.as_uint8``, which keeps large made-up sets, such as replay's, small)."""
         return train
 
     def end_task(self, network: keras.Model, task: int, train: Split) -> None:

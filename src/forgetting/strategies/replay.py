@@ -20,7 +20,7 @@ import keras
 import numpy as np
 
 from forgetting.config.params import Section, integer, repetition_seeds
-from forgetting.data.mnist import Split, train_examples
+from forgetting.data.mnist import Split, as_uint8, train_examples
 from forgetting.errors import ForgettingError
 from forgetting.strategies.base import Memory, Strategy, TaskAState
 
@@ -98,10 +98,12 @@ class Replay(Strategy):
         return cls([class_balanced_sample(train, own["buffer_size"], seed) for seed in seeds], seeds, own["shift"])
 
     def training_data(self, train: Split) -> Iterator[Split]:
-        """Each repetition's training set in turn: the task's data and its buffer's shifted copies."""
+        """Each repetition's training set in turn: the task's data and its buffer's shifted copies, the images as
+        uint8 pixels (``as_uint8``: the copies, up to (tasks done) x the task's size, never exist as floats)."""
+        train = replace(train, image=as_uint8(train.image))
         for buffer, seed in zip(self.buffers, self.seeds, strict=True):
             copies = max(1, round(self.tasks_done * len(train) / len(buffer)))
-            repeated = buffer.subset(np.tile(np.arange(len(buffer)), copies))
+            repeated = replace(buffer, image=as_uint8(buffer.image)).subset(np.tile(np.arange(len(buffer)), copies))
             rng = np.random.default_rng([seed, self.tasks_done])
             yield Split.concat(train, replace(repeated, image=shifted(repeated.image, self.shift, rng)))
 

@@ -26,7 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from forgetting.config.params import repetition_seeds
-from forgetting.data.mnist import Split, load_tasks
+from forgetting.data.mnist import Split, as_uint8, load_tasks
 from forgetting.data.scenarios import Scenario
 from forgetting.errors import ForgettingError
 from forgetting.evaluation.intervals import half_width
@@ -41,12 +41,6 @@ def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and TensorFlow, and make TensorFlow's ops deterministic."""
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
-
-
-def as_uint8(images: np.ndarray) -> np.ndarray:
-    """[0, 1] images (multiples of 1/255, as ``data.make_split`` makes them) back to their uint8 pixels, exactly:
-    a quarter of the memory, and ``uint8 / 255`` in float32 gives back the same floats."""
-    return np.rint(np.asarray(images, np.float32) * np.float32(255.0)).astype(np.uint8)
 
 
 class TrainingSet:
@@ -72,23 +66,27 @@ class TrainingSet:
         batch_size: int | None = None,
     ) -> None:
         splits = [splits] if isinstance(splits, Split) else splits
-        images, labels, tasks = [], [], []
+        examples, labels, tasks = None, [], []
         for split in splits:  # one at a time: a generator's splits are converted (to uint8) as they come
-            images.append(as_uint8(split.image))
+            pixels = as_uint8(split.image)
+            if examples is None:  # room for one split per repetition (pages untouched stay unallocated)
+                examples = np.empty((len(seeds), *pixels.shape), np.uint8)
+            if len(labels) < len(seeds) and pixels.shape == examples.shape[1:]:
+                examples[len(labels)] = pixels
             labels.append(np.asarray(split.label, np.int32))
             tasks.append(np.asarray(split.task, np.int32))
+            del pixels
         lengths = {len(label) for label in labels}
-        if len(lengths) != 1 or len(images) not in (1, len(seeds)):
-            raise ValueError(f"{len(images)} training sets of lengths {sorted(lengths)} for {len(seeds)} repetitions")
+        if len(lengths) != 1 or len(labels) not in (1, len(seeds)):
+            raise ValueError(f"{len(labels)} training sets of lengths {sorted(lengths)} for {len(seeds)} repetitions")
         self.seeds, self.salt, self.length = list(seeds), int(salt), lengths.pop()
-        self.shared = len(images) == 1
+        self.shared = len(labels) == 1
+        examples = examples[: len(labels)].reshape(-1, *examples.shape[2:])
         # a variable of unfixed length, so that ``release`` can let the examples go
-        examples = np.concatenate(images)
         self.images = tf.Variable(examples, shape=(None, *examples.shape[1:]), trainable=False)
         del examples
         self.labels = tf.constant(np.concatenate(labels))
         self.tasks = tf.constant(np.concatenate(tasks))
-        del images
         offsets = np.zeros(len(seeds)) if self.shared else np.arange(len(seeds)) * self.length
         self.offsets = tf.constant(offsets[:, None], tf.int32)
         self.iterations, self.batch_size = iterations, batch_size
@@ -121,9 +119,9 @@ class TrainingSet:
         self.order.assign(self.permutations(epoch).astype(np.int32))
 
     def release(self) -> None:
-        """Let the examples go once trained on. TensorFlow keeps a traced step, and what it captured, after its
-        model is gone (replay's growing training sets would pile up over a sequence); the step holds the variable,
-        now empty."""
+        """Let the examples go once trained on, whatever still holds the model or its traced step (``fit``'s
+        History holds the model until the next task's): replay's growing training sets would pile up over a
+        sequence."""
         self.images.assign(tf.zeros((0, *self.images.shape[1:]), self.images.dtype))
 
     def batch(self, positions: tf.Tensor) -> tuple[tf.Tensor, dict, tf.Tensor]:
@@ -345,7 +343,8 @@ def fit(
     """Compile (Adam, or ``optimizer`` carrying on from earlier epochs) and ``fit`` over ``model.data``, epochs
     ``initial_epoch`` to ``epochs``; a progress bar on a terminal, a line per epoch otherwise (as under
     ``dvc repro``). A NaN or infinite loss stops it with an error (``guard``; by default it blames the learning
-    rate). The data are let go afterwards (``TrainingSet.release``)."""
+    rate). The data are let go afterwards (``TrainingSet.release``), and so are the traced steps
+    (``forget_custom_gradients``)."""
     optimizer = optimizer or keras.optimizers.Adam(learning_rate=learning_rate)
     model.compile(optimizer=optimizer, steps_per_execution=STEPS_PER_EXECUTION)
     guard = guard or NonFiniteLossGuard(model.network.name, "the learning rate")
@@ -362,6 +361,21 @@ def fit(
         )
     finally:
         model.data.release()
+        forget_custom_gradients()
+
+
+def forget_custom_gradients() -> None:
+    """Drop the gradients that ``tf.custom_gradient`` registered while a training was traced. Keras' optimiser sums
+    each step's gradients over replicas through one, even with one replica, and TensorFlow keeps what it registers
+    for good, and with it the traced graph and every tensor the graph captured (a strategy's anchors, the labels):
+    a process training one model after another (a tuning worker, a task sequence) would grow by each
+    (tensorflow/tensorflow#97697). Called once a training has run; a step traced later registers its own. Where
+    TensorFlow's registry is not where this looks, nothing is dropped."""
+    from tensorflow.python.framework import ops
+
+    registry = getattr(getattr(ops, "_gradient_registry", None), "_registry", {})
+    for name in [name for name in registry if name.startswith("CustomGradient-")]:
+        del registry[name]
 
 
 def finetune(
