@@ -67,12 +67,9 @@ def peak_memory() -> int:
 
 
 def release_memory() -> None:
-    """Collect the garbage a trial leaves (its models, their traced functions, which
-    ``loop.forget_custom_gradients`` lets go) and hand the C heap's free pages back to the system (glibc's
-    ``malloc_trim``), so that a reused worker starts its next trial from what it needs."""
-    from forgetting.training.loop import forget_custom_gradients
-
-    forget_custom_gradients()
+    """Collect the garbage a trial leaves (its models, their traced functions, which every ``fit`` lets go:
+    ``loop.forget_custom_gradients``) and hand the C heap's free pages back to the system (glibc's ``malloc_trim``),
+    so that a reused worker starts its next trial from what it needs."""
     gc.collect()
     with contextlib.suppress(OSError, AttributeError):  # not glibc
         ctypes.CDLL("libc.so.6").malloc_trim(0)
