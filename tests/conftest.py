@@ -33,6 +33,25 @@ def split_into_tasks(split: Split, scenario: Scenario) -> list[Split]:
     return tasks
 
 
+def conflicting_tasks(count: int) -> tuple[Split, Split]:
+    """Task A: a bright row block at position c means class c. Task B: the same blocks plus a marker strip,
+    and block c means class (c + 1) % 5. A network can learn both (the marker tells them apart), but fitting B
+    alone overwrites A: a small setting with real forgetting."""
+    rng = np.random.default_rng(0)
+    images = rng.random((2 * count, 28, 28, 1), dtype=np.float32) * 0.2
+    classes = np.arange(2 * count) % 5
+    for n, c in enumerate(classes):
+        images[n, 5 * c : 5 * c + 4, 2:20] = 1.0
+    images[count:, :, 24:27] = 1.0
+    labels = np.concatenate([classes[:count], (classes[count:] + 1) % 5])
+    digits = np.concatenate([2 * classes[:count], 2 * classes[count:] + 1]).astype(np.uint8)
+    task = np.repeat(np.array([0, 1], np.int32), count)
+    return (
+        Split(images[:count], labels[:count], digits[:count], task[:count]),
+        Split(images[count:], labels[count:], digits[count:], task[count:]),
+    )
+
+
 @pytest.fixture
 def make_mnist():
     """The ``synthetic_mnist(count, seed)`` factory, for tests that need several sets."""

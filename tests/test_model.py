@@ -20,6 +20,7 @@ from forgetting.nn.model import (
     load_model,
     repetition,
     save_model,
+    selected,
     weights_by_path,
 )
 
@@ -87,6 +88,27 @@ def test_per_repetition_takes_one_batch_per_repetition():
     for s in range(2):
         np.testing.assert_allclose(out[s], net(own[s]).numpy()[:, s], atol=1e-6)
         np.testing.assert_allclose(out[s], repetition(net, s)(own[s]).numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("batch", [32, 17, 5])
+def test_a_repetition_alone_computes_the_bits_it_computes_stacked(batch):
+    """Forward and backward, at full and short batches: repetition 1 of five is that repetition alone, bit for bit.
+    With Eigen's kernels in place of oneDNN's (``TF_ENABLE_ONEDNN_OPTS=0``, TensorFlow's own choice on an AVX2 CPU),
+    a batched product over one repetition takes another kernel than over two or more, and this fails."""
+    stacked = build_network(5, hidden_units=128, seeds=[42, 43, 44, 45, 46])
+    alone = selected(stacked, [1])
+    images = np.stack([_images(batch, seed=s) for s in range(5)])
+
+    def logits_and_gradients(network, x):
+        with tf.GradientTape() as tape:
+            logits = network.per_repetition(x, training=True)
+            loss = tf.reduce_sum(tf.square(logits))
+        return logits.numpy(), [g.numpy() for g in tape.gradient(loss, network.trainable_variables)]
+
+    (z, grads), (z_alone, grads_alone) = logits_and_gradients(stacked, images), logits_and_gradients(alone, images[1:2])
+    np.testing.assert_array_equal(z[1], z_alone[0])
+    for g, g_alone in zip(grads, grads_alone, strict=True):
+        np.testing.assert_array_equal(g[1], g_alone[0])
 
 
 @pytest.mark.parametrize("s", [0, 1])

@@ -49,6 +49,8 @@ def _readers(declared: dict[str, set[str]], key: str) -> set[str]:
         ("mas.lambda", {"finetune@mas"}),
         ("replay.buffer_size", {"finetune@replay"}),
         ("replay.shift", {"finetune@replay"}),
+        ("agem.buffer_size", {"finetune@agem"}),
+        ("agem.memory_batch", {"finetune@agem"}),
         ("lwf.temperature", {"finetune@lwf"}),
         ("lwf.weight", {"finetune@lwf"}),
         # later tasks' Fisher uses the same settings as task A's

@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-from conftest import EVEN_ODD, FIVE_PAIRS, split_into_tasks
+from conftest import EVEN_ODD, FIVE_PAIRS, conflicting_tasks, split_into_tasks
 
 from forgetting.data import mnist
 from forgetting.data.scenarios import Scenario
@@ -122,27 +122,8 @@ def test_each_repetitions_data_is_the_same_whatever_is_stacked_beside_it(make_mn
                 single.end_task(None, 1, task_b)
 
 
-def _conflicting_tasks(count: int) -> tuple[mnist.Split, mnist.Split]:
-    """Task A: a bright row block at position c means class c. Task B: the same blocks plus a marker strip,
-    and block c means class (c + 1) % 5. A network can learn both (the marker tells them apart), but fitting B
-    alone overwrites A: a small setting with real forgetting."""
-    rng = np.random.default_rng(0)
-    images = rng.random((2 * count, 28, 28, 1), dtype=np.float32) * 0.2
-    classes = np.arange(2 * count) % 5
-    for n, c in enumerate(classes):
-        images[n, 5 * c : 5 * c + 4, 2:20] = 1.0
-    images[count:, :, 24:27] = 1.0
-    labels = np.concatenate([classes[:count], (classes[count:] + 1) % 5])
-    digits = np.concatenate([2 * classes[:count], 2 * classes[count:] + 1]).astype(np.uint8)
-    task = np.repeat(np.array([0, 1], np.int32), count)
-    return (
-        mnist.Split(images[:count], labels[:count], digits[:count], task[:count]),
-        mnist.Split(images[count:], labels[count:], digits[count:], task[count:]),
-    )
-
-
 def test_replay_keeps_more_of_task_a_than_naive():
-    task_a, task_b = _conflicting_tasks(500)
+    task_a, task_b = conflicting_tasks(500)
     seeds = [0, 1]
     results = {}
     for strategy in (Naive(), Replay([class_balanced_sample(task_a, 100, seed=s) for s in seeds], seeds)):

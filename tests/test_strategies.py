@@ -9,6 +9,7 @@ from forgetting.errors import ForgettingError
 from forgetting.nn import fisher
 from forgetting.nn.model import build_network, load_model, save_model, weights_by_path
 from forgetting.strategies import (
+    AGEM,
     EWC,
     L2,
     MAS,
@@ -60,13 +61,14 @@ def test_registry_names_the_strategies():
         "mas": MAS,
         "lwf": LwF,
         "replay": Replay,
+        "agem": AGEM,
     } == {name: strategy_class(name) for name in STRATEGY_LIST}
     assert all(strategy_class(name).name == name for name in STRATEGY_LIST)
 
 
 def test_unknown_strategy_is_a_clear_error():
-    with pytest.raises(ForgettingError, match="unknown strategy 'agem': use one of naive, l2, ewc, online_ewc, si"):
-        build_strategy("agem", {}, TaskAState(DOMAIN))
+    with pytest.raises(ForgettingError, match="unknown strategy 'gem': use one of naive, l2, ewc, online_ewc, si"):
+        build_strategy("gem", {}, TaskAState(DOMAIN))
 
 
 def test_naive_has_no_penalty(tiny_model):
@@ -306,6 +308,7 @@ SEQUENCE_PARAMS = PARAMS | {
     "si": {"c": 1.0, "xi": 0.1},
     "lwf": {"temperature": 2.0, "weight": 1.0},
     "replay": {"buffer_size": 30, "shift": 1},
+    "agem": {"buffer_size": 30, "memory_batch": 16},
 }
 
 
@@ -376,6 +379,7 @@ def stacked_and_alone(tmp_path_factory):
             "model": {"hidden_units": 16, "dropout": 0.25},
             "fisher": SAMPLED,
             "replay": {"buffer_size": 32, "shift": 1},
+            "agem": {"buffer_size": 32, "memory_batch": 32},
         }
         net, recorder = loop.train_new_model(params, SEQUENCE, train[0], None, epochs=1, path_integral=True)
         assert net.seeds == list(seeds)
@@ -407,7 +411,7 @@ def _repetition_state(strategy, s: int) -> dict[str, np.ndarray]:
 
 def _settings(strategy) -> dict:
     """The strategy's state that is not per repetition."""
-    names = ("strength", "gamma", "xi", "temperature", "weight", "shift", "tasks_done")
+    names = ("strength", "gamma", "xi", "temperature", "weight", "shift", "tasks_done", "memory_batch")
     return {name: getattr(strategy, name) for name in names if hasattr(strategy, name)} | {
         "terms": len(getattr(strategy, "terms", []))
     }

@@ -25,8 +25,9 @@ from forgetting.errors import ForgettingError
 from forgetting.strategies.base import Memory, Strategy, TaskAState
 
 
-def class_balanced_sample(split: Split, size: int, seed: int) -> Split:
-    """``size`` examples of ``split``, as equal a number per digit as the digits allow, seeded."""
+def class_balanced_sample(split: Split, size: int, seed: int, param: str = "replay.buffer_size") -> Split:
+    """``size`` examples of ``split``, as equal a number per digit as the digits allow, seeded; ``param`` (the one
+    that set ``size``) is named in the error when a digit has too few."""
     digits = np.unique(split.digit)
     rng = np.random.default_rng(seed)
     quota = np.full(len(digits), size // len(digits))
@@ -36,7 +37,7 @@ def class_balanced_sample(split: Split, size: int, seed: int) -> Split:
         members = np.flatnonzero(split.digit == digit)
         if count > len(members):
             raise ForgettingError(
-                f"params.yaml: replay.buffer_size = {size} asks for {count} examples of digit {digit}, "
+                f"params.yaml: {param} = {size} asks for {count} examples of digit {digit}, "
                 f"but only {len(members)} are available; use a smaller buffer"
             )
         chosen.append(rng.choice(members, size=count, replace=False))
@@ -59,9 +60,11 @@ class ReplayParams(Section):
 
 
 class Replay(Strategy):
-    """One buffer per repetition, drawn (and shifted) from that repetition's seed."""
+    """One buffer per repetition, drawn (and shifted) from that repetition's seed. A strategy that keeps the same
+    buffer for another use (A-GEM) extends this one under its own params section (``section``)."""
 
     name = "replay"
+    section: ClassVar[str] = "replay"  # the params section whose buffer_size sets the buffer
     params_section: ClassVar[dict[str, Any]] = {"replay": ReplayParams}
     hyperparameters = ("replay.buffer_size", "replay.shift")
     # Not the buffer size: a bigger buffer always helps; it is the memory budget, set in params.yaml.
@@ -71,7 +74,7 @@ class Replay(Strategy):
     def check_setting(cls, params: dict[str, Any]) -> None:
         """The buffer, drawn class-balanced after every task but the last, takes up to ceil(N / digits seen) examples
         of each digit: the train split must hold that many of each digit of the task just finished."""
-        size, data, seen, limits = params["replay"]["buffer_size"], params["data"], set(), []
+        size, data, seen, limits = params[cls.section]["buffer_size"], params["data"], set(), []
         for task in params["tasks"][:-1]:  # the largest buffer each draw allows, from its task's scarcest digit
             seen |= set(task)
             counts = {d: train_examples(d, data["validation_fraction"], data["train_per_digit"]) for d in task}
@@ -80,22 +83,28 @@ class Replay(Strategy):
         fits, task, quota, digit, held = min(limits, key=lambda limit: limit[0])
         if size > fits:
             raise ForgettingError(
-                f"replay.buffer_size = {size} draws up to {quota} examples of each digit of the task {task}, but its "
-                f"train split holds {held} of digit {digit} (data.train_per_digit = {data['train_per_digit']}); "
-                f"lower replay.buffer_size to {fits} or raise data.train_per_digit"
+                f"{cls.section}.buffer_size = {size} draws up to {quota} examples of each digit of the task {task}, "
+                f"but its train split holds {held} of digit {digit} (data.train_per_digit = "
+                f"{data['train_per_digit']}); lower {cls.section}.buffer_size to {fits} or raise data.train_per_digit"
             )
 
     @classmethod
     def memory(cls, params: dict[str, Any], num_parameters: int, num_tasks: int) -> Memory:
-        return Memory("stored examples of finished tasks", examples=params["replay"]["buffer_size"])
+        return Memory("stored examples of finished tasks", examples=params[cls.section]["buffer_size"])
 
     def __init__(self, buffers: list[Split], seeds: list[int], shift: int = 0) -> None:
         self.buffers, self.seeds, self.shift, self.tasks_done = buffers, seeds, shift, 1
 
     @classmethod
+    def first_buffers(cls, params: dict[str, Any], task_a: TaskAState) -> list[Split]:
+        """Each repetition's buffer of task A's train split, drawn from its seed."""
+        size, train = params[cls.section]["buffer_size"], task_a.train_split()
+        param = f"{cls.section}.buffer_size"
+        return [class_balanced_sample(train, size, seed, param) for seed in repetition_seeds(params)]
+
+    @classmethod
     def from_params(cls, params: dict[str, Any], task_a: TaskAState) -> Replay:
-        own, seeds, train = params["replay"], repetition_seeds(params), task_a.train_split()
-        return cls([class_balanced_sample(train, own["buffer_size"], seed) for seed in seeds], seeds, own["shift"])
+        return cls(cls.first_buffers(params, task_a), repetition_seeds(params), params["replay"]["shift"])
 
     def training_data(self, train: Split) -> Iterator[Split]:
         """Each repetition's training set in turn: the task's data and its buffer's shifted copies, the images as
@@ -108,8 +117,9 @@ class Replay(Strategy):
             yield Split.concat(train, replace(repeated, image=shifted(repeated.image, self.shift, rng)))
 
     def end_task(self, network: keras.Model, task: int, train: Split) -> None:
+        param = f"{self.section}.buffer_size"
         self.buffers = [
-            class_balanced_sample(Split.concat(buffer, train), len(buffer), seed + task)
+            class_balanced_sample(Split.concat(buffer, train), len(buffer), seed + task, param)
             for buffer, seed in zip(self.buffers, self.seeds, strict=True)
         ]
         self.tasks_done += 1
