@@ -15,7 +15,7 @@ from forgetting.data.scenarios import Scenario
 from forgetting.evaluation import metrics
 from forgetting.nn.model import build_network, weights_by_path
 from forgetting.nn.path_integral import PathIntegral
-from forgetting.strategies import QuadraticPenalty, Strategy
+from forgetting.strategies import DER, QuadraticPenalty, Strategy
 from forgetting.strategies.si import SI
 from forgetting.training import loop
 
@@ -113,7 +113,9 @@ def _assert_repetition_is_alone(stacked, alone, s):
 
 
 def test_the_loop_compiles_only_the_hooks_a_strategy_overrides():
-    assert [h for h in ("adjust_gradients", "memory_loss", "after_step", "predict") if Strategy.acts_at(h)] == []
+    hooks = ("adjust_gradients", "memory_loss", "see_batch", "after_step", "predict")
+    assert [h for h in hooks if Strategy.acts_at(h)] == []
+    assert [h for h in hooks if DER.acts_at(h)] == ["memory_loss", "see_batch"]
     assert ProjectOnMemory.acts_at("adjust_gradients") and not ProjectOnMemory.acts_at("memory_loss")
     assert MemoryLogits.acts_at("memory_loss") and Negated.acts_at("predict") and SI.acts_at("after_step")
 

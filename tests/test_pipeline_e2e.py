@@ -233,7 +233,7 @@ def test_pipeline_end_to_end(repo):
     params = read_params(repo)
     if params["online_ewc"]["alpha"] == params["alpha"]:  # with two tasks online EWC is EWC
         assert metrics["online_ewc"]["mean_accuracy"] == metrics["ewc"]["mean_accuracy"]
-    for name in ("l2", "ewc", "si", "mas", "lwf", "replay", "agem"):
+    for name in ("l2", "ewc", "si", "mas", "lwf", "replay", "agem", "der"):
         assert metrics[name]["task_a_accuracy"] > metrics["naive"]["task_a_accuracy"], name
     for name in STRATEGIES:
         forgetting = metrics["task_a"]["task_a_accuracy"] - metrics[name]["task_a_accuracy"]
@@ -437,6 +437,7 @@ def test_five_task_sequence_end_to_end(tmp_path, tfds_dir, scenario):
     params["finetune"] |= {"epochs": 2, "learning_rate": 0.001}  # a quick run: the full rate
     params["replay"]["buffer_size"] = 100
     params["agem"] |= {"buffer_size": 100, "memory_batch": 32}
+    params["der"]["buffer_size"] = 100
     params["seeds"] = 2  # a quick run: the fewest repetitions that give an interval
     write_params(repo, params)
     assert stages_run(run(repo, "dvc", "repro")) == ALL_STAGES
@@ -526,6 +527,7 @@ def test_permuted_and_rotated_mnist_end_to_end(tmp_path, tfds_dir, kind):
     params["finetune"] |= {"epochs": 2, "learning_rate": 0.001}
     params["replay"]["buffer_size"] = 100
     params["agem"] |= {"buffer_size": 100, "memory_batch": 32}
+    params["der"]["buffer_size"] = 100
     params["seeds"] = 2
     write_params(repo, params)
     kept = ("naive", "ewc") if kind == "permuted" else ("naive",)

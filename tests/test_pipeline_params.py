@@ -51,6 +51,8 @@ def _readers(declared: dict[str, set[str]], key: str) -> set[str]:
         ("replay.shift", {"finetune@replay"}),
         ("agem.buffer_size", {"finetune@agem"}),
         ("agem.memory_batch", {"finetune@agem"}),
+        ("der.alpha", {"finetune@der"}),
+        ("der.buffer_size", {"finetune@der"}),
         ("lwf.temperature", {"finetune@lwf"}),
         ("lwf.weight", {"finetune@lwf"}),
         # later tasks' Fisher uses the same settings as task A's

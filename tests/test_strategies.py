@@ -10,6 +10,7 @@ from forgetting.nn import fisher
 from forgetting.nn.model import build_network, load_model, save_model, weights_by_path
 from forgetting.strategies import (
     AGEM,
+    DER,
     EWC,
     L2,
     MAS,
@@ -62,6 +63,7 @@ def test_registry_names_the_strategies():
         "lwf": LwF,
         "replay": Replay,
         "agem": AGEM,
+        "der": DER,
     } == {name: strategy_class(name) for name in STRATEGY_LIST}
     assert all(strategy_class(name).name == name for name in STRATEGY_LIST)
 
@@ -298,6 +300,8 @@ def _consolidated_task_b(strategy, theta_a: dict[str, np.ndarray]) -> bool:
         return all(any(not np.array_equal(teacher[k][s], theta_a[k][s]) for k in theta_a) for s in range(2))
     if isinstance(strategy, Replay):
         return len(strategy.buffers) == 2 and all(np.any(buffer.task == 1) for buffer in strategy.buffers)
+    if isinstance(strategy, DER):  # the reservoir has taken in some of task B, in every repetition
+        return all(np.any(tasks[: strategy.size] == 1) for tasks in strategy.tasks.numpy())
     return True  # naive keeps nothing
 
 
@@ -309,6 +313,7 @@ SEQUENCE_PARAMS = PARAMS | {
     "lwf": {"temperature": 2.0, "weight": 1.0},
     "replay": {"buffer_size": 30, "shift": 1},
     "agem": {"buffer_size": 30, "memory_batch": 16},
+    "der": {"buffer_size": 30, "memory_batch": 16, "alpha": 0.5, "beta": 1.0},
 }
 
 
@@ -380,6 +385,7 @@ def stacked_and_alone(tmp_path_factory):
             "fisher": SAMPLED,
             "replay": {"buffer_size": 32, "shift": 1},
             "agem": {"buffer_size": 32, "memory_batch": 32},
+            "der": {"buffer_size": 32, "memory_batch": 32, "alpha": 0.5, "beta": 1.0},
         }
         net, recorder = loop.train_new_model(params, SEQUENCE, train[0], None, epochs=1, path_integral=True)
         assert net.seeds == list(seeds)
@@ -401,6 +407,9 @@ def _repetition_state(strategy, s: int) -> dict[str, np.ndarray]:
     if isinstance(strategy, LwF):
         state |= {f"teacher.{path}": v[s] for path, v in _teacher_weights(strategy).items()}
         state |= {f"groups[{g}]": group.numpy() for g, group in enumerate(strategy.groups)}
+    if isinstance(strategy, DER):
+        state |= {f"reservoir.{k}": getattr(strategy, k).numpy()[s] for k in ("images", "labels", "tasks", "logits")}
+        state["reservoir.seen"] = strategy.seen.numpy()
     if isinstance(strategy, Replay):
         state["seed"] = np.array(strategy.seeds[s])
         state |= {
@@ -411,7 +420,7 @@ def _repetition_state(strategy, s: int) -> dict[str, np.ndarray]:
 
 def _settings(strategy) -> dict:
     """The strategy's state that is not per repetition."""
-    names = ("strength", "gamma", "xi", "temperature", "weight", "shift", "tasks_done", "memory_batch")
+    names = ("strength", "gamma", "xi", "temperature", "weight", "shift", "tasks_done", "memory_batch", "alpha", "beta")
     return {name: getattr(strategy, name) for name in names if hasattr(strategy, name)} | {
         "terms": len(getattr(strategy, "terms", []))
     }

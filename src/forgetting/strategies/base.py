@@ -8,6 +8,8 @@
   targets: DER++'s logits);
 - ``adjust_gradients(network, variables, gradients, step)``: between the gradients and the optimiser step, with a
   memory batch at hand (A-GEM's projection);
+- ``see_batch(network, x, labels, step)``: each training batch, before the optimiser step, with the network as it
+  was when the batch's loss was computed (DER++ stores the batch in its reservoir with the logits it has now);
 - ``after_step(variables, gradients, before)``: after each optimiser step (SI's path integral);
 - ``predict(network, images)``: the prediction rule that the per-epoch logs and the tuner's scores use (default: the
   argmax of the scenario's logits). The evaluate stage loads the checkpoint alone, so a strategy with a rule of its
@@ -176,6 +178,10 @@ class Strategy:
         """The gradients that the optimiser applies, given this step's (each carries the repetition axis first,
         so each repetition's is its own)."""
         return gradients
+
+    def see_batch(self, network: keras.Model, x: dict, labels: tf.Tensor, step: tf.Tensor) -> None:
+        """Called with each training batch (``x``: images and task indices, and ``labels``, one per repetition and
+        example) before the optimiser step, the network still as it computed the batch's loss."""
 
     def after_step(self, variables: list, gradients: list[tf.Tensor], before: list[tf.Tensor]) -> None:
         """Called after each optimiser step with the gradients it applied and the variables' values before it."""

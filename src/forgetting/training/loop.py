@@ -145,9 +145,9 @@ class ContinualModel(keras.Model):
     """Wraps a ``StackedMLP`` so that ``fit`` minimises, per repetition, loss(scenario.select(logits)) + the
     strategy's terms, summed over repetitions (the module docstring), calling the strategy's hooks
     (``forgetting.strategies.base``) at their points of the step: ``penalty`` and ``memory_loss`` in the loss,
-    ``adjust_gradients`` before the optimiser step, ``after_step`` after it (and each of ``observers``'
-    ``after_step``, such as task A's ``PathIntegral``). Hooks the strategy does not override are left out of the
-    compiled step; the step itself is Keras' optimiser's.
+    ``adjust_gradients`` and ``see_batch`` before the optimiser step, ``after_step`` after it (and each of
+    ``observers``' ``after_step``, such as task A's ``PathIntegral``). Hooks the strategy does not override are left
+    out of the compiled step; the step itself is Keras' optimiser's.
 
     ``fit`` is given the positions 0..N-1 of the epoch (``TrainingSet``); validation data are shared by every
     repetition. Logged: ``loss`` (mean over repetitions of each one's loss + the strategy's terms), ``penalty``
@@ -207,6 +207,8 @@ class ContinualModel(keras.Model):
         gradients = tape.gradient(loss, variables)
         if self.strategy.acts_at("adjust_gradients"):
             gradients = self.strategy.adjust_gradients(self.network, variables, gradients, self.optimizer.iterations)
+        if self.strategy.acts_at("see_batch"):
+            self.strategy.see_batch(self.network, x, y, self.optimizer.iterations)
         before = [tf.identity(v.value) for v in variables] if self.watchers else None
         self.optimizer.apply_gradients(zip(gradients, variables, strict=True))
         for watcher in self.watchers:
