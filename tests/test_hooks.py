@@ -16,15 +16,11 @@ from forgetting.evaluation import metrics
 from forgetting.nn.model import build_network, weights_by_path
 from forgetting.nn.path_integral import PathIntegral
 from forgetting.strategies import DER, QuadraticPenalty, Strategy
+from forgetting.strategies.agem import per_repetition_dot
 from forgetting.strategies.si import SI
 from forgetting.training import loop
 
 DOMAIN = Scenario("domain", EVEN_ODD)
-
-
-def _per_repetition_dot(a: list[tf.Tensor], b: list[tf.Tensor]) -> tf.Tensor:
-    """sum over every variable of a . b, for each repetition (the leading axis): (S,)."""
-    return tf.add_n([tf.reduce_sum(tf.reshape(x * y, (tf.shape(x)[0], -1)), axis=1) for x, y in zip(a, b, strict=True)])
 
 
 def _each(values: tf.Tensor, like: tf.Tensor) -> tf.Tensor:
@@ -50,11 +46,11 @@ class ProjectOnMemory(Strategy):
             ce = keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
             loss = tf.reduce_sum(tf.reduce_mean(ce, axis=-1))
         reference = tape.gradient(loss, variables)
-        dot = _per_repetition_dot(gradients, reference)
-        scale = tf.minimum(dot, 0.0) / _per_repetition_dot(reference, reference)
+        dot = per_repetition_dot(gradients, reference)
+        scale = tf.minimum(dot, 0.0) / per_repetition_dot(reference, reference)
         projected = [g - _each(scale, g) * r for g, r in zip(gradients, reference, strict=True)]
         self.conflicts.assign_add(tf.reduce_sum(tf.cast(dot < 0, tf.int32)))
-        after = _per_repetition_dot(projected, reference) / tf.sqrt(_per_repetition_dot(reference, reference))
+        after = per_repetition_dot(projected, reference) / tf.sqrt(per_repetition_dot(reference, reference))
         self.smallest_after.assign(tf.minimum(self.smallest_after, tf.reduce_min(after)))
         return projected
 
