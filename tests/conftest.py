@@ -13,6 +13,12 @@ EVEN_ODD = ((0, 2, 4, 6, 8), (1, 3, 5, 7, 9))
 FIVE_PAIRS = ((0, 1), (2, 3), (4, 5), (6, 7), (8, 9))
 
 
+def pytest_collection_modifyitems(items) -> None:
+    """The end-to-end runs (minutes each) first, in file order, the rest after them: pytest's workers start the
+    longest tests first and finish close together."""
+    items.sort(key=lambda item: item.get_closest_marker("e2e") is None)
+
+
 def synthetic_mnist(count: int, seed: int = 0) -> Split:
     """Random 28x28 uint8 'images' whose digit is encoded in a bright block, so a model can learn them."""
     rng = np.random.default_rng(seed)

@@ -115,7 +115,20 @@ def copy_project(destination: Path, tfds_dir: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def tfds_dir(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("tfds")
+    """The tfds folder of the test repos' params when MNIST is not where params.yaml looks. Either way, MNIST is
+    built there (or in params.yaml's folder) once, under a lock that pytest's workers share, before any test repo's
+    `prepare` stage could race another worker's to build it."""
+    folder = tmp_path_factory.mktemp("tfds")
+    source = mnist_dir()
+    if source is not None:
+        from filelock import FileLock
+
+        from forgetting.data.mnist import load_mnist
+
+        target = folder if source != DEFAULT_MANUAL_DIR else read_params(ROOT)["data"]["tfds_dir"]
+        with FileLock(tmp_path_factory.getbasetemp().parent / "tfds.lock"):
+            load_mnist(source, target)
+    return folder
 
 
 @pytest.fixture(scope="module")
@@ -138,6 +151,7 @@ from forgetting.stage import import_tensorflow
 import_tensorflow()
 import numpy as np
 from forgetting.data import mnist
+from forgetting.evaluation import metrics
 from forgetting.nn import fisher
 from forgetting.nn import model
 from forgetting.config import params
@@ -148,21 +162,34 @@ p = params.load("finetune@ewc") | params.load("train_a")
 p |= {"seed": p["seed"] + 1, "seeds": 1}
 scenario = Scenario.from_params(p)
 train = list(mnist.load_tasks("train", scenario).values())
+tests = mnist.load_tasks("test", scenario)
+identical = True
+
+def compare(what, committed, alone, bound):
+    # repetition 1 of the committed weights against the run alone: the largest difference relative to the largest
+    # committed value, within ``bound``
+    global identical
+    for k, v in committed.items():
+        identical &= np.array_equal(v[1], alone[k][0])
+        relative = float(np.abs(v[1] - alone[k][0]).max() / np.abs(v[1]).max())
+        print(what, k, relative)
+        assert relative < bound, (what, k, relative)
+
 net, _ = loop.train_new_model(p, scenario, train[0], None, p["train"]["epochs_a"])
-committed = model.load_model("models/task_a.keras", "train_a")
 theta = model.weights_by_path(net)
-for k, v in model.weights_by_path(committed).items():
-    assert np.array_equal(v[1], theta[k][0]), k
+compare("task_a", model.weights_by_path(model.load_model("models/task_a.keras", "train_a")), theta, 1e-4)
 f = fisher.task_fisher(net, train[0], scenario.columns(0), p["fisher"], net.seeds)
-committed_theta, committed_f = fisher.load_fisher("models/fisher.npz")
-for k, v in committed_f.items():
-    assert np.array_equal(v[1], f[k][0]), k
+compare("fisher", fisher.load_fisher("models/fisher.npz")[1], f, 1e-4)
 ewc = EWC(p["alpha"], theta, f, scenario, p["fisher"])
 settings = {"epochs": p["finetune"]["epochs"], "batch_size": p["train"]["batch_size"]}
 loop.finetune(net, ewc, scenario, train[1], None, 1, learning_rate=p["finetune"]["learning_rate"], **settings)
-for k, v in model.weights_by_path(model.load_model("models/ewc.keras", "finetune@ewc")).items():
-    assert np.array_equal(v[1], model.weights_by_path(net)[k][0]), k
-print("identical")
+committed = model.load_model("models/ewc.keras", "finetune@ewc")
+compare("ewc", model.weights_by_path(committed), model.weights_by_path(net), 1e-2)
+for task, split in tests.items():  # the same answers on the test split, but for a handful of examples
+    mine, theirs = metrics.accuracy(net, split, scenario)[0], metrics.accuracy(committed, split, scenario)[1]
+    print("ewc", task, mine, theirs)
+    assert abs(mine - theirs) * len(split) <= 10, (task, mine, theirs)
+print("identical" if identical else "within float tolerance")
 """
 
 
@@ -279,9 +306,13 @@ def test_pipeline_end_to_end(repo):
     figures = re.findall(r"!\[[^]]*\]\(([^)]+\.png)\)", report)
     assert len(figures) >= 3 and all((repo / "report" / f).read_bytes()[:4] == b"\x89PNG" for f in figures)
 
-    # Repetition 1 of the committed run is the same training, bit for bit, as a one-repetition run with seed + 1 on
-    # the same data: task A's training, the Fisher, and EWC through task B.
-    assert "identical" in run(repo, "env", "PYTHONPATH=src", "python", "-c", SECOND_REPETITION_ALONE).splitlines()
+    # Repetition 1 of the committed run is the same training as a one-repetition run with seed + 1 on the same data:
+    # task A's training, the Fisher, and EWC through task B. Bit for bit on the CPUs seen but the AMD EPYC (AVX2),
+    # where oneDNN sums a short last batch's kernel gradient in another order for 5 repetitions than for one (a
+    # relative 1e-8 a step; after EWC's 6 epochs up to 1e-3 of a weight's largest value): there, within those
+    # bounds, and the test answers the same but for a handful of examples (README).
+    said = run(repo, "env", "PYTHONPATH=src", "python", "-c", SECOND_REPETITION_ALONE).splitlines()
+    assert "identical" in said or "within float tolerance" in said
 
     # Nothing changed: nothing runs.
     assert stages_run(run(repo, "dvc", "repro")) == set()

@@ -8,6 +8,9 @@ import yaml
 
 from forgetting.strategies import listed
 
+# its tests share a module fixture: one pytest worker runs them all
+pytestmark = pytest.mark.xdist_group("test_pipeline_params")
+
 ROOT = Path(__file__).resolve().parents[1]
 STRATEGIES = tuple(listed())  # dvc.yaml's strategy list
 STAGES = [

@@ -27,6 +27,9 @@ from forgetting.strategies import (
 )
 from forgetting.training import loop
 
+# its tests share module fixtures: one pytest worker runs them all
+pytestmark = pytest.mark.xdist_group("test_strategies")
+
 STRATEGY_LIST = listed()  # dvc.yaml's strategy list
 
 DOMAIN = Scenario("domain", EVEN_ODD)

@@ -13,13 +13,16 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_pipeline_e2e import copy_project, read_params, run
+from test_pipeline_e2e import copy_project, read_params, run, tfds_dir  # noqa: F401 (tfds_dir: a fixture)
 
 from forgetting.config import params, settings
 from forgetting.errors import ForgettingError
 from forgetting.strategies import Memory, listed, strategy_class
 from forgetting.tuning import experiment, tune
 from forgetting.tuning.trial import each_value
+
+# its tests share module fixtures: one pytest worker runs them all
+pytestmark = pytest.mark.xdist_group("test_tune")
 
 STRATEGY_LIST = listed()  # dvc.yaml's strategy list
 EWC_GRID = strategy_class("ewc").search_space["alpha"]
@@ -318,11 +321,11 @@ TINY = {"seeds": 2, "train_per_digit": 30, "epochs": 1}
 
 
 @pytest.fixture(scope="module")
-def tiny_repo(tmp_path_factory) -> Path:
+def tiny_repo(tmp_path_factory, tfds_dir) -> Path:  # noqa: F811 (the fixture imported above)
     """A copy of the project whose params.yaml trains 2 repetitions for 1 epoch on 30 examples per digit."""
     from ruamel.yaml import YAML
 
-    repo = copy_project(tmp_path_factory.mktemp("tune") / "repo", tmp_path_factory.mktemp("tfds"))
+    repo = copy_project(tmp_path_factory.mktemp("tune") / "repo", tfds_dir)
     yaml_rt = YAML()  # round trip: the comments stay
     p = yaml_rt.load((repo / "params.yaml").read_text())
     p["seeds"], p["data"]["train_per_digit"] = TINY["seeds"], TINY["train_per_digit"]
