@@ -56,6 +56,8 @@ def _readers(declared: dict[str, set[str]], key: str) -> set[str]:
         ("agem.memory_batch", {"finetune@agem"}),
         ("der.alpha", {"finetune@der"}),
         ("der.buffer_size", {"finetune@der"}),
+        ("icarl.buffer_size", {"finetune@icarl"}),
+        ("icarl.weight", {"finetune@icarl"}),
         ("lwf.temperature", {"finetune@lwf"}),
         ("lwf.weight", {"finetune@lwf"}),
         # later tasks' Fisher uses the same settings as task A's

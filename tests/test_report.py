@@ -272,7 +272,7 @@ def test_where_the_hyperparameters_were_chosen(tmp_path):
     assert rows["`si`"][2] == "set by hand in params.yaml (not tuned for this setting)"
     assert rows["`naive`"] == ["none", "—", "— (no hyperparameters)"]
     assert (
-        "tuned on validation (tuning/domain-even-odd.yaml) for 1 of the 9 strategies with any (the others by "
+        "tuned on validation (tuning/domain-even-odd.yaml) for 1 of the 10 strategies with any (the others by "
         "hand)" in markdown
     )
 

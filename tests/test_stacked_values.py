@@ -109,7 +109,7 @@ def task_a_files(tmp_path, tiny_model, make_mnist) -> TaskAState:
     return state
 
 
-@pytest.mark.parametrize("name", ["l2", "ewc", "si", "mas", "lwf"])
+@pytest.mark.parametrize("name", ["l2", "ewc", "si", "mas", "lwf", "icarl"])
 def test_halving_stops_the_worst_value_and_the_rest_train_on_as_each_would_alone(task_a_files, tmp_path, name):
     """What a tuning trial does with a grid of strengths: task A's state tiled (weights, dropout state, Fisher,
     path integral), one strength per repetition, through `train_strategy` with successive halving. At its rung
@@ -131,7 +131,7 @@ def test_halving_stops_the_worst_value_and_the_rest_train_on_as_each_would_alone
         return weights_by_path(loop.train_strategy(*args)), logs[1]
 
     values = [0.01, 1e3, 1.0]
-    halving = Halving(len(values), 2, DOMAIN, 3, validation, strategy_class(name).predict)
+    halving = Halving(len(values), 2, DOMAIN, 3, validation)  # train_sequence gives it the strategy's rule
     assert halving.rungs == [1]
     stacked, _ = trained(task_a_files.tiled(len(values)), values[0], np.repeat(values, 2), halving)
     alone = {value: trained(task_a_files, value) for value in values}

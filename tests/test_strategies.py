@@ -15,6 +15,7 @@ from forgetting.strategies import (
     L2,
     MAS,
     SI,
+    ICaRL,
     LwF,
     Naive,
     OnlineEWC,
@@ -67,6 +68,7 @@ def test_registry_names_the_strategies():
         "replay": Replay,
         "agem": AGEM,
         "der": DER,
+        "icarl": ICaRL,
     } == {name: strategy_class(name) for name in STRATEGY_LIST}
     assert all(strategy_class(name).name == name for name in STRATEGY_LIST)
 
@@ -301,6 +303,8 @@ def _consolidated_task_b(strategy, theta_a: dict[str, np.ndarray]) -> bool:
     if isinstance(strategy, LwF):
         teacher = _teacher_weights(strategy)
         return all(any(not np.array_equal(teacher[k][s], theta_a[k][s]) for k in theta_a) for s in range(2))
+    if isinstance(strategy, ICaRL):  # exemplars of task B's classes, herded in every repetition
+        return all(any(task == 1 for task, _ in sets) for sets in strategy.exemplars)
     if isinstance(strategy, Replay):
         return len(strategy.buffers) == 2 and all(np.any(buffer.task == 1) for buffer in strategy.buffers)
     if isinstance(strategy, DER):  # the reservoir has taken in some of task B, in every repetition
@@ -317,6 +321,7 @@ SEQUENCE_PARAMS = PARAMS | {
     "replay": {"buffer_size": 30, "shift": 1},
     "agem": {"buffer_size": 30, "memory_batch": 16},
     "der": {"buffer_size": 30, "memory_batch": 16, "alpha": 0.5, "beta": 1.0},
+    "icarl": {"buffer_size": 30, "weight": 1.0},
 }
 
 
@@ -389,6 +394,7 @@ def stacked_and_alone(tmp_path_factory):
             "replay": {"buffer_size": 32, "shift": 1},
             "agem": {"buffer_size": 32, "memory_batch": 32},
             "der": {"buffer_size": 32, "memory_batch": 32, "alpha": 0.5, "beta": 1.0},
+            "icarl": {"buffer_size": 32, "weight": 1.0},
         }
         net, recorder = loop.train_new_model(params, SEQUENCE, train[0], None, epochs=1, path_integral=True)
         assert net.seeds == list(seeds)
@@ -413,7 +419,11 @@ def _repetition_state(strategy, s: int) -> dict[str, np.ndarray]:
     if isinstance(strategy, DER):
         state |= {f"reservoir.{k}": getattr(strategy, k).numpy()[s] for k in ("images", "labels", "tasks", "logits")}
         state["reservoir.seen"] = strategy.seen.numpy()
-    if isinstance(strategy, Replay):
+    if isinstance(strategy, ICaRL):
+        state |= {f"teacher.{path}": v[s] for path, v in _teacher_weights(strategy).items()}
+        for key, split in strategy.exemplars[s].items():
+            state |= {f"exemplars{key}.{field}": getattr(split, field) for field in ("image", "label", "digit", "task")}
+    elif isinstance(strategy, Replay):
         state["seed"] = np.array(strategy.seeds[s])
         state |= {
             f"buffer.{field}": getattr(strategy.buffers[s], field) for field in ("image", "label", "digit", "task")
@@ -423,7 +433,19 @@ def _repetition_state(strategy, s: int) -> dict[str, np.ndarray]:
 
 def _settings(strategy) -> dict:
     """The strategy's state that is not per repetition."""
-    names = ("strength", "gamma", "xi", "temperature", "weight", "shift", "tasks_done", "memory_batch", "alpha", "beta")
+    names = (
+        "strength",
+        "gamma",
+        "xi",
+        "temperature",
+        "weight",
+        "shift",
+        "tasks_done",
+        "memory_batch",
+        "alpha",
+        "beta",
+        "size",
+    )
     return {name: getattr(strategy, name) for name in names if hasattr(strategy, name)} | {
         "terms": len(getattr(strategy, "terms", []))
     }

@@ -333,6 +333,7 @@ def tiny_repo(tmp_path_factory, tfds_dir) -> Path:  # noqa: F811 (the fixture im
     p["replay"]["buffer_size"] = 100  # at most 30 examples of a digit here
     p["agem"]["buffer_size"], p["agem"]["memory_batch"] = 100, 32
     p["der"]["buffer_size"] = 100
+    p["icarl"]["buffer_size"] = 100
     with open(repo / "params.yaml", "w") as handle:
         yaml_rt.dump(p, handle)
     run(repo, "git", "commit", "-qam", "tiny")

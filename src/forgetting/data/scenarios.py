@@ -97,6 +97,12 @@ class Scenario:
             position[t, list(members)] = np.arange(len(members))
         return position[task, digits]
 
+    def column(self, label: np.ndarray, task: np.ndarray) -> np.ndarray:
+        """The network output of each example (``label``, ``task`` index): its label, or in the task scenario that
+        position of its task's head."""
+        label = np.asarray(label, np.int64)
+        return label + self.width * np.asarray(task, np.int64) if self.kind == "task" else label
+
     def columns(self, task: int) -> np.ndarray:
         """The network outputs that make up task ``task``'s prediction (softmax over these) at its end."""
         if self.kind == "task":

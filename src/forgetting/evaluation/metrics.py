@@ -30,8 +30,8 @@ def accuracy(
 ) -> np.ndarray:
     """Top-1 accuracy of each repetition of ``network`` (a ``StackedMLP``) on ``split``, from the scenario's
     selection of ``predict(network, images)``'s scores (a strategy's prediction rule, ``Strategy.predict``; by
-    default the network's logits), while task ``task`` trains (``Scenario.restrict``; None: after the sequence):
-    an array of S values.
+    default the network's own, ``StackedMLP.scores``: its logits unless it holds a nearest-mean head), while task
+    ``task`` trains (``Scenario.restrict``; None: after the sequence): an array of S values.
 
     Calls the network directly on large batches: ``model.predict`` builds a tf.data pipeline per call, which costs
     more than the forward pass itself when accuracy is taken after every epoch.
@@ -40,7 +40,7 @@ def accuracy(
     for start in range(0, len(split), batch_size):
         stop = start + batch_size
         images = split.image[start:stop]
-        scores = network.per_repetition(images) if predict is None else predict(network, images)
+        scores = network.scores(images) if predict is None else predict(network, images)
         logits = scenario.restrict(scenario.select(scores, split.task[start:stop]), task)
         correct += np.sum(np.argmax(logits.numpy(), axis=-1) == split.label[None, start:stop], axis=1)
     return correct / max(len(split), 1)

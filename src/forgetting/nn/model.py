@@ -95,6 +95,46 @@ class StackedDropout(keras.layers.Layer):
         return {**super().get_config(), "rate": self.rate, "seeds": self.seeds}
 
 
+UNSCORED = -1e9  # the score of an output with no mean: below any reachable one
+
+
+def nearest_mean_scores(features: tf.Tensor, means: tf.Tensor, present: tf.Tensor) -> tf.Tensor:
+    """Each repetition's score of each output o, -||f/|f| - mu_o||^2, for features f (S, batch, F) and means
+    (S, outputs, F); ``UNSCORED`` where ``present`` (S, outputs) is 0 (an output with no mean yet): (S, batch,
+    outputs). The largest score is the nearest mean."""
+    f = tf.math.l2_normalize(features, axis=-1)
+    squared = (
+        tf.reduce_sum(tf.square(f), axis=-1, keepdims=True)
+        - 2.0 * tf.matmul(f, means, transpose_b=True)
+        + tf.reduce_sum(tf.square(means), axis=-1)[:, None, :]
+    )
+    return tf.where(present[:, None, :] > 0, -squared, tf.constant(UNSCORED, squared.dtype))
+
+
+@keras.saving.register_keras_serializable(package="forgetting")
+class NearestMeanHead(keras.layers.Layer):
+    """A prediction rule kept in the network: each repetition's outputs scored by the nearest of its class means
+    on the last hidden layer's L2-normalised features (``nearest_mean_scores``; iCaRL's nearest-mean-of-exemplars
+    classifier). ``means`` (S, outputs, F) and ``present`` (S, outputs) are weights that training does not touch;
+    a strategy sets them (``with_nearest_mean``)."""
+
+    def __init__(self, repetitions: int, outputs: int, features: int, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.repetitions, self.outputs, self.features = int(repetitions), int(outputs), int(features)
+
+    def build(self, input_shape=None) -> None:
+        shape = (self.repetitions, self.outputs)
+        self.means = self.add_weight(name="means", shape=(*shape, self.features), initializer="zeros", trainable=False)
+        self.present = self.add_weight(name="present", shape=shape, initializer="zeros", trainable=False)
+
+    def call(self, features):
+        return nearest_mean_scores(features, self.means.value, self.present.value)
+
+    def get_config(self) -> dict:
+        sizes = {"repetitions": self.repetitions, "outputs": self.outputs, "features": self.features}
+        return {**super().get_config(), **sizes}
+
+
 @keras.saving.register_keras_serializable(package="forgetting")
 class StackedMLP(keras.Model):
     """The S repetitions of the MLP. Called on images (batch, 28, 28, 1) it returns every repetition's logits,
@@ -107,6 +147,7 @@ class StackedMLP(keras.Model):
         hidden_units: int | Sequence[int] = 128,
         dropout: float = 0.0,
         seeds: Sequence[int] = (0,),
+        nearest_mean: bool = False,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
@@ -118,6 +159,10 @@ class StackedMLP(keras.Model):
             setattr(self, hidden_name(number), StackedDense(len(self.seeds), units, "relu", name=hidden_name(number)))
         self.dropout = StackedDropout(self.rate, self.seeds, name="dropout")
         self.logits = StackedDense(len(self.seeds), self.num_outputs, name="logits")
+        # a prediction rule of its own (``scores``): iCaRL's nearest mean of exemplars
+        features = self.widths[-1]
+        head = NearestMeanHead(len(self.seeds), self.num_outputs, features, name="nearest_mean")
+        self.nearest_mean = head if nearest_mean else None
 
     @property
     def widths(self) -> list[int]:
@@ -136,6 +181,8 @@ class StackedMLP(keras.Model):
             layer.build((None, inputs))
             inputs = units
         self.logits.build((None, inputs))
+        if self.nearest_mean is not None:
+            self.nearest_mean.build()
         self.built = True
 
     @property
@@ -148,6 +195,10 @@ class StackedMLP(keras.Model):
 
     def per_repetition(self, images, training=False):
         """Logits (S, batch, outputs) for images (batch, 28, 28, 1), shared, or (S, batch, 28, 28, 1)."""
+        return self.logits(self.features(images, training))
+
+    def features(self, images, training=False):
+        """The last hidden layer's output (S, batch, units): what the logits are a linear function of."""
         shape = tf.shape(images)
         flat = tf.reshape(images, tf.concat([shape[:-3], [-1]], axis=0))
         if len(images.shape) == 4:
@@ -157,7 +208,15 @@ class StackedMLP(keras.Model):
         h = flat
         for layer in self.hidden_layers:
             h = self.dropout(layer(h), training=training)
-        return self.logits(h)
+        return h
+
+    def scores(self, images):
+        """The prediction rule's per-repetition scores (S, batch, outputs), argmax the answer: the logits, or, for
+        a network with a nearest-mean head (``with_nearest_mean``), the nearest-mean scores. The evaluate stage
+        measures these."""
+        if self.nearest_mean is None:
+            return self.per_repetition(images)
+        return self.nearest_mean(self.features(images))
 
     def call(self, images, training=False):
         return tf.transpose(self.per_repetition(images, training), (1, 0, 2))
@@ -169,6 +228,7 @@ class StackedMLP(keras.Model):
             "hidden_units": self.hidden_units,
             "dropout": self.rate,
             "seeds": self.seeds,
+            **({"nearest_mean": True} if self.nearest_mean is not None else {}),
         }
 
 
@@ -207,9 +267,31 @@ def selected(network: StackedMLP, repetitions: Sequence[int]) -> StackedMLP:
     """A network of the repetitions ``repetitions`` of ``network`` (indices, in that order): its repetition i is a
     copy of repetition ``repetitions[i]`` (its weights, its seed, its dropout generator's state), and trains on as
     that one would have."""
-    index = [int(r) for r in repetitions]
+    return _copy(network, [int(r) for r in repetitions])
+
+
+def with_nearest_mean(network: StackedMLP, means: np.ndarray, present: np.ndarray) -> StackedMLP:
+    """A copy of ``network`` (every repetition) that predicts by the nearest of ``means`` (S, outputs, F), the
+    L2-normalised class means on its last hidden layer, among the outputs where ``present`` (S, outputs) is 1
+    (``StackedMLP.scores``); its logits are ``network``'s."""
+    copy = _copy(network, list(range(network.repetitions)), nearest_mean=True)
+    copy.nearest_mean.means.assign(np.asarray(means, np.float32))
+    copy.nearest_mean.present.assign(np.asarray(present, np.float32))
+    return copy
+
+
+def frozen_copy(network: StackedMLP) -> StackedMLP:
+    """A copy of every repetition that training does not change (a teacher: repetition s is s as it was)."""
+    copy = StackedMLP.from_config(network.get_config())
+    copy.build((None, *IMAGE_SHAPE))
+    copy.set_weights(network.get_weights())
+    copy.trainable = False
+    return copy
+
+
+def _copy(network: StackedMLP, index: list[int], nearest_mean: bool = False) -> StackedMLP:
     seeds = [network.seeds[r] for r in index]
-    copy = StackedMLP(network.num_outputs, network.hidden_units, network.rate, seeds, name=network.name)
+    copy = StackedMLP(network.num_outputs, network.hidden_units, network.rate, seeds, nearest_mean, name=network.name)
     copy.build((None, *IMAGE_SHAPE))
     for mine, theirs in zip(copy.dense_layers, network.dense_layers, strict=True):
         for variable, source in ((mine.kernel, theirs.kernel), (mine.bias, theirs.bias)):

@@ -16,6 +16,8 @@
   own (iCaRL's nearest mean of exemplars) keeps the rule in its network, as a head of ``forgetting.nn.model``;
 - ``end_task(network, task, train)``: after each task but the last, what it keeps of the finished task (anchors,
   importances, a teacher, a buffer, or an auxiliary model such as a generator, trained here).
+- ``end_training(network, task, train)``: after the last task, the network to save (iCaRL's, with the
+  nearest-mean head that its prediction rule needs).
 
 What a strategy reads of task A is declared by ``task_a_needs`` (files of ``TaskAState``: the ``fisher`` stage's
 Fisher, the path integral that ``train_a`` records), and each stage and the tuner take it from there. A hook that a
@@ -190,8 +192,8 @@ class Strategy:
     def predict(cls, network: keras.Model, images: tf.Tensor) -> tf.Tensor:
         """The prediction rule: per-repetition scores (S, batch, outputs) whose argmax over the scenario's outputs
         is the answer. The evaluate stage calls the checkpoint's own ``per_repetition``: a rule of a strategy's own
-        must live in its network (and give the same answers there)."""
-        return network.per_repetition(images)
+        must live in its network (and give the same answers there): ``StackedMLP.scores``."""
+        return network.scores(images)
 
     def training_data(self, train: Split) -> Split | Iterable[Split]:
         """What to train on for a task whose train split is ``train``: one split for every repetition, or one
@@ -202,6 +204,11 @@ class Strategy:
     def end_task(self, network: keras.Model, task: int, train: Split) -> None:
         """Consolidate finished task number ``task`` (1, 2, ...; task 0 is what ``from_params`` read), whose
         train split is ``train``, before training on the next."""
+
+    def end_training(self, network: keras.Model, task: int, train: Split) -> keras.Model:
+        """After the last task (number ``task``, train split ``train``): the network that the stage saves and
+        measures, ``network`` itself unless the strategy puts its prediction rule in it."""
+        return network
 
 
 def _tensors(weights: Weights) -> dict[str, tf.Tensor]:

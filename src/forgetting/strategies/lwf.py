@@ -19,17 +19,8 @@ import tensorflow as tf
 from forgetting.config.params import POSITIVE, STRENGTH, Section
 from forgetting.data.mnist import Split
 from forgetting.data.scenarios import Scenario
-from forgetting.nn.model import IMAGE_SHAPE, StackedMLP, selected
+from forgetting.nn.model import frozen_copy, selected
 from forgetting.strategies.base import Memory, Strategy, TaskAState
-
-
-def _frozen_copy(network: StackedMLP) -> StackedMLP:
-    """A copy of every repetition: repetition s's teacher is repetition s itself, as it was."""
-    copy = StackedMLP.from_config(network.get_config())
-    copy.build((None, *IMAGE_SHAPE))
-    copy.set_weights(network.get_weights())
-    copy.trainable = False
-    return copy
 
 
 def _groups(scenario: Scenario, tasks_done: int) -> list[tf.Tensor]:
@@ -53,7 +44,7 @@ class LwF(Strategy):
         return Memory("the previous network", floats=num_parameters)
 
     def __init__(self, teacher: keras.Model, scenario: Scenario, temperature: float, weight: float) -> None:
-        self.teacher = _frozen_copy(teacher)
+        self.teacher = frozen_copy(teacher)
         self.scenario = scenario
         self.groups = _groups(scenario, 1)
         self.temperature = float(temperature)
@@ -90,5 +81,5 @@ class LwF(Strategy):
             self.weight = self.weight[list(repetitions)]
 
     def end_task(self, network: keras.Model, task: int, train: Split) -> None:
-        self.teacher = _frozen_copy(network)
+        self.teacher = frozen_copy(network)
         self.groups = _groups(self.scenario, task + 1)

@@ -422,9 +422,10 @@ def train_sequence(
     ``forgetting.tuning.halving.Halving``) stopped repetitions at one of its rungs (``stops``: the epochs of a task
     after which it looks; ``rung``: the repetitions it keeps), a network of the others, which carry on as they
     would have (their weights, dropout and optimiser state, data order and the strategy's state:
-    ``Strategy.keep``)."""
-    if log is not None and strategy.acts_at("predict"):
-        log.predict = strategy.predict
+    ``Strategy.keep``); either as ``Strategy.end_training`` gives it back (iCaRL's with its nearest-mean head)."""
+    for watcher in (log, halving) if strategy.acts_at("predict") else ():  # they score under its rule
+        if watcher is not None:
+            watcher.predict = strategy.predict
     for t in range(1, len(train)):
         print(f"{strategy.name}: training on {scenario.names[t]} ({t + 1} of {len(train)})", flush=True)
         if log is not None:
@@ -443,7 +444,7 @@ def train_sequence(
                 strategy.keep(kept)
         if t < len(train) - 1:
             strategy.end_task(network, t, train[t])
-    return network
+    return strategy.end_training(network, len(train) - 1, train[-1])
 
 
 def _carried(optimizer: keras.optimizers.Optimizer, network: StackedMLP, kept: list[int]):

@@ -116,7 +116,7 @@ def _score(trial: dict[str, Any], root: Path, params: dict[str, Any]) -> list[di
     from forgetting.data.scenarios import Scenario
     from forgetting.evaluation import metrics
     from forgetting.evaluation.intervals import half_width
-    from forgetting.strategies import TaskAState, strategy_class
+    from forgetting.strategies import TaskAState
     from forgetting.training import loop
     from forgetting.tuning.halving import Halving
 
@@ -128,14 +128,14 @@ def _score(trial: dict[str, Any], root: Path, params: dict[str, Any]) -> list[di
     scenario = Scenario.from_params(params)
     task_a = TaskAState(scenario).rooted(root).tiled(len(values))
     validation = list(mnist.load_tasks("validation", scenario, task_a.data_root).values())
-    predict = strategy_class(trial["strategy"]).predict
-    halving = None
+    halving = None  # scores under the strategy's rule (``train_sequence`` gives it the strategy's ``predict``)
     if trial.get("halving"):
-        halving = Halving(len(values), seeds, scenario, loop.schedule(params, "finetune")[0], validation, predict)
+        halving = Halving(len(values), seeds, scenario, loop.schedule(params, "finetune")[0], validation)
     network = loop.train_strategy(
         trial["strategy"], params, task_a, "validation", verbose=0, strengths=strengths, halving=halving
     )
-    each = np.array([metrics.accuracy(network, split, scenario, predict=predict) for split in validation])
+    # the network's own rule (``StackedMLP.scores``), as the evaluate stage measures it
+    each = np.array([metrics.accuracy(network, split, scenario) for split in validation])
     alive, stopped = (halving.alive, halving.stopped) if halving else (list(range(len(values))), {})
     names = [f"{name}_accuracy" for name in scenario.names]
     results = []
