@@ -183,12 +183,14 @@ class ICaRL(Replay):
         exemplars."""
         task = int(self.current.task[0])
         current = _features(network, self.current.image)
+        every = [[sets[key] for key in sorted(sets) if key[0] != task] for sets in self.exemplars]
+        stored = [Split.concat(*finished) if finished else self.current.subset(np.arange(0)) for finished in every]
+        # one batch per repetition (all of one size: the quotas are the same in every repetition)
+        own = _features(network, np.stack([split.image for split in stored]))
         result = []
-        for s, sets in enumerate(self.exemplars):
-            finished = [sets[key] for key in sorted(sets) if key[0] != task]
-            stored = Split.concat(*finished) if finished else self.current.subset(np.arange(0))
-            features = np.concatenate([_features(network, stored.image, s), current[s]])
-            metadata = Split(np.zeros(len(features)), *(np.concatenate(f) for f in _labels(stored, self.current)))
+        for s, split in enumerate(stored):
+            features = np.concatenate([own[s], current[s]])
+            metadata = Split(np.zeros(len(features)), *(np.concatenate(f) for f in _labels(split, self.current)))
             result.append(output_means(features, metadata, self.scenario))
         return np.stack([m for m, _ in result]), np.stack([p for _, p in result])
 
@@ -211,9 +213,9 @@ def _labels(*splits: Split) -> tuple[list[np.ndarray], ...]:
     return [s.label for s in splits], [s.digit for s in splits], [s.task for s in splits]
 
 
-def _features(network: StackedMLP, images: np.ndarray, repetition: int | None = None) -> np.ndarray:
-    """The last hidden layer's output for ``images`` (n, 28, 28, 1): every repetition's (S, n, F), or, for one
-    ``repetition``, its own (n, F)."""
-    chunks = [network.features(images[i : i + 2048]).numpy() for i in range(0, len(images), 2048)]
-    every = np.concatenate(chunks, axis=1) if chunks else np.zeros((network.repetitions, 0, network.widths[-1]))
-    return every if repetition is None else every[repetition]
+def _features(network: StackedMLP, images: np.ndarray) -> np.ndarray:
+    """Every repetition's last hidden layer (S, n, F) for ``images``: shared (n, 28, 28, 1), or one batch per
+    repetition (S, n, 28, 28, 1)."""
+    n = images.shape[-4]
+    chunks = [network.features(images[..., i : i + 2048, :, :, :]).numpy() for i in range(0, n, 2048)]
+    return np.concatenate(chunks, axis=1) if chunks else np.zeros((network.repetitions, 0, network.widths[-1]))
