@@ -1,11 +1,16 @@
-"""Granular caching: which stage declares which param (what `dvc exp run -S KEY=...` will rerun)."""
+"""Granular caching: which stage declares which param (what `dvc exp run -S KEY=...` will rerun), and that a stage
+reads exactly those (``params.load``: what ``dvc.api.params_show`` gives)."""
 
+import json
+import shutil
+import subprocess
 from pathlib import Path
 
 import dvc.api
 import pytest
 import yaml
 
+from forgetting.config import params
 from forgetting.strategies import listed
 
 # its tests share a module fixture: one pytest worker runs them all
@@ -33,7 +38,22 @@ def _flatten(node: dict, prefix: str = "") -> set[str]:
 
 @pytest.fixture(scope="module")
 def declared() -> dict[str, set[str]]:
-    return {stage: _flatten(dvc.api.params_show(stages=stage, repo=str(ROOT))) for stage in STAGES}
+    everything = params.read(ROOT / "params.yaml")
+    return {stage: _flatten(params.select(everything, params.declared(stage, ROOT / "dvc.yaml"))) for stage in STAGES}
+
+
+def test_a_stage_loads_exactly_what_dvc_params_show_gives(tmp_path, monkeypatch):
+    """For every stage, check_params and report included: the same keys, values and order as DVC's own API (in a
+    copy without dvc.lock, where DVC answers in half a second rather than five)."""
+    for name in ("dvc.yaml", "params.yaml"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    subprocess.run(["dvc", "init", "-q"], cwd=tmp_path, check=True)
+    monkeypatch.chdir(tmp_path)
+    for stage in ("check_params", *STAGES, "report"):
+        assert json.dumps(params.load(stage)) == json.dumps(dvc.api.params_show(stages=stage)), stage
+    with pytest.raises(params.ForgettingError, match="cannot read the params of stage 'finetune@ewk'"):
+        params.load("finetune@ewk")
 
 
 def _readers(declared: dict[str, set[str]], key: str) -> set[str]:

@@ -191,8 +191,8 @@ class Strategy:
     @classmethod
     def predict(cls, network: keras.Model, images: tf.Tensor) -> tf.Tensor:
         """The prediction rule: per-repetition scores (S, batch, outputs) whose argmax over the scenario's outputs
-        is the answer. The evaluate stage calls the checkpoint's own ``per_repetition``: a rule of a strategy's own
-        must live in its network (and give the same answers there): ``StackedMLP.scores``."""
+        is the answer. The evaluate stage scores with the checkpoint's own rule (``StackedMLP.scores``): a rule of a
+        strategy's own must live in its network (``end_training``) and give the same answers there."""
         return network.scores(images)
 
     def training_data(self, train: Split) -> Split | Iterable[Split]:

@@ -33,6 +33,7 @@ Each repetition chooses its own exemplars with its own features; nothing is draw
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
 
@@ -122,7 +123,7 @@ class ICaRL(Replay):
         self.scenario, self.size, self.weight, self.tasks_done = scenario, int(size), float(weight), 1
         self.teacher = frozen_copy(network)
         self.exemplars: list[Exemplars] = [{} for _ in network.seeds]
-        self.current = train
+        self.current, self._means = train, None
         self.choose_exemplars(network, 0, train)
 
     @classmethod
@@ -133,6 +134,7 @@ class ICaRL(Replay):
     def choose_exemplars(self, network: StackedMLP, task: int, train: Split) -> None:
         """Add task ``task``'s classes, herded from ``train`` with each repetition's features, and cut every class
         to its new quota."""
+        self._means = None
         digits = [int(d) for d in np.unique(train.digit)]
         features = _features(network, train.image)
         for s, sets in enumerate(self.exemplars):
@@ -149,7 +151,7 @@ class ICaRL(Replay):
         return Split.concat(*(sets[key] for key in sorted(sets)))
 
     def training_data(self, train: Split) -> Iterator[Split]:
-        self.current = train
+        self.current, self._means = train, None
         for s in range(len(self.exemplars)):
             yield Split.concat(train, self.stored(s))
 
@@ -173,14 +175,21 @@ class ICaRL(Replay):
         index = list(repetitions)
         self.teacher = selected(self.teacher, index)
         self.teacher.trainable = False
-        self.exemplars = [self.exemplars[r] for r in index]
+        self.exemplars, self._means = [self.exemplars[r] for r in index], None
         if np.ndim(self.weight) == 1:
             self.weight = self.weight[index]
 
     def means(self, network: StackedMLP) -> tuple[np.ndarray, np.ndarray]:
         """Each repetition's output means (S, outputs, F) and which outputs have one (S, outputs), with
         ``network``'s features now: the current task's classes over its train split, the others over their
-        exemplars."""
+        exemplars. Computed once for a state of the weights, the exemplars and the current task (the per-epoch log
+        asks for them on every batch of every split it scores)."""
+        weights = hashlib.blake2b(b"".join(v.numpy().tobytes() for v in network.trainable_variables)).digest()
+        if self._means is None or self._means[0] != weights:
+            self._means = (weights, self._compute_means(network))
+        return self._means[1]
+
+    def _compute_means(self, network: StackedMLP) -> tuple[np.ndarray, np.ndarray]:
         task = int(self.current.task[0])
         current = _features(network, self.current.image)
         every = [[sets[key] for key in sorted(sets) if key[0] != task] for sets in self.exemplars]
@@ -204,7 +213,7 @@ class ICaRL(Replay):
         self.tasks_done += 1
 
     def end_training(self, network: keras.Model, task: int, train: Split) -> keras.Model:
-        self.current = train
+        self.current, self._means = train, None
         return with_nearest_mean(network, *self.means(network))
 
 
