@@ -30,11 +30,13 @@ ROOT = Path(__file__).resolve().parents[1]
 STRATEGIES = tuple(listed())  # dvc.yaml's strategy list
 MODELS = ("task_a", "joint", *STRATEGIES)
 # The strategies of the five-task end-to-end runs (CI's time): in the domain scenario all but the class-incremental
-# methods; in the class scenario naive and replay (the classic result) and iCaRL (a nearest-mean head through the
-# stages). Every strategy trains through task sequences in every scenario in tests/test_strategies.py.
+# methods; in the class scenario naive and replay (the classic result), iCaRL (a nearest-mean head through the
+# stages) and generative replay (a generator trained on every task but the last). Every strategy trains through task
+# sequences in every scenario in tests/test_strategies.py.
+CLASS_INCREMENTAL = ("agem", "der", "icarl", "generative_replay")
 FIVE_TASK_STRATEGIES = {
-    "domain": tuple(name for name in listed() if name not in ("agem", "der", "icarl")),
-    "class": ("naive", "replay", "icarl"),
+    "domain": tuple(name for name in listed() if name not in CLASS_INCREMENTAL),
+    "class": ("naive", "replay", "icarl", "generative_replay"),
 }
 ALL_STAGES = {
     "check_params",
@@ -279,7 +281,7 @@ def test_pipeline_end_to_end(repo):
     params = read_params(repo)
     if params["online_ewc"]["alpha"] == params["alpha"]:  # with two tasks online EWC is EWC
         assert metrics["online_ewc"]["mean_accuracy"] == metrics["ewc"]["mean_accuracy"]
-    for name in ("l2", "ewc", "si", "mas", "lwf", "replay", "agem", "der", "icarl"):
+    for name in ("l2", "ewc", "si", "mas", "lwf", "replay", "agem", "der", "icarl", "generative_replay"):
         assert metrics[name]["task_a_accuracy"] > metrics["naive"]["task_a_accuracy"], name
     for name in STRATEGIES:
         forgetting = metrics["task_a"]["task_a_accuracy"] - metrics[name]["task_a_accuracy"]
@@ -492,6 +494,7 @@ def test_five_task_sequence_end_to_end(tmp_path, tfds_dir, scenario):
     params["agem"] |= {"buffer_size": 100, "memory_batch": 32}
     params["der"]["buffer_size"] = 100
     params["icarl"]["buffer_size"] = 100
+    params["generative_replay"] |= {"epochs": 2, "hidden_units": 64}
     params["seeds"] = 2  # a quick run: the fewest repetitions that give an interval
     write_params(repo, params)
     strategies = FIVE_TASK_STRATEGIES[scenario]

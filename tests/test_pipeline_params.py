@@ -78,6 +78,9 @@ def _readers(declared: dict[str, set[str]], key: str) -> set[str]:
         ("der.buffer_size", {"finetune@der"}),
         ("icarl.buffer_size", {"finetune@icarl"}),
         ("icarl.weight", {"finetune@icarl"}),
+        ("generative_replay.weight", {"finetune@generative_replay"}),
+        ("generative_replay.epochs", {"finetune@generative_replay"}),
+        ("generative_replay.latent", {"finetune@generative_replay"}),
         ("lwf.temperature", {"finetune@lwf"}),
         ("lwf.weight", {"finetune@lwf"}),
         # later tasks' Fisher uses the same settings as task A's

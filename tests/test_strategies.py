@@ -15,6 +15,7 @@ from forgetting.strategies import (
     L2,
     MAS,
     SI,
+    GenerativeReplay,
     ICaRL,
     LwF,
     Naive,
@@ -300,7 +301,9 @@ def _consolidated_task_b(strategy, theta_a: dict[str, np.ndarray]) -> bool:
     if isinstance(strategy, QuadraticPenalty):
         anchor = strategy.terms[-1][0]
         return all(any(not np.array_equal(anchor[k].numpy()[s], theta_a[k][s]) for k in theta_a) for s in range(2))
-    if isinstance(strategy, LwF):
+    if isinstance(strategy, GenerativeReplay) and strategy.tasks_done != 2:  # its generator has learnt task B
+        return False
+    if isinstance(strategy, LwF | GenerativeReplay):
         teacher = _teacher_weights(strategy)
         return all(any(not np.array_equal(teacher[k][s], theta_a[k][s]) for k in theta_a) for s in range(2))
     if isinstance(strategy, ICaRL):  # exemplars of task B's classes, herded in every repetition
@@ -312,6 +315,9 @@ def _consolidated_task_b(strategy, theta_a: dict[str, np.ndarray]) -> bool:
     return True  # naive keeps nothing
 
 
+# a generator small and quick enough for unit tests
+TINY_GENERATOR = {"weight": 1.0, "temperature": 2.0, "epochs": 1, "hidden_units": 16, "latent": 4}
+TINY_GENERATOR["learning_rate"] = 1e-3
 SEQUENCE_PARAMS = PARAMS | {
     "seed": 3,
     "model": {"hidden_units": 12, "dropout": 0.25},
@@ -322,6 +328,7 @@ SEQUENCE_PARAMS = PARAMS | {
     "agem": {"buffer_size": 30, "memory_batch": 16},
     "der": {"buffer_size": 30, "memory_batch": 16, "alpha": 0.5, "beta": 1.0},
     "icarl": {"buffer_size": 30, "weight": 1.0},
+    "generative_replay": TINY_GENERATOR,
 }
 
 
@@ -395,6 +402,7 @@ def stacked_and_alone(tmp_path_factory):
             "agem": {"buffer_size": 32, "memory_batch": 32},
             "der": {"buffer_size": 32, "memory_batch": 32, "alpha": 0.5, "beta": 1.0},
             "icarl": {"buffer_size": 32, "weight": 1.0},
+            "generative_replay": TINY_GENERATOR,
         }
         net, recorder = loop.train_new_model(params, SEQUENCE, train[0], None, epochs=1, path_integral=True)
         assert net.seeds == list(seeds)
@@ -416,6 +424,10 @@ def _repetition_state(strategy, s: int) -> dict[str, np.ndarray]:
     if isinstance(strategy, LwF):
         state |= {f"teacher.{path}": v[s] for path, v in _teacher_weights(strategy).items()}
         state |= {f"groups[{g}]": group.numpy() for g, group in enumerate(strategy.groups)}
+    if isinstance(strategy, GenerativeReplay):
+        state |= {f"teacher.{path}": v[s] for path, v in _teacher_weights(strategy).items()}
+        state |= {f"generator.{v.path}": v.numpy()[s] for v in strategy.generator.weights}
+        state["replayed"] = strategy.replayed(tf.constant(5)).numpy()[s]  # what it replays next
     if isinstance(strategy, DER):
         state |= {f"reservoir.{k}": getattr(strategy, k).numpy()[s] for k in ("images", "labels", "tasks", "logits")}
         state["reservoir.seen"] = strategy.seen.numpy()

@@ -211,6 +211,18 @@ class Strategy:
         return network
 
 
+def distillation_terms(old: tf.Tensor, new: tf.Tensor, groups: Sequence[tf.Tensor]) -> list[tf.Tensor]:
+    """For each output group g (columns), each repetition's mean over its batch of KL(softmax(old_g) ||
+    softmax(new_g)), (S,): the distillation of the logits ``old`` into ``new`` (S, batch, outputs; each already
+    divided by the temperature)."""
+    terms = []
+    for group in groups:
+        target = tf.nn.log_softmax(tf.gather(old, group, axis=-1))
+        current = tf.nn.log_softmax(tf.gather(new, group, axis=-1))
+        terms.append(tf.reduce_mean(tf.reduce_sum(tf.exp(target) * (target - current), axis=-1), axis=-1))
+    return terms
+
+
 def _tensors(weights: Weights) -> dict[str, tf.Tensor]:
     return {k: tf.constant(v, tf.float32) for k, v in weights.items()}
 

@@ -20,7 +20,7 @@ from forgetting.config.params import POSITIVE, STRENGTH, Section
 from forgetting.data.mnist import Split
 from forgetting.data.scenarios import Scenario
 from forgetting.nn.model import frozen_copy, selected
-from forgetting.strategies.base import Memory, Strategy, TaskAState
+from forgetting.strategies.base import Memory, Strategy, TaskAState, distillation_terms
 
 
 def _groups(scenario: Scenario, tasks_done: int) -> list[tf.Tensor]:
@@ -62,10 +62,7 @@ class LwF(Strategy):
         new = (model.per_repetition(x["image"], training=True) if self.scenario.kind == "task" else logits) / t
         per_repetition = np.ndim(self.weight) == 1
         total = tf.constant(0.0)
-        for group in self.groups:  # logits (S, batch, outputs): the mean over each repetition's batch, summed
-            target = tf.nn.log_softmax(tf.gather(old, group, axis=-1))
-            current = tf.nn.log_softmax(tf.gather(new, group, axis=-1))
-            each = tf.reduce_mean(tf.reduce_sum(tf.exp(target) * (target - current), axis=-1), axis=-1)
+        for each in distillation_terms(old, new, self.groups):  # (S,) each: summed over the groups
             total += each if per_repetition else tf.reduce_sum(each)
         if per_repetition:  # each repetition's term scaled by its own weight: the same float32 factor as alone
             return tf.reduce_sum(tf.constant(self.weight * t**2, tf.float32) * total)
