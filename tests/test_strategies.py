@@ -70,6 +70,7 @@ def test_registry_names_the_strategies():
         "agem": AGEM,
         "der": DER,
         "icarl": ICaRL,
+        "generative_replay": GenerativeReplay,
     } == {name: strategy_class(name) for name in STRATEGY_LIST}
     assert all(strategy_class(name).name == name for name in STRATEGY_LIST)
 
