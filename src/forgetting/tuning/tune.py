@@ -77,8 +77,8 @@ def run(args: argparse.Namespace) -> int:
     setting = settings.setting_name(args.scenario, args.tasks)
     if args.cpus_per_trial < 1:
         raise ForgettingError(f"--cpus-per-trial {args.cpus_per_trial}: give each trial 1 or more CPUs (default 1)")
+    names = strategy_names(args.strategies)  # a misspelt name fails before TensorFlow's import (seconds)
     import_tensorflow()  # the strategy registry imports it: quietly, first
-    names = strategy_names(args.strategies)
     base = base_params(params_module.read(root / "params.yaml"), setting, args.set)
     trials = grid(names, parse_space(args.space, names))
     from forgetting.strategies import validate_params
@@ -123,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
 
 def strategy_names(text: str) -> list[str]:
     """The strategies to tune: ``all`` is dvc.yaml's strategy list; a name must have its module."""
-    from forgetting.strategies import available, listed
+    from forgetting.config.pipeline import available, listed
 
     names = listed() if text == "all" else [name.strip() for name in text.split(",") if name.strip()]
     unknown = [name for name in names if name not in available()]
