@@ -1,0 +1,90 @@
+"""Accuracy against memory: every strategy that stores training examples, at each number of stored examples, in one
+setting (default class-split5) with the values `forgetting tune` chose for it; joint and the strategies that store
+none as reference lines -> report/memory_budget/memory_budget.md and memory_budget.png.
+
+    python bench/memory_budget.py                                        # 200, 500, 1000 and 5000 examples
+    python bench/memory_budget.py --budgets 200 1000 --keep /tmp/budget  # reuse the runs kept there
+
+Each budget runs the storing strategies' stages (`dvc repro evaluate@<name>`) in a copy of the project that shares
+this project's DVC cache, so task A, its Fisher and joint train once; the reference models run with the first budget
+(their params hold no buffer). A budget that the data cannot fill fails before any training, in one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from project_copy import ROOT, copy_project, read_mnist_from, run
+
+from forgetting.config import params as params_module
+from forgetting.config.settings import SETTINGS, setting_params
+from forgetting.errors import ForgettingError
+from forgetting.stage import import_tensorflow
+
+BUDGETS = (200, 500, 1000, 5000)
+
+
+def run_budget(params: dict, names: list[str], mnist: Path | None, keep: Path) -> dict[str, dict]:
+    """The evaluate stages of ``names`` in a copy of the project with ``params``; each one's metrics summary, also
+    written to ``keep``/<name>.json. Those already in ``keep`` are not run again."""
+    missing = [name for name in names if not (keep / f"{name}.json").is_file()]
+
+    def edit(p: dict) -> None:
+        p.update(params)
+        read_mnist_from(mnist)(p)
+
+    if missing:
+        with tempfile.TemporaryDirectory() as tmp:
+            repo = copy_project(Path(tmp) / "repo", edit, True)
+            run(repo, "dvc", "repro", *(f"evaluate@{name}" for name in missing))
+            keep.mkdir(parents=True, exist_ok=True)
+            for name in missing:
+                (keep / f"{name}.json").write_bytes((repo / "metrics" / f"{name}.json").read_bytes())
+    return {name: json.loads((keep / f"{name}.json").read_text()) for name in names}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--setting", default="class-split5", choices=SETTINGS)
+    parser.add_argument("--budgets", nargs="+", type=int, default=list(BUDGETS), help="stored examples to try")
+    parser.add_argument("--mnist", type=Path, help="folder of the four .gz files (default: params.yaml's)")
+    parser.add_argument("--out", type=Path, default=ROOT / "report" / "memory_budget", help="the page's folder")
+    parser.add_argument("--keep", type=Path, help="keep each run's metrics here, and reuse those already there")
+    args = parser.parse_args()
+    budgets = sorted(set(args.budgets))
+    if budgets[0] < 1:
+        raise ForgettingError(f"--budgets {budgets[0]}: give each budget 1 or more stored examples")
+    import_tensorflow()  # quietly: the strategy modules import it
+    from forgetting.reporting.budget import memory_text, storing, with_budget, write_budget_page
+    from forgetting.strategies import listed, validate_params
+
+    base = setting_params(params_module.read(ROOT / "params.yaml"), args.setting, ROOT / "tuning")
+    names, others = storing(), [name for name in listed() if name not in storing()]
+    for budget in budgets:  # every budget checked (a buffer the data cannot fill) before any run
+        validate_params(with_budget(base, budget), names)
+    by_budget, reference = {}, {}
+    with tempfile.TemporaryDirectory() as tmp:
+        keep = args.keep or Path(tmp)
+        for budget in budgets:
+            start = time.perf_counter()
+            run_names = names if reference else [*names, "joint", *others]
+            results = run_budget(with_budget(base, budget), run_names, args.mnist, keep / str(budget))
+            by_budget[budget] = {name: results[name] for name in names}
+            reference = reference or {name: results[name] for name in ["joint", *others]}
+            print(f"{budget} examples: {time.perf_counter() - start:.0f} s", flush=True)
+    memory = {name: memory_text(base, name) for name in others}
+    write_budget_page(args.setting, by_budget, reference, memory, args.out)
+    print(f"wrote {args.out / 'memory_budget.md'}")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except ForgettingError as exc:
+        print(f"error: memory_budget: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
