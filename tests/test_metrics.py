@@ -12,7 +12,7 @@ from scipy import stats
 from forgetting.data import mnist
 from forgetting.data.scenarios import Scenario
 from forgetting.errors import ForgettingError
-from forgetting.evaluation import intervals, metrics
+from forgetting.evaluation import intervals, metrics, multiplicity
 from forgetting.nn.model import build_network
 
 DOMAIN = Scenario("domain", EVEN_ODD)
@@ -290,6 +290,22 @@ def test_paired_difference_is_the_paired_t_test():
     assert metrics.paired_difference(a, a).verdict == "identical"
     single = metrics.paired_difference([0.8], [0.7])  # one seed: no interval, nothing resolved
     assert np.isnan(single.ci95) and np.isnan(single.p) and single.verdict == "not resolved"
+
+
+def test_holm_adjusts_by_rank_and_keeps_the_order():
+    """By hand: the finite p sorted 0.005, 0.01, 0.03, 0.04 (m = 4) times 4, 3, 2, 1 give 0.02, 0.03, 0.06, 0.04,
+    and each adjusted value is at least the one before it (0.04 -> 0.06); NaN is no test and not counted."""
+    adjusted = multiplicity.holm([0.01, 0.04, 0.03, 0.005, math.nan])
+    assert adjusted[:4] == pytest.approx([0.03, 0.06, 0.06, 0.02], abs=1e-15) and math.isnan(adjusted[4])
+    assert multiplicity.holm([0.6, 0.5]) == [1.0, 1.0]  # capped at 1
+    assert multiplicity.holm([0.02]) == [0.02] and multiplicity.holm([]) == []
+    # Holm's guarantee on random p: each adjusted p at least its raw p, and a rejection at 0.05 only where
+    # Bonferroni's step-down would make it (raw p_(i) < 0.05 / (m - i + 1) for every rank up to it)
+    p = np.random.default_rng(1).uniform(0, 0.08, size=12).tolist()
+    adjusted, ranked = multiplicity.holm(p), sorted(range(12), key=p.__getitem__)
+    assert all(a >= raw for a, raw in zip(adjusted, p, strict=True))
+    stepdown = [all(p[j] < 0.05 / (12 - r) for r, j in enumerate(ranked[: k + 1])) for k in range(12)]
+    assert [adjusted[j] < 0.05 for j in ranked] == stepdown
 
 
 def test_a_log_that_stops_short_for_one_repetition_is_refused():

@@ -6,6 +6,10 @@ A and B are the means in metrics/<model>.json; Change, its interval and p come f
 repetitions paired by seed. The models are those that dvc.yaml evaluates (its `vars: models`: task_a, joint and the
 strategy list). Run it from the project's root; it reads the workspace's files unless --rev is given.
 
+The verdict is for one comparison planned before looking at the results, which needs no correction. To pick the
+best of several, or to claim any of many pairs, correct for the number of comparisons: the report's all-pairs table
+applies Holm's correction over all of its pairs (a pair real here can be plain there).
+
 examples:
   forgetting diff ewc l2                 # l2 - ewc
   forgetting diff naive replay --md      # a markdown table

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from forgetting.config.params import value_at
 from forgetting.config.settings import TUNING, setting_of, tuning_path
 from forgetting.data.scenarios import Scenario
 from forgetting.evaluation.intervals import plus_minus
+from forgetting.evaluation.multiplicity import holm
 from forgetting.evaluation.results import Results, models
 from forgetting.files import atomic_output
 from forgetting.reporting import figures
@@ -27,6 +29,7 @@ SCENARIOS = {
     "class": "one head over every digit, no task identity at test time",
 }
 INPUTS = 28 * 28  # the MLP's inputs: an MNIST image
+ALPHA = 0.05  # the all-pairs table's family-wise error rate (Holm)
 # Published 5-task split-MNIST results (Hsu et al. 2018, "Re-evaluating continual learning scenarios", Table 2: an
 # MLP, 10 runs, mean ± standard deviation, in %; the class scenario lists no deviation for EWC, SI and LwF).
 PUBLISHED = {
@@ -192,24 +195,37 @@ def _strategy_table(results: Results, memory: dict[str, Memory]) -> list[str]:
 
 def _pairwise_table(results: Results) -> list[str]:
     models = ["joint", *results.strategies]
-    rows = [[f"`{row}`", *(_difference(results, row, column) for column in models)] for row in models]
+    adjusted = holm_adjusted(results, models)
+    tests = sum(not math.isnan(p) for p in adjusted.values())
+    rows = [[f"`{row}`", *(_difference(results, row, column, adjusted) for column in models)] for row in models]
     return [
         "Mean accuracy of the row minus that of the column, paired over the repetitions' shared seeds (the same "
-        "task-A model, data order and initialisation), ± its 95% CI half-width. **Bold**: the interval excludes 0, "
-        "a real difference; identical: every repetition gave the same value.",
+        "task-A model, data order and initialisation), ± its 95% CI half-width (the pair's own, uncorrected). "
+        f"**Bold**: a real difference after Holm's correction for the table's {tests} comparisons (the paired "
+        f"t-test's p, Holm-adjusted, below {ALPHA}), so that the chance of any false claim in the table stays under "
+        f"{ALPHA}; a difference whose own interval excludes 0 can stay plain. Identical: every repetition gave the "
+        "same value. One planned comparison needs no correction: `forgetting diff A B`.",
         "",
         *_table(["row - column", *(f"`{m}`" for m in models)], rows),
     ]
 
 
-def _difference(results: Results, row: str, column: str) -> str:
+def holm_adjusted(results: Results, models: list[str]) -> dict[frozenset[str], float]:
+    """Each unordered pair of ``models``: its paired t-test's p-value (mean accuracy, shared seeds), Holm-adjusted
+    over every pair that has one (``holm``); NaN where there is no test (identical, one seed, no shared seed)."""
+    pairs = [frozenset(pair) for pair in itertools.combinations(models, 2)]
+    differences = [results.paired(*sorted(pair)) for pair in pairs]
+    return dict(zip(pairs, holm([math.nan if d is None else d.p for d in differences]), strict=True))
+
+
+def _difference(results: Results, row: str, column: str, adjusted: dict[frozenset[str], float]) -> str:
     d = None if row == column else results.paired(row, column)
     if d is None:
         return "—"
     if d.verdict == "identical":
         return "identical"
     text = f"{d.mean:+.3f} {plus_minus(d.ci95)}"
-    return f"**{text}**" if d.verdict == "real" else text
+    return f"**{text}**" if adjusted[frozenset((row, column))] < ALPHA else text
 
 
 def _hyperparameter_table(results: Results) -> list[str]:
