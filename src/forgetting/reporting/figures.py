@@ -80,7 +80,7 @@ def _label(name: str, same: dict[str, str]) -> str:
 
 def mean_accuracy(results: Results, path: Path, memory: dict[str, str]) -> None:
     """Each strategy's mean accuracy with its 95% CI, best at the top, its memory cost at the right; joint and naive
-    as reference lines with their CI bands."""
+    (where the strategy list has it) as reference lines with their CI bands."""
     names = results.strategies
     figure = _figure(7.5, 0.42 * len(names) + 1.5)
     ax = figure.subplots()
@@ -90,7 +90,8 @@ def mean_accuracy(results: Results, path: Path, memory: dict[str, str]) -> None:
         ax.errorbar(s["mean_accuracy"], row, xerr=_bar(s["mean_accuracy_ci95"]), fmt="o", color=colour(name), capsize=3)
         ax.text(1.03, row, memory[name], transform=ax.get_yaxis_transform(), va="center", fontsize=9)
     ax.text(1.03, len(names) - 0.3, "memory", transform=ax.get_yaxis_transform(), fontsize=9, weight="bold")
-    for name, style, label in (("joint", "--", "joint (upper bound)"), ("naive", ":", "naive fine-tuning")):
+    lines = (("joint", "--", "joint (upper bound)"), ("naive", ":", "naive fine-tuning"))
+    for name, style, label in (line for line in lines if line[0] in results.summary):  # naive: if it is listed
         mean, half = results.summary[name]["mean_accuracy"], results.summary[name]["mean_accuracy_ci95"]
         ax.axvline(mean, color=colour(name), linestyle=style, label=f"{label}: {mean:.3f}")
         if _bar(half) is not None:
