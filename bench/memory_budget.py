@@ -1,6 +1,8 @@
-"""Accuracy against memory: every strategy that stores training examples, at each number of stored examples, in one
-setting (default class-split5) with the values `forgetting tune` chose for it; joint and the strategies that store
-none as reference lines -> report/memory_budget/memory_budget.md and memory_budget.png.
+"""Accuracy against memory: the strategies that store examples, at several budgets, in one setting.
+
+Every strategy that stores training examples runs at each number of stored examples, in one setting (default
+class-split5) with the values `forgetting tune` chose for it; joint and the strategies that store none are drawn as
+reference lines -> report/memory_budget/memory_budget.md and memory_budget.png.
 
     python bench/memory_budget.py                                        # 200, 500, 1000 and 5000 examples
     python bench/memory_budget.py --budgets 200 1000 --keep /tmp/budget  # reuse the runs kept there
