@@ -66,7 +66,8 @@ def main() -> None:
     from forgetting.strategies import listed, validate_params
 
     base = setting_params(params_module.read(ROOT / "params.yaml"), args.setting, ROOT / "tuning")
-    names, others = storing(), [name for name in listed() if name not in storing()]
+    names = storing()
+    others = [name for name in listed() if name not in names]
     for budget in budgets:  # every budget checked (a buffer the data cannot fill) before any run
         validate_params(with_budget(base, budget), names)
     by_budget, reference = {}, {}

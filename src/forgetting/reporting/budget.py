@@ -14,7 +14,7 @@ import numpy as np
 from forgetting.config.params import with_values
 from forgetting.files import atomic_output
 from forgetting.reporting.figures import _figure, _save, colour
-from forgetting.reporting.report import _mean_ci, _size, _table, _write_markdown, num_parameters
+from forgetting.reporting.report import _held, _mean_ci, _memory, _table, _write_markdown
 from forgetting.strategies import listed, strategy_class
 
 PAGE, FIGURE = "memory_budget.md", "memory_budget.png"
@@ -26,9 +26,9 @@ def buffer_key(name: str) -> str | None:
     return next((key for key in strategy_class(name).hyperparameters if key.endswith(".buffer_size")), None)
 
 
-def storing(names: list[str] | None = None) -> list[str]:
-    """The strategies of ``names`` (default: dvc.yaml's list) that store examples, in order."""
-    return [name for name in (listed() if names is None else names) if buffer_key(name)]
+def storing() -> list[str]:
+    """The strategies of dvc.yaml's list that store examples, in its order."""
+    return [name for name in listed() if buffer_key(name)]
 
 
 def with_budget(params: dict[str, Any], budget: int) -> dict[str, Any]:
@@ -37,9 +37,8 @@ def with_budget(params: dict[str, Any], budget: int) -> dict[str, Any]:
 
 
 def memory_text(params: dict[str, Any], name: str) -> str:
-    """What strategy ``name`` keeps to train on the last task, and its size (as the report's memory column)."""
-    memory = strategy_class(name).memory(params, num_parameters(params), len(params["tasks"]))
-    return f"{memory.what}: {_size(memory)}" if memory.bytes else memory.what
+    """What strategy ``name`` keeps to train on the last task, and its size: the report's memory column."""
+    return _held(_memory(params, name))
 
 
 def write_budget_page(
