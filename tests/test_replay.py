@@ -9,6 +9,7 @@ from forgetting.evaluation import metrics
 from forgetting.nn.model import build_network, save_model
 from forgetting.strategies import Naive, Replay, TaskAState, build_strategy
 from forgetting.strategies.replay import class_balanced_sample, shifted
+from forgetting.strategies.replay_equal_steps import EqualStepsReplay
 from forgetting.training import loop
 
 DOMAIN = Scenario("domain", EVEN_ODD)
@@ -137,6 +138,35 @@ def test_replay_keeps_more_of_task_a_than_naive():
     assert np.all(results["naive"][0] < 0.5), "the setting forgets"
     assert np.all(results["replay"][0] > results["naive"][0] + 0.3)  # in every repetition
     assert np.all(results["replay"][1] > 0.9)
+
+
+def test_equal_steps_replay_takes_the_others_steps_over_replays_mix(make_mnist):
+    """Replay takes (finished tasks + 1) x the optimiser steps of naive on a task; its equal-steps variant takes
+    naive's count, ceil(N / batch) an epoch, each a full batch of replay's own mix (the same examples, shifts and
+    labels), about half of them replayed with one finished task."""
+    task_a, task_b = split_into_tasks(make_mnist(600, seed=3), DOMAIN)
+    seeds = [0, 1]
+    buffers = [class_balanced_sample(task_a, 30, seed=s) for s in seeds]
+    replay, equal = Replay(buffers, seeds, shift=1), EqualStepsReplay(buffers, seeds, shift=1)
+    mixed = list(replay.training_data(task_b))
+    for own, theirs in zip(equal.training_data(task_b), mixed, strict=True):
+        for field in ("image", "label", "digit", "task"):
+            np.testing.assert_array_equal(getattr(own, field), getattr(theirs, field))
+    steps = {}
+    for strategy in (Naive(), replay, equal):
+        network = build_network(5, hidden_units=8, seeds=seeds)
+        history = loop.finetune(
+            network, strategy, DOMAIN, task_b, None, 1, epochs=2, batch_size=32, learning_rate=1e-3, verbose=0
+        )
+        steps[strategy.name] = int(history.model.optimizer.iterations.numpy())
+    per_epoch = -(-len(task_b) // 32)
+    assert steps["naive"] == steps["replay_equal_steps"] == 2 * per_epoch
+    assert len(mixed[0]) == len(task_b) + 30 * round(len(task_b) / 30)
+    assert steps["replay"] == 2 * -(-len(mixed[0]) // 32) >= 2 * steps["naive"] - 2
+    visited = loop.TrainingSet(mixed, seeds, 1, per_epoch, 32).permutations(0)
+    assert visited.shape == (2, per_epoch * 32)
+    assert 0.4 < np.mean(visited >= len(task_b)) < 0.6  # replayed examples, about half of each epoch
+    assert equal.steps_per_epoch(task_b, 32) == per_epoch and Replay.steps_per_epoch(replay, task_b, 32) is None
 
 
 def test_shifted_copies_translate_each_image_within_the_limit():

@@ -164,15 +164,28 @@ def test_the_strategy_table_holds_the_metrics_files_values(tmp_path):
         assert rows[label][:6] == cells, name
 
 
-def test_fwt_is_shown_where_present(tmp_path):
-    metrics = write_metrics(tmp_path / "metrics", 2)
-    ewc = load(metrics, "", "ewc") | {"fwt": 0.0123, "fwt_ci95": 0.0046}
-    write_json(metrics / "ewc.json", ewc)
-    report.make(make_params(SEQUENCES["even-odd"]), tmp_path / "report", metrics, tmp_path / "tuning")
+@pytest.mark.parametrize(
+    ("count", "scenario", "column"), [(2, "domain", False), (3, "domain", True), (3, "class", False)]
+)
+def test_fwt_is_a_column_only_where_strategies_can_differ_in_it(tmp_path, count, scenario, column):
+    """FWT (R[i-1][i] - b_i) is the task-A model's with two tasks and about 0 - b_i for all in the class scenario:
+    one figure in a sentence there (a logits-scored strategy's), a column only for longer domain or task sequences."""
+    metrics = write_metrics(tmp_path / "metrics", count)
+    for offset, name in enumerate(["naive", "ewc", "icarl"]):  # iCaRL scores by its nearest mean: not the one
+        write_json(metrics / f"{name}.json", load(metrics, "", name) | {"fwt": 0.0123 + offset, "fwt_ci95": 0.0046})
+    tasks = SEQUENCES["even-odd"] if count == 2 else pairs(count)
+    report.make(make_params(tasks, scenario), tmp_path / "report", metrics, tmp_path / "tuning")
     markdown = (tmp_path / "report" / "README.md").read_text()
-    assert "| FWT |" in markdown
-    assert table(markdown, "model")["`ewc`"][5] == "0.012 ± 0.005"
-    assert table(markdown, "model")["`naive`"][5] == ""
+    assert report.fwt_differs(make_params(tasks, scenario)) == column
+    assert ("| FWT |" in markdown) == column
+    note = re.search(r"Forward transfer \(FWT.*? for every strategy in this setting, ([^:]*): (.*)", markdown)
+    if column:
+        assert note is None
+        assert table(markdown, "model")["`ewc`"][count + 3] == "1.012 ± 0.005"
+        assert table(markdown, "model")["`l2`"][count + 3] == ""
+        return
+    assert note.group(1) == "0.012 ± 0.005"  # naive's, the first listed
+    assert ("label pairing" in note.group(2)) == (count == 2 and scenario == "domain")
 
 
 def test_the_pairwise_table_holds_the_paired_differences_by_seed(tmp_path):
@@ -282,22 +295,36 @@ def test_where_the_hyperparameters_were_chosen(tmp_path):
     chosen = {
         "ewc": {"params": {"alpha": 1000.0}, "score": 0.81234, "score_ci95": 0.0123, "trials": 6},  # as in params
         "l2": {"params": {"l2.weight": 3.0}, "score": 0.8, "score_ci95": 0.01, "trials": 6},  # params say 0.3
+        "mas": {"params": {"mas.lambda": 0.1}, "score": 0.8, "score_ci95": 0.01, "trials": 5, "seeds": [1000, 1001]},
+        "lwf": {"params": {"lwf.weight": 0.3}, "score": 0.9, "score_ci95": 0.01, "trials": 8, "widened": 3},
     }
+    chosen["lwf"] |= {"at_edge": ["lwf.weight"], "seeds": [1000, 1001, 1002, 1003, 1004]}
     tuning = {"setting": "domain-even-odd", "scenario": "domain", "tasks": SEQUENCES["even-odd"], "chosen": chosen}
+    tuning["seeds"] = SEEDS  # the file's (older files: one set for every choice), where a choice records none
     out, _ = build(tmp_path, tuning=tuning)
     markdown = (out / "README.md").read_text()
     rows = table(markdown, "strategy")
     assert rows["`ewc`"] == [
         "alpha = 1000",
         "alpha ∈ {10, 100, 1000, 10000, 100000, 1e+06}",
-        "tuned on validation (tuning/domain-even-odd.yaml: 6 trials, val acc 0.812 ± 0.012)",
+        "tuned on validation (tuning/domain-even-odd.yaml: 6 trials, val acc 0.812 ± 0.012; seeds 42-46: the reported "
+        "ones)",
     ]
+    assert rows["`mas`"][2] == (
+        "tuned on validation (tuning/domain-even-odd.yaml: 5 trials, val acc 0.800 ± 0.010; seeds 1000-1001, not the "
+        "reported ones)"
+    )
+    assert rows["`lwf`"][2] == (
+        "tuned on validation (tuning/domain-even-odd.yaml: 8 trials, val acc 0.900 ± 0.010; seeds 1000-1004, not the "
+        "reported ones; 3 trials past the declared grid; lwf.weight at the edge of the values tried: the figure may "
+        "understate it)"
+    )
     assert rows["`l2`"][2] == "set by hand (tuning/domain-even-odd.yaml chose l2.weight = 3)"
     assert rows["`si`"][2] == "set by hand in params.yaml (not tuned for this setting)"
     assert rows["`naive`"] == ["none", "—", "— (no hyperparameters)"]
     with_any = len(STRATEGY_LIST) - 1  # all but naive
     assert (
-        f"tuned on validation (tuning/domain-even-odd.yaml) for 1 of the {with_any} strategies with any (the others "
+        f"tuned on validation (tuning/domain-even-odd.yaml) for 3 of the {with_any} strategies with any (the others "
         "by hand)" in markdown
     )
 
@@ -310,6 +337,10 @@ def test_untuned_settings_say_so(tmp_path):
         "repetitions, seeds 42-46" in " ".join(markdown.split())
     )
     assert "hyperparameters set by hand in params.yaml (not tuned for this setting)" in markdown
+    assert (  # what the intervals cover, said once
+        "the interval covers the seeds' variance (initialisation, data order, what a strategy draws), with one "
+        "train/validation split and the hyperparameters fixed, not the choice of either" in markdown
+    )
 
 
 def test_the_page_says_how_long_each_later_task_trains(tmp_path):
@@ -321,6 +352,32 @@ def test_the_page_says_how_long_each_later_task_trains(tmp_path):
     out, _ = build(tmp_path / "iterations", **steps)
     markdown = " ".join((out / "README.md").read_text().split())
     assert "Every strategy trains 2000 iterations (batches of 128) on each task after task A" in markdown
+
+
+def test_the_page_says_which_strategies_take_more_steps_and_whose_values_they_use(tmp_path):
+    """Replay's optimiser steps per task differ from the others' (its repeated buffer); its equal-steps variant
+    takes theirs and runs with replay's tuned values. Where iterations are counted, every strategy takes the same."""
+    chosen = {"replay": {"params": {"replay.shift": 1}, "score": 0.959, "score_ci95": 0.002, "trials": 3}}
+    chosen["replay"]["seeds"] = SEEDS
+    tuning = {"setting": "domain-even-odd", "scenario": "domain", "tasks": SEQUENCES["even-odd"], "chosen": chosen}
+    out, _ = build(tmp_path / "epochs", tuning=tuning)
+    markdown = " ".join((out / "README.md").read_text().split())
+    assert (
+        "at learning rate 0.0001 (optimiser steps, where a strategy's differ: `replay`: an epoch passes over the "
+        "task's data and its buffer, repeated to weigh as much per finished task: (finished tasks + 1) x the others' "
+        "optimiser steps; `replay_equal_steps`: replay's mix, in as many optimiser steps as the others" in markdown
+    )
+    assert "`agem`: " not in markdown and "`icarl`: " not in markdown  # replay's subclasses, not its training data
+    rows = table((out / "README.md").read_text(), "strategy")
+    assert rows["`replay_equal_steps`"] == [
+        "replay.buffer_size = 1000, replay.shift = 1",
+        "—",
+        "tuned on validation (tuning/domain-even-odd.yaml: 3 trials of `replay`, whose values these are, val acc 0.959 "
+        "± 0.002; seeds 42-46: the reported ones)",
+    ]
+    params = make_params(SEQUENCES["even-odd"])
+    out, _ = build(tmp_path / "iterations", finetune=params["finetune"] | {"iterations": 2000})
+    assert "optimiser steps, where" not in (out / "README.md").read_text()
 
 
 def test_memory_costs(tmp_path):
@@ -363,6 +420,7 @@ def test_settings_page_with_two_settings(tmp_path):
     for setting, figures in (("domain-even-odd", 3), ("class-split5", 4)):
         assert sum(name.startswith(f"{setting}-") for name in linked) == figures
     # the 5-task class setting beside the published figures (Hsu et al. 2018), which list no naive
+    assert "The protocols differ, so the columns are not a like-for-like comparison" in markdown
     published = table(markdown, "model", start=markdown.index("Hsu et al. 2018"))
     assert published["`replay`"] == [
         mean_ci(by_setting["class-split5"].summary["replay"], "mean_accuracy"),

@@ -91,6 +91,11 @@ def test_strategy_names():
         tune.strategy_names("ewc,ewk")
     with pytest.raises(ForgettingError, match="unknown strategy"):
         tune.strategy_names(",")
+    # a strategy that runs with another's tuned values (replay_equal_steps: replay's) is not tuned on its own
+    own = [n for n in STRATEGY_LIST if n != "replay_equal_steps"]
+    assert tune.own_tuning(list(STRATEGY_LIST), explicit=False) == own
+    with pytest.raises(ForgettingError, match="replay_equal_steps runs with replay's tuned values"):
+        tune.own_tuning(["replay", "replay_equal_steps"], explicit=True)
 
 
 def test_base_params(base):
@@ -98,6 +103,8 @@ def test_base_params(base):
     assert p["scenario"] == "class" and p["tasks"] == settings.SEQUENCES["split5"]
     assert p["seeds"] == 2 and p["data"]["train_per_digit"] == 30
     assert base["seeds"] == 5  # a copy
+    assert p["seed"] == tune.TUNING_SEED == 1000 and base["seed"] == 42  # trials: seeds of their own
+    assert tune.base_params(base, "class-split5", ["seed=7"])["seed"] == 7
     with pytest.raises(ForgettingError, match="train_per_dgit is not a key"):
         tune.base_params(base, "class-split5", ["data.train_per_dgit=30"])
     with pytest.raises(ForgettingError, match=r"seeds = 0 is invalid; set it to an integer from 1 to 100"):
@@ -160,6 +167,53 @@ def _trial(strategy, value, score, error=None):
     key = {"ewc": "alpha", "l2": "l2.weight"}[strategy]
     result = {"strategy": strategy, "params": {key: value}, "score": score, "score_ci95": 0.01, "seconds": 1.0}
     return result | ({"error": error} if error else {})
+
+
+# A toy score surface: l2 peaks at weight 20 (past its grid's top, 3), LwF at weight 0.02 (below its grid's bottom,
+# 0.1), MAS keeps rising with lambda (only the bound stops it), replay's shift is best at its edge 2 (a linear grid,
+# not widened).
+PEAKS = {"l2.weight": math.log10(20), "lwf.weight": math.log10(0.02)}
+
+
+def _toy(trial: dict) -> dict:
+    ((key, value),) = trial["params"].items()
+    if key == "mas.lambda":
+        score = math.log10(value)
+    elif key == "replay.shift":
+        score = -((value - 2) ** 2)
+    else:
+        score = -((math.log10(value) - PEAKS[key]) ** 2)
+    return {"strategy": trial["strategy"], "params": trial["params"], "score": score, "score_ci95": 0.01}
+
+
+def test_a_choice_at_its_grids_edge_widens_the_grid_a_decade_at_a_time(base):
+    p = tune.base_params(base, "domain-even-odd", [])
+    trials = tune.grid(["l2", "lwf", "mas", "replay"], {})
+    rounds = []
+
+    def run(extra, widening):
+        rounds.append([(t["strategy"], *t["params"].values()) for t in extra])
+        return [_toy(t) for t in extra]
+
+    results = tune.widen([_toy(t) for t in trials], trials, p, run)
+    assert rounds == [
+        [("l2", 30.0), ("lwf", 0.01), ("mas", 1000.0)],  # each from its chosen edge, a decade on
+        [("l2", 300.0), ("lwf", 0.001), ("mas", 10000.0)],
+        [("mas", 100000.0)],  # l2 and LwF now choose inside what they tried; MAS until the bound
+    ]
+    assert len(rounds) == tune.WIDENINGS
+    chosen = tune.at_edge(tune.choose(results)[0], trials)
+    assert (
+        chosen["l2"]["params"] == {"l2.weight": 30.0} and chosen["l2"]["widened"] == 2 and "at_edge" not in chosen["l2"]
+    )
+    assert chosen["lwf"]["params"]["lwf.weight"] == 0.01 and chosen["lwf"]["widened"] == 2
+    assert chosen["mas"]["params"] == {"mas.lambda": 100000.0} and chosen["mas"]["at_edge"] == ["mas.lambda"]
+    assert chosen["replay"] == chosen["replay"] | {"params": {"replay.shift": 2}, "at_edge": ["replay.shift"]}
+    assert "widened" not in chosen["replay"]
+    assert [r.get("widened") for r in results if r["strategy"] == "mas"] == [None] * 5 + [1, 2, 3]
+    assert [t.get("widened") for t in trials if t["strategy"] == "l2"] == [None] * 6 + [1, 2]
+    assert not tune.widenable([64, 256, 1000]) and not tune.widenable([0, 1, 2]) and not tune.widenable([0.1, 0.2])
+    assert tune.widenable([0.1, 0.3, 1.0])
 
 
 @pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="Linux's per-process peak memory")
@@ -276,12 +330,19 @@ def test_results_merge_with_earlier_strategies_and_both_files_are_written(tmp_pa
     first = [_trial("ewc", 10, 0.7), _trial("ewc", 100, 0.8), _trial("l2", 1, 0.6)]
     tune.write_results(tmp_path, "domain-even-odd", p, first, tune.choose(first)[0], [], 12.0)
     again = [_trial("l2", 0.1, 0.9)]
-    tune.write_results(tmp_path, "domain-even-odd", p, again, tune.choose(again)[0], ["seeds=2"], 3.0)
+    p2 = tune.base_params(base, "domain-even-odd", ["seeds=2"])
+    tune.write_results(tmp_path, "domain-even-odd", p2, again, tune.choose(again)[0], ["seeds=2"], 3.0)
     trials = json.loads((tmp_path / "domain-even-odd.json").read_text())
     assert [(t["strategy"], t["score"]) for t in trials["trials"]] == [("ewc", 0.7), ("ewc", 0.8), ("l2", 0.9)]
     tuned = settings.tuned("domain-even-odd", tmp_path)
     assert tuned["chosen"]["ewc"]["params"] == {"alpha": 100} and tuned["chosen"]["l2"]["params"] == {"l2.weight": 0.1}
-    assert tuned["seeds"] == [42, 43, 44, 45, 46] and tuned["overrides"] == ["seeds=2"]
+    assert tuned["seeds"] == [1000, 1001] and tuned["overrides"] == ["seeds=2"]  # this run's
+    # each choice keeps the seeds it was made on: the tuning seeds, disjoint from params.yaml's reporting ones
+    assert tuned["chosen"]["ewc"]["seeds"] == [1000, 1001, 1002, 1003, 1004] and tuned["chosen"]["l2"]["seeds"] == [
+        1000,
+        1001,
+    ]
+    assert not set(tuned["chosen"]["ewc"]["seeds"]) & set(params.repetition_seeds(base))
     assert tuned["tasks"] == settings.SEQUENCES["even-odd"]
 
 
@@ -369,7 +430,7 @@ def test_bad_tune_input_is_one_line_and_writes_nothing(tiny_repo, tmp_path):
     no_mnist = _fails(
         tiny_repo, *setting, "--strategies", "naive", "-S", f"data.manual_dir={empty}", "-S", f"data.tfds_dir={empty}"
     )
-    assert no_mnist.startswith("error: forgetting tune: error: prepare:") and str(empty) in no_mnist
+    assert no_mnist.startswith(f"error: forgetting tune: MNIST is not in {empty}/ (missing: train-images")
 
 
 @pytest.mark.e2e
@@ -403,6 +464,7 @@ def test_tiny_tune_then_its_values_as_a_dvc_experiment(tiny_repo):
         "score_ci95": best["score_ci95"],
         "trials": 3,
         "stopped": 1,
+        "seeds": list(range(tune.TUNING_SEED, tune.TUNING_SEED + TINY["seeds"])),  # not the reported seeds
     }
     assert read_params(tiny_repo)["l2"]["weight"] == best["params"]["l2.weight"]
     assert "# penalty weight/2" in (tiny_repo / "params.yaml").read_text()  # comments kept

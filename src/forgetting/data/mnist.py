@@ -182,14 +182,7 @@ def load_mnist(manual_dir: str | Path, tfds_dir: str | Path) -> tuple[Split, Spl
     name even when tfds would reuse its prepared copy; with the files absent, tfds downloads them, if it can.
     """
     manual_dir, tfds_dir = Path(manual_dir).expanduser(), Path(tfds_dir).expanduser()
-    _check_files(manual_dir, registered_checksums())
-    missing = [name for name in MNIST_FILES if not (manual_dir / name).is_file()]
-    if missing and not _prepared(tfds_dir) and not _online():
-        raise ForgettingError(
-            f"MNIST is not in {manual_dir}/ (missing: {', '.join(missing)}) and there is no internet "
-            f"to download it: copy the four files {', '.join(MNIST_FILES)} there, "
-            "or point params.yaml data.manual_dir at the folder that holds them"
-        )
+    check_mnist(manual_dir, tfds_dir)
     import tensorflow_datasets as tfds
 
     tfds.disable_progress_bar()
@@ -214,6 +207,21 @@ def load_mnist(manual_dir: str | Path, tfds_dir: str | Path) -> tuple[Split, Spl
         ) from exc
     print(f"MNIST: {len(train[1])} train and {len(test[1])} test images (tensorflow-datasets, {tfds_dir})")
     return make_split(*train), make_split(*test)
+
+
+def check_mnist(manual_dir: str | Path, tfds_dir: str | Path) -> None:
+    """A ForgettingError, in seconds and without TensorFlow, where ``load_mnist`` could not get MNIST: a file in
+    ``manual_dir`` that is not the original, or files missing with neither tfds' prepared copy in ``tfds_dir`` nor
+    the internet to download them."""
+    manual_dir, tfds_dir = Path(manual_dir).expanduser(), Path(tfds_dir).expanduser()
+    _check_files(manual_dir, registered_checksums())
+    missing = [name for name in MNIST_FILES if not (manual_dir / name).is_file()]
+    if missing and not _prepared(tfds_dir) and not _online():
+        raise ForgettingError(
+            f"MNIST is not in {manual_dir}/ (missing: {', '.join(missing)}) and there is no internet "
+            f"to download it: copy the four files {', '.join(MNIST_FILES)} there, "
+            "or point params.yaml data.manual_dir at the folder that holds them"
+        )
 
 
 def registered_checksums() -> dict[str, str]:

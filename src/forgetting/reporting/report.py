@@ -11,7 +11,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from forgetting.config.params import value_at
+from forgetting.config.params import repetition_seeds, value_at
+from forgetting.config.protocols import PROTOCOLS, protocol_of
 from forgetting.config.settings import TUNING, setting_of, tuning_path
 from forgetting.data.scenarios import Scenario
 from forgetting.evaluation.intervals import plus_minus
@@ -114,9 +115,17 @@ def _published(results_by_setting: dict[str, Results]) -> list[str]:
         rows.append(
             [_name(name), *(c for s, o in zip(settings, ours, strict=True) for c in (o, PUBLISHED[s].get(name, "")))]
         )
+    p = results_by_setting[settings[0]].params
     intro = (
-        "Beside the published 5-task split-MNIST results (Hsu et al. 2018: an MLP, 10 runs, mean ± sd, in %); ours "
-        "as above, mean ± 95% CI half-width over the repetitions:"
+        "Beside the published 5-task split-MNIST results (Hsu et al. 2018, mean ± sd of 10 runs, in %); ours as "
+        "above, mean ± 95% CI half-width over the repetitions. The protocols differ, so the columns are not a "
+        "like-for-like comparison: Hsu et al. train a 2 x 400 MLP (inputs padded to 32 x 32) with Adam at 0.001 on "
+        "every task, batches of 128, 4 epochs a task, class outputs masked to the classes seen so far and a "
+        f"rehearsal buffer of 1100; here, {p['model']['hidden_units']} hidden units, Adam at "
+        f"{p['finetune']['learning_rate']:g} after task A (which acts as early stopping: naive forgets less), batches "
+        f"of {p['train']['batch_size']}, {_length(p)} a task, class outputs: {p['class_outputs']}, values tuned per "
+        f"setting, a buffer of {p['replay']['buffer_size']} that replay repeats and shifts. The differences measure "
+        "the protocol as much as the methods:"
     )
     return ["", intro, "", *_table(header, rows)]
 
@@ -161,10 +170,37 @@ def _title(results: Results, level: int) -> list[str]:
         f"{f'Setting `{setting}`' if setting else 'A task sequence of your own (not a tuned setting)'}: "
         f"{SCENARIOS[p['scenario']]}; {seeds}; hyperparameters {_sources(results)}. Each "
         "number is the mean over the repetitions ± the half-width of its 95% confidence interval (Student t), on "
-        f"the test split. Every strategy trains {_length(p)} on each task after task A, at "
-        f"learning rate {p['finetune']['learning_rate']:g}; EWC's Fisher: {p['fisher']['estimator']}, over "
-        f"{p['fisher']['num_examples']} examples of the task; hidden units: {p['model']['hidden_units']}.",
+        "the test split; the interval covers the seeds' variance (initialisation, data order, what a strategy draws), "
+        "with one train/validation split and the hyperparameters fixed, not the choice of either. Every strategy "
+        f"trains {_length(p)} on each task after task A, at "
+        f"learning rate {p['finetune']['learning_rate']:g}{_steps(p)}; EWC's Fisher: {p['fisher']['estimator']}, "
+        f"over {p['fisher']['num_examples']} examples of the task; hidden units: {p['model']['hidden_units']}.",
+        *_protocol(p),
     ]
+
+
+def _protocol(p: dict) -> list[str]:
+    """The published protocol the run followed (``forgetting.config.protocols``), and where it still differs."""
+    name = protocol_of(p)
+    if name is None:
+        return []
+    preset = PROTOCOLS[name]
+    return [
+        "",
+        f"Protocol: `{name}`, {preset.title}'s (values read from {preset.source}); where this run still differs from "
+        f"theirs: {'; '.join(preset.differs)}.",
+    ]
+
+
+def _steps(p: dict) -> str:
+    """The strategies whose optimiser steps per task differ from a pass over the task's data an epoch, and how
+    (``Strategy.steps``, as the strategy's own class declares it: A-GEM extends replay for its buffer, not for its
+    training data); nothing where iterations are counted (every strategy takes the same)."""
+    if p["finetune"]["iterations"] is not None:
+        return ""
+    own = {name: vars(strategy_class(name)).get("steps") for name in listed()}
+    differ = [f"`{name}`: {steps}" for name, steps in own.items() if steps]
+    return f" (optimiser steps, where a strategy's differ: {'; '.join(differ)})" if differ else ""
 
 
 def _length(p: dict) -> str:
@@ -176,6 +212,8 @@ def _length(p: dict) -> str:
 
 def _strategy_table(results: Results, memory: dict[str, Memory]) -> list[str]:
     optional = [key for key in OPTIONAL if any(key in results.summary[name] for name in models())]
+    if not fwt_differs(results.params):
+        optional = [key for key in optional if key != "fwt"]
     header = [f"task {figures.letter(t)}" for t in results.tasks] + ["mean", *(OPTIONAL[k] for k in optional)]
     rows = []
     for name in results.ranked:
@@ -190,6 +228,42 @@ def _strategy_table(results: Results, memory: dict[str, Memory]) -> list[str]:
         "on the last task (float32 values, stored 28 x 28 examples).",
         "",
         *_table(["model", *header, "memory", "hyperparameters"], rows, text=2),
+        *_fwt_note(results),
+    ]
+
+
+def fwt_differs(params: dict[str, Any]) -> bool:
+    """Whether forward transfer can differ between strategies: FWT = mean over tasks i > A of R[i-1][i] - b_i
+    (accuracy on task i just before training it, minus at initialisation). With two tasks R[0][1] is the task-A
+    model's, the same for every strategy; in the class scenario task i's digits have never been trained before it,
+    so that R[i-1][i] is about 0 for every strategy. Only a longer sequence in the domain or task scenario lets
+    each strategy enter task i from a model of its own."""
+    return len(params["tasks"]) > 2 and params["scenario"] != "class"
+
+
+def _fwt_note(results: Results) -> list[str]:
+    """Where FWT cannot differ between strategies (``fwt_differs``), the one figure of the setting, said once: a
+    strategy's that scores with the logits (its R[i-1][i] is the task-A model's or the untrained digits')."""
+    if fwt_differs(results.params):
+        return []
+    scored = [n for n in listed() if "fwt" in results.summary[n] and not strategy_class(n).acts_at("predict")]
+    if not scored:
+        return []
+    fwt = _mean_ci(results.summary[scored[0]], "fwt")
+    if len(results.tasks) == 2:
+        why = "it is the task-A model's accuracy on task B less that at initialisation, and every strategy starts there"
+        if results.params["scenario"] == "domain":
+            why += (
+                " (its sign comes from the label pairing, each digit of task B answering an output that another digit "
+                "of task A trained, not from transfer)"
+            )
+    else:
+        why = "each task's digits are untrained until it trains, so R[i-1][i] is about 0 for every strategy"
+    return [
+        "",
+        f"Forward transfer (FWT: the accuracy on each later task just before it trains, minus that at initialisation, "
+        f"averaged over those tasks) is the same for every strategy in this setting, {fwt}: {why}. "
+        "It is left out of the table (metrics files keep it).",
     ]
 
 
@@ -253,14 +327,43 @@ def _source(results: Results, name: str) -> str:
     """Where strategy ``name``'s hyperparameters were chosen: by ``forgetting tune`` or by hand."""
     if not strategy_class(name).hyperparameters:
         return "— (no hyperparameters)"
-    entry = (results.tuning or {}).get("chosen", {}).get(name)
+    owner = strategy_class(name).tuned_as or name
+    entry = (results.tuning or {}).get("chosen", {}).get(owner)
     if entry is None:
         return "set by hand in params.yaml (not tuned for this setting)"
     path = tuning_path(results.tuning["setting"]).as_posix()
     chosen = entry["params"]
     if all(value_at(results.params, key) == value for key, value in chosen.items()):
-        return f"tuned on validation ({path}: {entry['trials']} trials, val acc {_mean_ci(entry, 'score')})"
+        whose = "" if owner == name else f" of `{owner}`, whose values these are"
+        score = f"val acc {_mean_ci(entry, 'score')}; {_tuning_seeds(results, entry)}{_edge(entry)}"
+        return f"tuned on validation ({path}: {entry['trials']} trials{whose}, {score})"
     return f"set by hand ({path} chose {', '.join(f'{k} = {_number(v)}' for k, v in chosen.items())})"
+
+
+def _edge(entry: dict[str, Any]) -> str:
+    """What the tuner's grid widening (``forgetting.tuning.tune.widen``) did for a choice, where it did anything."""
+    widened = f"; {entry['widened']} trials past the declared grid" if entry.get("widened") else ""
+    edge = entry.get("at_edge")
+    return widened + (
+        f"; {', '.join(edge)} at the edge of the values tried: the figure may understate it" if edge else ""
+    )
+
+
+def _tuning_seeds(results: Results, entry: dict[str, Any]) -> str:
+    """The seeds a choice was made on (its own, or its tuning file's for files older than that), against those the
+    figures are on: the same seeds carry their luck from the choice into the figure."""
+    seeds = entry.get("seeds", results.tuning.get("seeds"))
+    reported = repetition_seeds(results.params)
+    if not seeds:
+        return "seeds not recorded"
+    if set(seeds) & set(reported):
+        return f"seeds {_seed_range(seeds)}: {'the' if seeds == reported else 'some of the'} reported ones"
+    return f"seeds {_seed_range(seeds)}, not the reported ones"
+
+
+def _seed_range(seeds: list[int]) -> str:
+    consecutive = seeds == list(range(seeds[0], seeds[0] + len(seeds)))
+    return f"{seeds[0]}-{seeds[-1]}" if consecutive and len(seeds) > 1 else ", ".join(map(str, seeds))
 
 
 def _values(results: Results, name: str) -> str:

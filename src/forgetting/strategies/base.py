@@ -1,7 +1,8 @@
 """The strategy interface: the hooks at which a continual-learning method acts. The training loop
 (``forgetting.training.loop``) is written once, knows no method by name, and calls them in this order:
 
-- ``training_data(train)``: what to train on for a task (replay mixes in its buffer);
+- ``training_data(train)``: what to train on for a task (replay mixes in its buffer), and
+  ``steps_per_epoch(train, batch_size)``: how many optimiser steps an epoch of it takes (default: a pass over it);
 - each step, for a batch x with the scenario's logits z:
   loss = CE(z) + ``penalty(network, x, z)`` (EWC, L2, SI, MAS: on the weights; LwF: on the batch's outputs)
   + ``memory_loss(network, step)`` (an extra loss on a batch the strategy draws from its own memory, with stored
@@ -130,6 +131,11 @@ class Strategy:
     params_section: ClassVar[dict[str, Any]] = {}
     # What it reads of task A beyond the checkpoint and the data: names of ``TaskAState.files()``.
     task_a_needs: ClassVar[tuple[str, ...]] = ()
+    # Where its optimiser steps per task differ from the other strategies' (a pass over the task's data an epoch),
+    # how: a phrase that the report prints, so that no figure hides the compute it took.
+    steps: ClassVar[str | None] = None
+    # The strategy whose tuned values it runs with (its own hyperparameters are that one's), if not its own.
+    tuned_as: ClassVar[str | None] = None
 
     @classmethod
     def from_params(cls, params: dict[str, Any], task_a: TaskAState) -> Strategy:
@@ -200,6 +206,12 @@ class Strategy:
         per repetition (an iterable, all of one length), its images as floats or as their uint8 pixels
         (``forgetting.data.mnist.as_uint8``, which keeps large made-up sets, such as replay's, small)."""
         return train
+
+    def steps_per_epoch(self, train: Split, batch_size: int) -> int | None:
+        """The optimiser steps of one epoch on a task whose train split is ``train``, each a full batch drawn from
+        ``training_data`` (``forgetting.data.training_set.TrainingSet``'s iterations); None (the default): a pass
+        over ``training_data``, its last batch partial. Where finetune.iterations is set, that count wins."""
+        return None
 
     def end_task(self, network: keras.Model, task: int, train: Split) -> None:
         """Consolidate finished task number ``task`` (1, 2, ...; task 0 is what ``from_params`` read), whose

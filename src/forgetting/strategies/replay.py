@@ -69,6 +69,10 @@ class Replay(Strategy):
     hyperparameters = ("replay.buffer_size", "replay.shift")
     # Not the buffer size: a bigger buffer always helps; it is the memory budget, set in params.yaml.
     search_space: ClassVar[dict[str, list[Any]]] = {"replay.shift": [0, 1, 2]}
+    steps = (
+        "an epoch passes over the task's data and its buffer, repeated to weigh as much per finished task: "
+        "(finished tasks + 1) x the others' optimiser steps"
+    )
 
     @classmethod
     def check_setting(cls, params: dict[str, Any]) -> None:

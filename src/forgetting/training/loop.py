@@ -295,10 +295,10 @@ def finetune(
 ):
     """Fine-tune ``network`` in place on ``strategy.training_data(train)`` (task number ``task_number`` of the
     scenario), minimising its loss plus ``strategy``'s penalty; each epoch a pass over the data, or ``iterations``
-    batches (``TrainingSet``)."""
-    data = TrainingSet(
-        strategy.training_data(train), network.seeds, task_number, iterations, fit_args.get("batch_size")
-    )
+    batches (``TrainingSet``), or as many as the strategy takes (``Strategy.steps_per_epoch``)."""
+    batch_size = fit_args.get("batch_size")
+    iterations = iterations or strategy.steps_per_epoch(train, batch_size)
+    data = TrainingSet(strategy.training_data(train), network.seeds, task_number, iterations, batch_size)
     model = ContinualModel(network, scenario, data, strategy, task=task_number)
     suspects = " or ".join(filter(None, ["finetune.learning_rate", strategy.strength_param]))
     guard = NonFiniteLossGuard(scenario.names[task_number], suspects)

@@ -4,6 +4,10 @@ experiment, so that it appears in ``dvc exp show`` beside the workspace:
     forgetting exp class-split5            # dvc exp run -n class-split5 -S scenario=class -S tasks=... -S alpha=...
     forgetting exp class-split5 --queue    # queue it (then: dvc queue start)
     forgetting exp class-split5 --dry      # only print the dvc command
+    forgetting exp class-split5 --protocol hsu2018   # a published protocol's values instead (config/protocols.py)
+
+Under a published protocol (``--protocol``), the run takes the protocol's values, the paper's, and not the values
+tuned for the project's own protocol; it needs no tuning file.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import shlex
 import subprocess
 from typing import Any
 
-from forgetting.config import settings
+from forgetting.config import protocols, settings
 from forgetting.errors import ForgettingError
 from forgetting.tuning.project import project_root
 
@@ -27,21 +31,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", help="the experiment's name (default: the setting's)")
     parser.add_argument("--queue", action="store_true", help="queue it instead (dvc queue start runs it)")
     parser.add_argument("--dry", action="store_true", help="print the dvc command and stop")
+    parser.add_argument(
+        "--protocol", help=f"a published protocol's values instead of the tuned ones: {', '.join(protocols.PROTOCOLS)}"
+    )
 
 
-def command(setting: str, tuned: dict[str, Any], name: str, queue: bool = False) -> list[str]:
-    """``dvc exp run`` with the setting's scenario, tasks and task inputs and every chosen value as ``-S``
-    overrides."""
+def command(
+    setting: str, tuned: dict[str, Any] | None, name: str, queue: bool = False, protocol: str | None = None
+) -> list[str]:
+    """``dvc exp run`` with the setting's scenario, tasks and task inputs as ``-S`` overrides, then every value
+    ``tuned`` chose, or, with ``protocol``, that published protocol's values for the setting."""
     setting_values = settings.values(setting)
     inputs = setting_values.pop("task_inputs")
     values = {
-        "scenario": tuned["scenario"],
-        "tasks": json.dumps(tuned["tasks"]).replace(" ", ""),
+        "scenario": setting_values["scenario"],
+        "tasks": json.dumps(setting_values["tasks"]).replace(" ", ""),
         "task_inputs.kind": inputs["kind"],
         **{key: json.dumps(value) for key, value in setting_values.items() if key not in ("scenario", "tasks")},
     }
-    for entry in tuned["chosen"].values():
-        values |= {key: json.dumps(value) for key, value in entry["params"].items()}
+    if protocol is not None:
+        chosen = protocols.protocol(protocol).params(setting_values["scenario"], len(setting_values["tasks"]))
+    else:
+        chosen = {key: value for entry in tuned["chosen"].values() for key, value in entry["params"].items()}
+    values |= {key: json.dumps(value).replace(" ", "") for key, value in chosen.items()}
     overrides = [arg for key, value in values.items() for arg in ("-S", f"{key}={value}")]
     return ["dvc", "exp", "run", "-n", name, *(["--queue"] if queue else []), *overrides]
 
@@ -49,6 +61,12 @@ def command(setting: str, tuned: dict[str, Any], name: str, queue: bool = False)
 def run(args: argparse.Namespace) -> int:
     root = project_root()
     settings.values(args.setting)  # an unknown setting is one clear error
+    if args.protocol is not None:
+        protocols.protocol(args.protocol)  # so is an unknown protocol
+        name = args.name or f"{args.setting}-{args.protocol}"
+        dvc = command(args.setting, None, name, args.queue, args.protocol)
+        print(shlex.join(dvc), flush=True)
+        return 0 if args.dry else subprocess.run(dvc, cwd=root).returncode
     tuned = settings.tuned(args.setting, root / settings.TUNING)
     if tuned is None:
         raise ForgettingError(

@@ -8,6 +8,11 @@ module) is a trial that trains every repetition of the setting's task-A model th
     forgetting tune ... --address HOST:6379                               # the same trials on a Ray cluster
     forgetting tune ... --space alpha=100,1000 -S seeds=2 -S data.train_per_digit=50   # a quick, small run
 
+Trials run on repetitions of their own, seeds TUNING_SEED (1000), 1001, ... (``-S seed=N`` for others): disjoint from
+the seeds the pipeline reports on (params.yaml's 42, 43, ...), so that no reported figure keeps the luck of the seeds
+its values were chosen on; their validation split is drawn from those seeds too. Both sets are recorded, in tuning/
+and on the report page.
+
 Task A (prepare, train_a, fisher) runs once per setting, with DVC, in a copy of the project that shares its DVC
 cache; trials run in parallel, one per CPU by default, each in its own process. The values of a strategy's strength
 (``Strategy.strength_param``) that differ in nothing else train together, in one process, each on its own copy of
@@ -35,6 +40,7 @@ import yaml
 from forgetting.config import params as params_module
 from forgetting.config import settings
 from forgetting.config.params import set_key, with_values
+from forgetting.data.mnist import check_mnist
 from forgetting.errors import ForgettingError
 from forgetting.evaluation.intervals import plus_minus
 from forgetting.files import atomic_output
@@ -43,6 +49,8 @@ from forgetting.tuning import project
 from forgetting.tuning.project import copy_project, project_root
 
 NAME = "tune"
+TUNING_SEED = 1000  # the first seed of every trial's repetitions, unless -S seed=N
+WIDENINGS = 3  # the most decades a grid grows past either end in one run (``widen``)
 HELP = "choose a setting's hyperparameters on validation data (Ray Tune)"
 
 
@@ -79,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
         raise ForgettingError(f"--cpus-per-trial {args.cpus_per_trial}: give each trial 1 or more CPUs (default 1)")
     names = strategy_names(args.strategies)  # a misspelt name fails before TensorFlow's import (seconds)
     import_tensorflow()  # the strategy registry imports it: quietly, first
+    names = own_tuning(names, explicit=args.strategies != "all")
     base = base_params(params_module.read(root / "params.yaml"), setting, args.set)
     trials = grid(names, parse_space(args.space, names))
     from forgetting.strategies import validate_params
@@ -90,6 +99,8 @@ def run(args: argparse.Namespace) -> int:
             raise ForgettingError(trial_problem(str(exc), trial, args.space, args.set)) from None
     if args.update_params and settings.setting_of(params_module.read(root / "params.yaml")) != setting:
         raise ForgettingError(f"--update-params: params.yaml is not set up for {setting}; leave it out")
+    data = base["data"]  # MNIST's absence fails here, in seconds, not in prepare after Ray has started
+    check_mnist(root / Path(data["manual_dir"]).expanduser(), root / Path(data["tfds_dir"]).expanduser())
     ray = import_ray()
     jobs = trials if args.one_value_per_trial else stacked(trials, halving=not args.no_halving)
     seeds = params_module.repetition_seeds(base)
@@ -100,6 +111,12 @@ def run(args: argparse.Namespace) -> int:
         with tempfile.TemporaryDirectory(prefix="forgetting-tune-") as tmp:
             files = train_task_a(root, Path(tmp) / "repo", base)
             results = run_trials(ray, jobs, trials, base, files, args.cpus_per_trial, Path(tmp) / "ray")
+
+            def more(extra: list[dict[str, Any]], widening: int) -> list[dict[str, Any]]:
+                storage = Path(tmp) / f"ray-widened-{widening}"
+                return run_trials(ray, stacked(extra, halving=False), extra, base, files, args.cpus_per_trial, storage)
+
+            results = widen(results, trials, base, more)
     finally:
         ray.shutdown()
     seconds = time.perf_counter() - start
@@ -111,6 +128,7 @@ def run(args: argparse.Namespace) -> int:
         )
     chosen, failed = choose(results)
     if chosen:
+        chosen = at_edge(chosen, trials)
         write_results(args.out, setting, base, results, chosen, args.set, seconds)
         if args.update_params:
             update_params(root / "params.yaml", chosen)
@@ -130,6 +148,18 @@ def strategy_names(text: str) -> list[str]:
     if unknown or not names:
         raise ForgettingError(f"unknown strategy {unknown[0] if unknown else text!r}: use {', '.join(listed())}")
     return list(dict.fromkeys(names))
+
+
+def own_tuning(names: list[str], explicit: bool) -> list[str]:
+    """``names`` less the strategies that run with another's tuned values (``Strategy.tuned_as``): left out of
+    ``all``, an error where named."""
+    from forgetting.strategies import strategy_class
+
+    borrowed = {name: strategy_class(name).tuned_as for name in names if strategy_class(name).tuned_as}
+    if explicit and borrowed:
+        name, owner = next(iter(borrowed.items()))
+        raise ForgettingError(f"{name} runs with {owner}'s tuned values and has none of its own: tune {owner}")
+    return [name for name in names if name not in borrowed]
 
 
 def parse_space(items: list[str], names: list[str]) -> dict[str, list[Any]]:
@@ -168,9 +198,9 @@ def grid(names: list[str], overrides: dict[str, list[Any]]) -> list[dict[str, An
 
 
 def base_params(params: dict[str, Any], setting: str, assignments: list[str]) -> dict[str, Any]:
-    """params.yaml for ``setting`` (``settings.setting_params``), then the ``-S KEY=VALUE`` assignments;
-    validated."""
-    params = settings.setting_params(params, setting)
+    """params.yaml for ``setting`` (``settings.setting_params``) on the tuning seeds (``TUNING_SEED`` on), then the
+    ``-S KEY=VALUE`` assignments; validated."""
+    params = settings.setting_params(params, setting) | {"seed": TUNING_SEED}
     for item in assignments:
         key, sep, text = item.partition("=")
         if not sep:
@@ -384,6 +414,71 @@ def choose(results: list[dict[str, Any]]) -> tuple[dict[str, dict[str, Any]], di
     return chosen, failed
 
 
+def widenable(values: list[Any]) -> bool:
+    """Whether a key's tried values form a grid that ``widen`` grows: positive floats on a log scale (each at least
+    2.5 times the one before; not a count such as a memory batch, nor a linear grid such as replay's shift)."""
+    ordered = sorted(values)
+    positive = all(isinstance(v, float) and v > 0 for v in ordered)
+    return positive and len(ordered) > 1 and all(b >= 2.5 * a for a, b in itertools.pairwise(ordered))
+
+
+def edge_trials(results: list[dict[str, Any]], trials: list[dict[str, Any]], params: dict) -> list[dict[str, Any]]:
+    """The next decade of each strategy's grid whose chosen value sits at its edge: the best trial's values with the
+    key at the edge times 10 (or divided by 10 at the low end), for every key ``widenable`` among the values tried
+    (``trials``); not where params.yaml's types refuse the value, nor where it has been tried."""
+    from forgetting.strategies import validate_params
+
+    chosen, _ = choose(results)
+    extra = []
+    for name, entry in chosen.items():
+        for key, value in entry["params"].items():
+            tried = [t["params"][key] for t in trials if t["strategy"] == name and key in t["params"]]
+            if not widenable(tried) or value not in (min(tried), max(tried)):
+                continue
+            step = float(f"{(value * 10 if value == max(tried) else value / 10):.6g}")
+            trial = {"strategy": name, "params": entry["params"] | {key: step}}
+            if step in tried or trial in extra:
+                continue
+            try:
+                validate_params(with_values(params, trial["params"]), [name])
+            except ForgettingError:
+                continue
+            extra.append(trial)
+    return extra
+
+
+def widen(results, trials, params, run) -> list[dict[str, Any]]:
+    """``results`` with those of the trials that grow each grid by a decade past the edge where its choice sits
+    (``edge_trials``), run by ``run(extra, widening)`` (their results), again until no choice sits at an edge or
+    ``WIDENINGS`` decades have been added; each added trial (appended to ``trials``) and its result record
+    ``widened``: the round that added it (1, 2, ...)."""
+    for widening in range(1, WIDENINGS + 1):
+        extra = edge_trials(results, trials, params)
+        if not extra:
+            break
+        steps = ", ".join(f"{t['strategy']} {' '.join(f'{k}={v:g}' for k, v in t['params'].items())}" for t in extra)
+        print(f"at the edge of its grid, so a decade further ({widening} of at most {WIDENINGS}): {steps}", flush=True)
+        trials += [t | {"widened": widening} for t in extra]
+        results = results + [r | {"widened": widening} for r in run(extra, widening)]
+    return results
+
+
+def at_edge(chosen: dict[str, dict[str, Any]], trials: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """``chosen`` with, per strategy, the trials that widening added (``widened``) and the keys whose choice still
+    sits at the edge of every value tried (``at_edge``: a bound, a limit of its grid; the figure may be a bound)."""
+    marked = {}
+    for name, entry in chosen.items():
+        own = [t for t in trials if t["strategy"] == name]
+        edges = []
+        for key, value in entry["params"].items():
+            tried = [t["params"][key] for t in own if key in t["params"]]
+            if len(set(tried)) > 1 and value in (min(tried), max(tried)):
+                edges.append(key)
+        widened = sum("widened" in t for t in own)
+        marked[name] = entry | ({"widened": widened} if widened else {}) | ({"at_edge": edges} if edges else {})
+    return marked
+
+
 def write_results(out: Path, setting, params, results, chosen, assignments, seconds) -> Path:
     """tuning/<setting>.json (every trial) and .yaml (the chosen values), merged with the strategies that an earlier
     run tuned and this one did not; both or neither. With ``chosen`` None (an interrupted run), the finished trials
@@ -398,8 +493,11 @@ def write_results(out: Path, setting, params, results, chosen, assignments, seco
             tmp.write_text(json.dumps({**header, "seconds": round(seconds), "trials": results}, indent=1) + "\n")
         return partial
     old_trials = json.loads(json_path.read_text())["trials"] if json_path.is_file() else []
-    old_chosen = (settings.tuned(setting, out) or {}).get("chosen", {})
+    old = settings.tuned(setting, out) or {}
+    # each strategy's own seeds, which the header (this run's) no longer tells once runs are merged
+    old_chosen = {name: {"seeds": old.get("seeds")} | entry for name, entry in old.get("chosen", {}).items()}
     trials = [t for t in old_trials if t["strategy"] not in chosen] + results
+    chosen = {name: entry | {"seeds": header["seeds"]} for name, entry in chosen.items()}
     with atomic_output(json_path) as tmp_json, atomic_output(yaml_path) as tmp_yaml:
         tmp_json.write_text(json.dumps({**header, "trials": trials}, indent=1, allow_nan=False) + "\n")
         note = f"# Chosen by `forgetting tune` on validation data ({seconds:.0f} s); every trial: {json_path.name}\n"
