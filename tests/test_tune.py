@@ -212,6 +212,9 @@ def test_a_choice_at_its_grids_edge_widens_the_grid_a_decade_at_a_time(base):
     assert "widened" not in chosen["replay"]
     assert [r.get("widened") for r in results if r["strategy"] == "mas"] == [None] * 5 + [1, 2, 3]
     assert [t.get("widened") for t in trials if t["strategy"] == "l2"] == [None] * 6 + [1, 2]
+    # an interrupted run (fewer results than trials) widens nothing
+    assert tune.widen([_toy(t) for t in trials[:-1]], trials[:], p, run) == [_toy(t) for t in trials[:-1]]
+    assert len(rounds) == tune.WIDENINGS
     assert not tune.widenable([64, 256, 1000]) and not tune.widenable([0, 1, 2]) and not tune.widenable([0.1, 0.2])
     assert tune.widenable([0.1, 0.3, 1.0])
 

@@ -451,9 +451,10 @@ def widen(results, trials, params, run) -> list[dict[str, Any]]:
     """``results`` with those of the trials that grow each grid by a decade past the edge where its choice sits
     (``edge_trials``), run by ``run(extra, widening)`` (their results), again until no choice sits at an edge or
     ``WIDENINGS`` decades have been added; each added trial (appended to ``trials``) and its result record
-    ``widened``: the round that added it (1, 2, ...)."""
+    ``widened``: the round that added it (1, 2, ...). A run that Ctrl-C cut short (fewer results than trials) is not
+    widened further."""
     for widening in range(1, WIDENINGS + 1):
-        extra = edge_trials(results, trials, params)
+        extra = edge_trials(results, trials, params) if len(results) == len(trials) else []
         if not extra:
             break
         steps = ", ".join(f"{t['strategy']} {' '.join(f'{k}={v:g}' for k, v in t['params'].items())}" for t in extra)
