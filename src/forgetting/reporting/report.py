@@ -20,6 +20,7 @@ from forgetting.evaluation.multiplicity import holm
 from forgetting.evaluation.results import Results, models
 from forgetting.files import atomic_output
 from forgetting.reporting import figures
+from forgetting.reporting.published import published
 from forgetting.strategies import Memory, listed, strategy_class
 
 LABELS = {"task_a": "`task_a` (after task A only)", "joint": "`joint` (upper bound)"}
@@ -31,22 +32,6 @@ SCENARIOS = {
 }
 INPUTS = 28 * 28  # the MLP's inputs: an MNIST image
 ALPHA = 0.05  # the all-pairs table's family-wise error rate (Holm)
-# Published 5-task split-MNIST results (Hsu et al. 2018, "Re-evaluating continual learning scenarios", Table 2: an
-# MLP, 10 runs, mean ± standard deviation, in %; the class scenario lists no deviation for EWC, SI and LwF).
-PUBLISHED = {
-    "domain-split5": {
-        "naive": "55.2 ± 1.4",
-        "l2": "66.0 ± 3.7",
-        "ewc": "58.9 ± 2.6",
-        "online_ewc": "57.3 ± 1.4",
-        "si": "64.8 ± 3.1",
-        "mas": "68.6 ± 6.9",
-        "lwf": "71.0 ± 1.3",
-        "replay": "95.2 ± 0.5",
-        "joint": "98.6 ± 0.2",
-    },
-    "class-split5": {"ewc": "19.8", "si": "19.7", "lwf": "24.2", "replay": "90.8 ± 0.9", "joint": "97.5 ± 0.3"},
-}
 
 
 def make(
@@ -105,7 +90,7 @@ def write_settings_page(results_by_setting: dict[str, Results], out: Path) -> No
 
 def _published(results_by_setting: dict[str, Results]) -> list[str]:
     """Ours beside the published 5-task split-MNIST figures (``PUBLISHED``), for the settings that have them."""
-    settings = [s for s in PUBLISHED if s in results_by_setting]
+    settings = [s for s in results_by_setting if published(s)]
     if not settings:
         return []
     header = ["model", *(f"{label} `{s}`" for s in settings for label in ("ours,", "Hsu et al.,"))]
@@ -113,7 +98,7 @@ def _published(results_by_setting: dict[str, Results]) -> list[str]:
     for name in ("joint", *listed()):
         ours = [_mean_ci(results_by_setting[s].summary[name], "mean_accuracy") for s in settings]
         rows.append(
-            [_name(name), *(c for s, o in zip(settings, ours, strict=True) for c in (o, PUBLISHED[s].get(name, "")))]
+            [_name(name), *(c for s, o in zip(settings, ours, strict=True) for c in (o, published(s).get(name, "")))]
         )
     p = results_by_setting[settings[0]].params
     intro = (

@@ -1,0 +1,125 @@
+"""Hsu et al. (2018)'s Table 2 (5-task split MNIST, their protocol: ``forgetting.config.protocols``' ``hsu2018``)
+and ours beside it, with a verdict per cell: the page ``bench/hsu2018.py`` writes to report/settings/hsu2018.md, and
+the published column of the settings page (``report.write_settings_page``). No TensorFlow here.
+"""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+from typing import Any
+
+from forgetting.config.protocols import PROTOCOLS
+from forgetting.evaluation.intervals import plus_minus
+from forgetting.files import atomic_output
+
+SCENARIOS = ("task", "domain", "class")
+# "Re-evaluating continual learning scenarios: a categorization and case for strong baselines", Table 2: each method's
+# mean accuracy over the 5 tasks after the last, in %, mean ± sd over 10 runs (task, domain, class).
+HSU_TABLE2: dict[str, tuple[tuple[float, float], ...]] = {
+    "naive (Adam)": ((93.46, 2.01), (55.16, 1.38), (19.71, 0.08)),
+    "naive (SGD)": ((97.98, 0.09), (63.20, 0.35), (19.46, 0.04)),
+    "L2": ((98.18, 0.96), (66.00, 3.73), (22.52, 1.08)),
+    "EWC": ((97.70, 0.81), (58.85, 2.59), (19.80, 0.05)),
+    "online EWC": ((98.04, 1.10), (57.33, 1.44), (19.77, 0.04)),
+    "SI": ((98.56, 0.49), (64.76, 3.09), (19.67, 0.09)),
+    "MAS": ((99.22, 0.21), (68.57, 6.85), (19.52, 0.29)),
+    "LwF": ((99.60, 0.03), (71.02, 1.26), (24.17, 0.33)),
+    "rehearsal (buffer 1100)": ((99.40, 0.08), (95.16, 0.49), (90.78, 0.85)),
+    "rehearsal (buffer 4400)": ((99.57, 0.07), (97.11, 0.34), (95.59, 0.49)),
+    "GEM": ((98.42, 0.10), (96.16, 0.35), (92.20, 0.12)),
+    "DGR": ((99.47, 0.03), (95.74, 0.23), (91.24, 0.33)),
+    "RtF": ((99.66, 0.03), (97.31, 0.11), (92.56, 0.21)),
+    "offline (joint)": ((99.52, 0.16), (98.59, 0.15), (97.53, 0.30)),
+}
+# Their row -> our model, and how ours differs where it is a stand-in (None: nothing of ours runs it).
+OURS: dict[str, tuple[str | None, str]] = {
+    "naive (Adam)": ("naive", ""),
+    "naive (SGD)": (None, "every strategy here trains with Adam"),
+    "L2": ("l2", ""),
+    "EWC": ("ewc", ""),
+    "online EWC": ("online_ewc", ""),
+    "SI": ("si", ""),
+    "MAS": ("mas", ""),
+    "LwF": ("lwf", "not in their code: the row quotes van de Ven & Tolias; ours runs with our LwF values"),
+    "rehearsal (buffer 1100)": ("replay", "ours class-balanced, each finished task weighing as much as the new one"),
+    "rehearsal (buffer 4400)": (None, "a run of its own: -S replay.buffer_size=4400"),
+    "GEM": ("agem", "A-GEM stands in: one reference gradient, not GEM's quadratic program"),
+    "DGR": ("generative_replay", "our generative replay (a VAE per repetition, distillation) stands in"),
+    "RtF": (None, "replay through feedback is not built"),
+    "offline (joint)": ("joint", ""),
+}
+STAND_INS = ("GEM", "DGR")  # another method of ours in their row: on Table 2's page, not beside the settings
+WITHIN = 2.0  # a cell agrees where our mean is within this many of their standard deviations of theirs
+
+
+def published(setting: str) -> dict[str, str]:
+    """Our model -> the published figure of the 5-task setting ``setting`` (``<scenario>-split5``) as text, "mean ±
+    sd" in %, for the rows that one of our models runs (not a stand-in: ``STAND_INS``)."""
+    scenario, _, sequence = setting.partition("-")
+    if sequence != "split5":
+        return {}
+    column = SCENARIOS.index(scenario)
+    return {
+        OURS[row][0]: f"{_tenths(cells[column][0])} ± {_tenths(cells[column][1])}"
+        for row, cells in HSU_TABLE2.items()
+        if OURS[row][0] is not None and row not in STAND_INS
+    }
+
+
+def _tenths(value: float) -> str:
+    """``value`` to one decimal, halves rounded up as printed tables round them (0.85 -> 0.9; float's own 0.8)."""
+    return str(Decimal(str(value)).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP))
+
+
+def verdict(ours: float, theirs: float, sd: float) -> str:
+    """Whether our mean (%) is within ``WITHIN`` of their standard deviations of theirs, and by how many if not."""
+    gap = (ours - theirs) / sd
+    return "agrees" if abs(gap) <= WITHIN else f"{ours - theirs:+.1f} ({gap:+.1f} sd)"
+
+
+def table2(summaries: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
+    """The markdown table: each row of theirs, and per scenario (``summaries``: scenario -> our model -> its metrics
+    summary, as metrics/<name>.json holds it) ours in % (mean ± 95% CI), theirs, and the verdict."""
+    scenarios = [s for s in SCENARIOS if s in summaries]
+    header = ["method (theirs)", "ours"]
+    header += [f"{label}, {s}" for s in scenarios for label in ("ours", "Hsu et al.", "verdict")]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * 2 + "---:|---:|---|" * len(scenarios)]
+    for row, cells in HSU_TABLE2.items():
+        model, note = OURS[row]
+        line = [row, f"`{model}`" + (f" ({note})" if note else "") if model else f"— ({note})"]
+        for scenario in scenarios:
+            theirs, sd = cells[SCENARIOS.index(scenario)]
+            summary = summaries[scenario].get(model) if model else None
+            if summary is None:
+                line += ["", f"{theirs:.2f} ± {sd:.2f}", ""]
+                continue
+            mean = 100 * summary["mean_accuracy"]
+            ci = summary.get("mean_accuracy_ci95")
+            line += [
+                f"{mean:.2f} {plus_minus(None if ci is None else 100 * ci, 2)}",
+                f"{theirs:.2f} ± {sd:.2f}",
+                verdict(mean, theirs, sd),
+            ]
+        lines.append("| " + " | ".join(line) + " |")
+    return lines
+
+
+def write_table2_page(summaries: dict[str, dict[str, dict[str, Any]]], seeds: int, out: Path) -> None:
+    """``out`` (report/settings/hsu2018.md): Table 2 beside ours under ``hsu2018``, run with ``seeds`` repetitions."""
+    preset = PROTOCOLS["hsu2018"]
+    lines = [
+        "# Hsu et al. (2018)'s Table 2 under their protocol",
+        "",
+        f"5-task split MNIST in the task, domain and class scenarios under `hsu2018` ({preset.title}'s protocol, read "
+        f"from {preset.source}), {seeds} repetitions each: ours as mean ± 95% CI half-width, theirs as mean ± sd of "
+        f"10 runs, in %. Verdict: `agrees` where our mean is within {WITHIN:g} of their standard deviations of "
+        "theirs; otherwise the difference, in points and in their standard deviations, which needs an explanation. "
+        f"Where this run still differs from theirs: {'; '.join(preset.differs)}.",
+        "",
+        *table2(summaries),
+        "",
+        "Regenerate this page with `python bench/hsu2018.py`; do not edit it.",
+    ]
+    with atomic_output(out) as tmp:
+        tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
