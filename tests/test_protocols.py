@@ -63,6 +63,7 @@ def test_a_protocol_makes_valid_params_in_every_setting_and_is_recognised(base, 
     validate_params(preset)  # every key's type, and every strategy's buffer against the data
     assert protocols.protocol_of(preset) == name
     assert protocols.protocol_of(params.with_values(preset, {"train.batch_size": 32})) is None
+    assert protocols.protocol_of(params.with_values(preset, {"seeds": 2})) == name  # fewer runs: the same protocol
 
 
 def test_exp_with_a_protocol_sets_its_values_not_the_tuned_ones():

@@ -105,7 +105,7 @@ PROTOCOLS: dict[str, Protocol] = {
             "1100 // t random examples of each of t finished tasks, all of them about as often as the new data)",
             "A-GEM (one reference gradient on a memory batch) in place of GEM (a quadratic program over every "
             "finished task's gradient, trained on the memory too)",
-            "10 runs seeded 42-51, mean ± 95% CI (theirs: 10 unseeded runs, mean ± sd)",
+            "seeded runs (10 by default), mean ± 95% CI (theirs: 10 unseeded runs, mean ± sd)",
             "LwF, DGR and RtF are not in their code (their Table 2 quotes them): ours run with our values",
         ),
     ),
@@ -150,9 +150,10 @@ def protocol(name: str) -> Protocol:
 
 
 def protocol_of(params: dict[str, Any]) -> str | None:
-    """The protocol whose every value params.yaml's content holds (for its scenario and task count), or None."""
+    """The protocol whose every value params.yaml's content holds (for its scenario and task count; the number of
+    repetitions aside: a cheaper run of a protocol is still that protocol), or None."""
     for name, preset in PROTOCOLS.items():
         values = preset.params(params["scenario"], len(params["tasks"]))
-        if all(value_at(params, key) == value for key, value in values.items()):
+        if all(value_at(params, key) == value for key, value in values.items() if key != "seeds"):
             return name
     return None
