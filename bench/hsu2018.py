@@ -54,12 +54,17 @@ def main() -> None:
             kept = keep / scenario / "metrics"
             if args.keep and kept.is_dir():
                 results = Results.load(params, kept, ROOT / "tuning")
+                had = len(results.repetitions["joint"]["seed"])
+                if had != params["seeds"]:
+                    raise SystemExit(
+                        f"{kept} holds runs of {had} repetitions, not {params['seeds']}: pass --seeds {had}"
+                    )
             else:
                 results = run_setting(params, args.mnist, keep / scenario)
             summaries[scenario] = results.summary
             seconds[scenario] = round(time.perf_counter() - start)
             print(f"{scenario}: {seconds[scenario]} s", flush=True)
-    write_table2_page(summaries, args.seeds or PROTOCOLS["hsu2018"].values["seeds"], args.out)
+    write_table2_page(summaries, preset_params(base, "class", args.seeds)["seeds"], args.out)
     print(json.dumps(seconds), f"\nwrote {args.out}")
 
 

@@ -471,8 +471,8 @@ def add_toy_strategy(repo: Path) -> None:
     params["toy"] = {"weight": 0.01}
     write_params(repo, params)
     pipeline = (repo / "dvc.yaml").read_text()
-    last = next(line for line in pipeline.splitlines(keepends=True) if line.startswith("    replay: {"))
-    (repo / "dvc.yaml").write_text(pipeline.replace(last, last + TOY_ENTRY, 1))
+    last = [line for line in pipeline.splitlines(keepends=True) if re.match(r"    \w+: \{params: ", line)][-1]
+    (repo / "dvc.yaml").write_text(pipeline.replace(last, last + TOY_ENTRY, 1))  # after the list's last entry
 
 
 @pytest.mark.e2e

@@ -169,26 +169,28 @@ def _trial(strategy, value, score, error=None):
     return result | ({"error": error} if error else {})
 
 
-# A toy score surface: l2 peaks at weight 20 (past its grid's top, 3), LwF at weight 0.02 (below its grid's bottom,
-# 0.1), MAS keeps rising with lambda (only the bound stops it), replay's shift is best at its edge 2 (a linear grid,
-# not widened).
-PEAKS = {"l2.weight": math.log10(20), "lwf.weight": math.log10(0.02)}
+# A toy score surface, a sum over a trial's keys: l2 peaks at weight 20 (past its grid's top, 3), LwF at weight 0.02
+# (below its grid's bottom, 0.1), MAS keeps rising with lambda (only the bound stops it), DER++ at alpha 0.05 and beta 2
+# (its choice, 0.1 and 1, at the low and the high edge of a 3 x 3 grid), replay's shift is best at its edge 2 (a linear
+# grid, not widened).
+PEAKS = {"l2.weight": 20, "lwf.weight": 0.02, "der.alpha": 0.05, "der.beta": 2}
 
 
 def _toy(trial: dict) -> dict:
-    ((key, value),) = trial["params"].items()
-    if key == "mas.lambda":
-        score = math.log10(value)
-    elif key == "replay.shift":
-        score = -((value - 2) ** 2)
-    else:
-        score = -((math.log10(value) - PEAKS[key]) ** 2)
+    score = 0.0
+    for key, value in trial["params"].items():
+        if key == "mas.lambda":
+            score += math.log10(value)
+        elif key == "replay.shift":
+            score -= (value - 2) ** 2
+        else:
+            score -= (math.log10(value) - math.log10(PEAKS[key])) ** 2
     return {"strategy": trial["strategy"], "params": trial["params"], "score": score, "score_ci95": 0.01}
 
 
 def test_a_choice_at_its_grids_edge_widens_the_grid_a_decade_at_a_time(base):
     p = tune.base_params(base, "domain-even-odd", [])
-    trials = tune.grid(["l2", "lwf", "mas", "replay"], {})
+    trials = tune.grid(["l2", "lwf", "mas", "replay", "der"], {})
     rounds = []
 
     def run(extra, widening):
@@ -196,10 +198,10 @@ def test_a_choice_at_its_grids_edge_widens_the_grid_a_decade_at_a_time(base):
         return [_toy(t) for t in extra]
 
     results = tune.widen([_toy(t) for t in trials], trials, p, run)
-    assert rounds == [
-        [("l2", 30.0), ("lwf", 0.01), ("mas", 1000.0)],  # each from its chosen edge, a decade on
-        [("l2", 300.0), ("lwf", 0.001), ("mas", 10000.0)],
-        [("mas", 100000.0)],  # l2 and LwF now choose inside what they tried; MAS until the bound
+    assert rounds == [  # each from its chosen edge, a decade on; DER++ along each of its keys
+        [("l2", 30.0), ("lwf", 0.01), ("mas", 1000.0), ("der", 0.01, 1.0), ("der", 0.1, 10.0)],
+        [("l2", 300.0), ("lwf", 0.001), ("mas", 10000.0)],  # DER++ chooses inside what it tried
+        [("mas", 100000.0)],  # l2 and LwF too; MAS until the bound
     ]
     assert len(rounds) == tune.WIDENINGS
     chosen = tune.at_edge(tune.choose(results)[0], trials)
@@ -208,15 +210,19 @@ def test_a_choice_at_its_grids_edge_widens_the_grid_a_decade_at_a_time(base):
     )
     assert chosen["lwf"]["params"]["lwf.weight"] == 0.01 and chosen["lwf"]["widened"] == 2
     assert chosen["mas"]["params"] == {"mas.lambda": 100000.0} and chosen["mas"]["at_edge"] == ["mas.lambda"]
-    assert chosen["replay"] == chosen["replay"] | {"params": {"replay.shift": 2}, "at_edge": ["replay.shift"]}
-    assert "widened" not in chosen["replay"]
+    assert chosen["der"]["params"] == {"der.alpha": 0.1, "der.beta": 1.0} and chosen["der"]["widened"] == 2
+    assert "at_edge" not in chosen["der"]
+    assert chosen["replay"]["params"] == {"replay.shift": 2}  # at the edge of a linear grid: neither widened nor marked
+    assert "widened" not in chosen["replay"] and "at_edge" not in chosen["replay"]
     assert [r.get("widened") for r in results if r["strategy"] == "mas"] == [None] * 5 + [1, 2, 3]
     assert [t.get("widened") for t in trials if t["strategy"] == "l2"] == [None] * 6 + [1, 2]
     # an interrupted run (fewer results than trials) widens nothing
     assert tune.widen([_toy(t) for t in trials[:-1]], trials[:], p, run) == [_toy(t) for t in trials[:-1]]
     assert len(rounds) == tune.WIDENINGS
-    assert not tune.widenable([64, 256, 1000]) and not tune.widenable([0, 1, 2]) and not tune.widenable([0.1, 0.2])
-    assert tune.widenable([0.1, 0.3, 1.0])
+    assert not tune.widenable("agem", "agem.memory_batch", [64, 256, 1000])  # a count
+    assert not tune.widenable("replay", "replay.shift", [0, 1, 2]) and not tune.widenable("l2", "l2.weight", [0.1, 0.2])
+    assert tune.widenable("der", "der.alpha", [0.1, 0.1, 0.3, 1.0, 1.0])  # each value once per beta
+    assert tune.widenable("ewc", "alpha", [100, 1000, 10000])  # a strength given as integers (--space)
 
 
 @pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="Linux's per-process peak memory")

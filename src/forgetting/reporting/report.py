@@ -185,7 +185,11 @@ def _steps(p: dict) -> str:
         return ""
     own = {name: vars(strategy_class(name)).get("steps") for name in listed()}
     differ = [f"`{name}`: {steps}" for name, steps in own.items() if steps]
-    return f" (optimiser steps, where a strategy's differ: {'; '.join(differ)})" if differ else ""
+    return (
+        f" (optimiser steps, where a strategy trains on more than the task's data: {'; '.join(differ)})"
+        if differ
+        else ""
+    )
 
 
 def _length(p: dict) -> str:
@@ -231,10 +235,13 @@ def _fwt_note(results: Results) -> list[str]:
     strategy's that scores with the logits (its R[i-1][i] is the task-A model's or the untrained digits')."""
     if fwt_differs(results.params):
         return []
-    scored = [n for n in listed() if "fwt" in results.summary[n] and not strategy_class(n).acts_at("predict")]
+    has = [n for n in listed() if "fwt" in results.summary[n]]
+    scored = [n for n in has if not strategy_class(n).acts_at("predict")]
     if not scored:
         return []
     fwt = _mean_ci(results.summary[scored[0]], "fwt")
+    own = [f"`{n}` {_mean_ci(results.summary[n], 'fwt')}" for n in has if n not in scored]
+    rule = f" (not {', '.join(own)}: a prediction rule of its own, which reads more than the logits)" if own else ""
     if len(results.tasks) == 2:
         why = "it is the task-A model's accuracy on task B less that at initialisation, and every strategy starts there"
         if results.params["scenario"] == "domain":
@@ -247,8 +254,8 @@ def _fwt_note(results: Results) -> list[str]:
     return [
         "",
         f"Forward transfer (FWT: the accuracy on each later task just before it trains, minus that at initialisation, "
-        f"averaged over those tasks) is the same for every strategy in this setting, {fwt}: {why}. "
-        "It is left out of the table (metrics files keep it).",
+        f"averaged over those tasks) is the same for every strategy that predicts by its logits in this setting, "
+        f"{fwt}{rule}: {why}. It is left out of the table (metrics files keep it).",
     ]
 
 
@@ -342,7 +349,8 @@ def _tuning_seeds(results: Results, entry: dict[str, Any]) -> str:
     if not seeds:
         return "seeds not recorded"
     if set(seeds) & set(reported):
-        return f"seeds {_seed_range(seeds)}: {'the' if seeds == reported else 'some of the'} reported ones"
+        which = "all of the" if set(reported) <= set(seeds) else "some of the"
+        return f"seeds {_seed_range(seeds)}: {'the' if seeds == reported else which} reported ones"
     return f"seeds {_seed_range(seeds)}, not the reported ones"
 
 

@@ -110,6 +110,7 @@ class ICaRL(Replay):
     hyperparameters = ("icarl.buffer_size", "icarl.weight")
     # Not the buffer size: the memory budget, set in params.yaml.
     search_space: ClassVar[dict[str, list[Any]]] = {"icarl.weight": [0.3, 1.0, 3.0, 10.0, 30.0]}
+    steps = "an epoch passes over the task's data and its exemplars once: (N + buffer) / N x the others' steps"
 
     @classmethod
     def memory(cls, params: dict[str, Any], num_parameters: int, num_tasks: int) -> Memory:

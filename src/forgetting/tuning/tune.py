@@ -414,12 +414,19 @@ def choose(results: list[dict[str, Any]]) -> tuple[dict[str, dict[str, Any]], di
     return chosen, failed
 
 
-def widenable(values: list[Any]) -> bool:
-    """Whether a key's tried values form a grid that ``widen`` grows: positive floats on a log scale (each at least
-    2.5 times the one before; not a count such as a memory batch, nor a linear grid such as replay's shift)."""
-    ordered = sorted(values)
-    positive = all(isinstance(v, float) and v > 0 for v in ordered)
-    return positive and len(ordered) > 1 and all(b >= 2.5 * a for a, b in itertools.pairwise(ordered))
+def widenable(name: str, key: str, values: list[Any]) -> bool:
+    """Whether strategy ``name``'s key ``key`` is a coefficient whose tried ``values`` form a grid that ``widen``
+    grows: its strength (``strength_param``) or a key whose module searches floats (DER++'s coefficients; not a
+    count such as A-GEM's memory batch, which the buffer bounds), tried at positive values on a log scale (each
+    distinct value at least 2.5 times the one before; not a linear grid such as replay's shift)."""
+    from forgetting.strategies import strategy_class
+
+    cls = strategy_class(name)
+    coefficient = key == cls.strength_param or all(isinstance(v, float) for v in cls.search_space.get(key, [0]))
+    ordered = sorted(set(values))
+    positive = all(isinstance(v, int | float) and not isinstance(v, bool) and v > 0 for v in ordered)
+    geometric = all(b >= 2.5 * a for a, b in itertools.pairwise(ordered))
+    return coefficient and positive and geometric and len(ordered) > 1
 
 
 def edge_trials(results: list[dict[str, Any]], trials: list[dict[str, Any]], params: dict) -> list[dict[str, Any]]:
@@ -433,7 +440,7 @@ def edge_trials(results: list[dict[str, Any]], trials: list[dict[str, Any]], par
     for name, entry in chosen.items():
         for key, value in entry["params"].items():
             tried = [t["params"][key] for t in trials if t["strategy"] == name and key in t["params"]]
-            if not widenable(tried) or value not in (min(tried), max(tried)):
+            if not widenable(name, key, tried) or value not in (min(tried), max(tried)):
                 continue
             step = float(f"{(value * 10 if value == max(tried) else value / 10):.6g}")
             trial = {"strategy": name, "params": entry["params"] | {key: step}}
@@ -465,15 +472,17 @@ def widen(results, trials, params, run) -> list[dict[str, Any]]:
 
 
 def at_edge(chosen: dict[str, dict[str, Any]], trials: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """``chosen`` with, per strategy, the trials that widening added (``widened``) and the keys whose choice still
-    sits at the edge of every value tried (``at_edge``: a bound, a limit of its grid; the figure may be a bound)."""
+    """``chosen`` with, per strategy, the trials that widening added (``widened``) and the coefficients whose choice
+    still sits at the edge of every value tried (``at_edge``: widening stopped at its bound, or params.yaml refused
+    the next decade; the figure may understate the method). Keys that do not widen (``widenable``) are not marked:
+    a count or a linear grid has edges of its own making."""
     marked = {}
     for name, entry in chosen.items():
         own = [t for t in trials if t["strategy"] == name]
         edges = []
         for key, value in entry["params"].items():
             tried = [t["params"][key] for t in own if key in t["params"]]
-            if len(set(tried)) > 1 and value in (min(tried), max(tried)):
+            if widenable(name, key, tried) and value in (min(tried), max(tried)):
                 edges.append(key)
         widened = sum("widened" in t for t in own)
         marked[name] = entry | ({"widened": widened} if widened else {}) | ({"at_edge": edges} if edges else {})
