@@ -455,7 +455,14 @@ def test_tiny_tune_then_its_values_as_a_dvc_experiment(tiny_repo):
     everything = json.loads((tiny_repo / "tuning/domain-even-odd.json").read_text())["trials"]
     trials = [t for t in everything if t["strategy"] == "l2"]
     assert {t["strategy"] for t in everything} > {"l2"}  # the committed trials of the others are kept
-    assert sorted(t["params"]["l2.weight"] for t in trials) == [0.01, 30, 1e4]
+    grid, widened = [t for t in trials if "widened" not in t], [t for t in trials if "widened" in t]
+    assert sorted(t["params"]["l2.weight"] for t in grid) == [0.01, 30, 1e4]
+    # a choice at the grid's low edge (0.01; 1e4 stopped early) widens the grid by a decade, through Ray again
+    first = max((t for t in grid if t["score"] is not None), key=lambda t: t["score"])
+    assert bool(widened) == (first["params"]["l2.weight"] == 0.01)
+    if widened:
+        assert widened[0]["params"]["l2.weight"] == 0.001 and widened[0]["widened"] == 1
+        assert "at the edge of its grid, so a decade further (1 of at most 3): l2 l2.weight=0.001" in output
     (stopped,) = [t for t in trials if t["score"] is None]
     assert stopped["stopped"]["epoch"] == 1 and stopped["stopped"]["of"] == 3 and 0 < stopped["stopped"]["score"] < 1
     trials.remove(stopped)
@@ -471,8 +478,9 @@ def test_tiny_tune_then_its_values_as_a_dvc_experiment(tiny_repo):
         "params": best["params"],
         "score": best["score"],
         "score_ci95": best["score_ci95"],
-        "trials": 3,
+        "trials": 3 + len(widened),
         "stopped": 1,
+        **({"widened": len(widened)} if widened else {}),
         "seeds": list(range(tune.TUNING_SEED, tune.TUNING_SEED + TINY["seeds"])),  # not the reported seeds
     }
     assert read_params(tiny_repo)["l2"]["weight"] == best["params"]["l2.weight"]
