@@ -429,6 +429,15 @@ def widenable(name: str, key: str, values: list[Any]) -> bool:
     return coefficient and positive and geometric and len(ordered) > 1
 
 
+def at_grid_edge(name: str, key: str, value: Any, trials: list[dict[str, Any]]) -> str | None:
+    """Where ``value`` of strategy ``name``'s key ``key`` sits among the values ``trials`` tried: "high" or "low" at
+    an edge of a grid that widens (``widenable``), else None."""
+    tried = [t["params"][key] for t in trials if t["strategy"] == name and key in t["params"]]
+    if not widenable(name, key, tried) or value not in (min(tried), max(tried)):
+        return None
+    return "high" if value == max(tried) else "low"
+
+
 def edge_trials(results: list[dict[str, Any]], trials: list[dict[str, Any]], params: dict) -> list[dict[str, Any]]:
     """The next decade of each strategy's grid whose chosen value sits at its edge: the best trial's values with the
     key at the edge times 10 (or divided by 10 at the low end), for every key ``widenable`` among the values tried
@@ -439,12 +448,12 @@ def edge_trials(results: list[dict[str, Any]], trials: list[dict[str, Any]], par
     extra = []
     for name, entry in chosen.items():
         for key, value in entry["params"].items():
-            tried = [t["params"][key] for t in trials if t["strategy"] == name and key in t["params"]]
-            if not widenable(name, key, tried) or value not in (min(tried), max(tried)):
+            edge = at_grid_edge(name, key, value, trials)
+            if edge is None:
                 continue
-            step = float(f"{(value * 10 if value == max(tried) else value / 10):.6g}")
+            step = float(f"{(value * 10 if edge == 'high' else value / 10):.6g}")
             trial = {"strategy": name, "params": entry["params"] | {key: step}}
-            if step in tried or trial in extra:
+            if any(t["strategy"] == name and t["params"].get(key) == step for t in trials) or trial in extra:
                 continue
             try:
                 validate_params(with_values(params, trial["params"]), [name])
@@ -478,13 +487,8 @@ def at_edge(chosen: dict[str, dict[str, Any]], trials: list[dict[str, Any]]) -> 
     a count or a linear grid has edges of its own making."""
     marked = {}
     for name, entry in chosen.items():
-        own = [t for t in trials if t["strategy"] == name]
-        edges = []
-        for key, value in entry["params"].items():
-            tried = [t["params"][key] for t in own if key in t["params"]]
-            if widenable(name, key, tried) and value in (min(tried), max(tried)):
-                edges.append(key)
-        widened = sum("widened" in t for t in own)
+        edges = [key for key, value in entry["params"].items() if at_grid_edge(name, key, value, trials)]
+        widened = sum("widened" in t for t in trials if t["strategy"] == name)
         marked[name] = entry | ({"widened": widened} if widened else {}) | ({"at_edge": edges} if edges else {})
     return marked
 
