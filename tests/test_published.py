@@ -41,9 +41,12 @@ def test_table2_holds_ours_theirs_and_the_verdict(tmp_path):
     published.write_table2_page(summaries, 5, tmp_path / "hsu2018.md")
     page = (tmp_path / "hsu2018.md").read_text()
     assert "under `hsu2018`" in page and "5 repetitions each" in page and "a new Adam optimiser for each task" in page
+    assert "in the task and class scenarios under" in page  # the scenarios run, in Table 2's order
     first = page
     published.write_table2_page(summaries, 5, tmp_path / "hsu2018.md")
     assert (tmp_path / "hsu2018.md").read_text() == first
+    published.write_table2_page({"class": summaries["class"]}, 5, tmp_path / "class.md")
+    assert "in the class scenario under" in (tmp_path / "class.md").read_text()
 
 
 @pytest.mark.parametrize("scenario", published.SCENARIOS)

@@ -433,6 +433,9 @@ def test_settings_page_with_two_settings(tmp_path):
         assert sum(name.startswith(f"{setting}-") for name in linked) == figures
     # the 5-task class setting beside the published figures (Hsu et al. 2018's Table 2)
     assert "The protocols differ, so the columns are not a like-for-like comparison" in markdown
+    theirs = "a 2 x 400 MLP (inputs padded to 32 x 32) with Adam at 0.001 on every task, batches of 128, 4 epochs"
+    assert theirs in markdown and "rehearsal buffer of 1100;" in markdown  # the hsu2018 preset's values
+    assert "`python bench/hsu2018.py`'s page, hsu2018.md" in markdown
     published = table(markdown, "model", start=markdown.index("Hsu et al. 2018"))
     assert published["`replay`"] == [
         mean_ci(by_setting["class-split5"].summary["replay"], "mean_accuracy"),

@@ -63,9 +63,10 @@ def test_back_from_a_same_length_bad_value(project):
     before = committed(project)
     run(project, "dvc", "exp", "run", "-S", "seeds=0", check=False)  # fails in `check`, 1.5 s after the rewrite
     assert (project / "params.yaml").read_text() == "seeds: 0\nfail: 0\n"
-    # git's index now holds the bad file's stat data under the good file's hash (DVC's doing): git takes the file
-    # for unchanged, so `git checkout params.yaml` would restore nothing
-    assert run(project, "git", "status", "--porcelain") == ""
+    # git's index may now hold the bad file's stat data under the good file's hash (DVC's doing): then git takes the
+    # file for unchanged, and `git checkout params.yaml` would restore nothing. Whether it does depends on timing
+    # (git re-hashes a file whose mtime is too close to the index's), so the test does not count on either case.
+    assert run(project, "git", "status", "--porcelain") in ("", " M params.yaml\n")
     output = restore(project)
     assert output.startswith("restored params.yaml, dvc.lock, report from HEAD (")
     assert committed(project) == before

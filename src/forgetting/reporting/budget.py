@@ -13,8 +13,9 @@ import numpy as np
 
 from forgetting.config.params import with_values
 from forgetting.files import atomic_output
+from forgetting.reporting import markdown
 from forgetting.reporting.figures import _figure, _save, colour
-from forgetting.reporting.report import _held, _mean_ci, _memory, _table, _write_markdown
+from forgetting.reporting.report import _held, _mean_ci, _memory
 from forgetting.strategies import listed, strategy_class
 
 PAGE, FIGURE = "memory_budget.md", "memory_budget.png"
@@ -66,7 +67,7 @@ def write_budget_page(
             "buffer); every other hyperparameter as the setting's (tuning/, chosen at params.yaml's buffer). Compare "
             "two strategies at one budget with `forgetting diff` (paired over the shared seeds).",
             "",
-            *_table(
+            *markdown.table(
                 ["strategy", *(f"{b} examples" for b in budgets)],
                 [[f"`{n}`", *(_mean_ci(by_budget[b][n], "mean_accuracy") for b in budgets)] for n in names],
             ),
@@ -74,7 +75,7 @@ def write_budget_page(
             "The reference lines: joint (every task's data at once) and the strategies that store no example, with "
             "what they keep instead:",
             "",
-            *_table(
+            *markdown.table(
                 ["model", "mean accuracy", "memory"],
                 [[f"`{n}`", _mean_ci(s, "mean_accuracy"), memory.get(n, "")] for n, s in reference.items()],
                 text=1,
@@ -84,7 +85,7 @@ def write_budget_page(
             "",
             "Regenerate this page with `python bench/memory_budget.py`; do not edit it.",
         ]
-        _write_markdown(folder / PAGE, lines)
+        markdown.write(folder / PAGE, lines)
 
 
 def _draw(

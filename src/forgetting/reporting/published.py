@@ -12,6 +12,7 @@ from typing import Any
 from forgetting.config.protocols import PROTOCOLS
 from forgetting.evaluation.intervals import plus_minus
 from forgetting.files import atomic_output
+from forgetting.reporting import markdown
 
 SCENARIOS = ("task", "domain", "class")
 # "Re-evaluating continual learning scenarios: a categorization and case for strong baselines", Table 2: each method's
@@ -84,7 +85,7 @@ def table2(summaries: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
     scenarios = [s for s in SCENARIOS if s in summaries]
     header = ["method (theirs)", "ours"]
     header += [f"{label}, {s}" for s in scenarios for label in ("ours", "Hsu et al.", "verdict")]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * 2 + "---:|---:|---|" * len(scenarios)]
+    rows = []
     for row, cells in HSU_TABLE2.items():
         model, note = OURS[row]
         line = [row, f"`{model}`" + (f" ({note})" if note else "") if model else f"— ({note})"]
@@ -101,8 +102,13 @@ def table2(summaries: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
                 f"{theirs:.2f} ± {sd:.2f}",
                 verdict(mean, theirs, sd),
             ]
-        lines.append("| " + " | ".join(line) + " |")
-    return lines
+        rows.append(line)
+    return markdown.table(header, rows, left=[1, *(4 + 3 * k for k in range(len(scenarios)))])  # ours, verdicts
+
+
+def _listed(words: list[str]) -> str:
+    """The words as a sentence lists them: a; a and b; a, b and c."""
+    return " and ".join(filter(None, (", ".join(words[:-1]), words[-1])))
 
 
 def write_table2_page(summaries: dict[str, dict[str, dict[str, Any]]], seeds: int, out: Path) -> None:
@@ -111,7 +117,8 @@ def write_table2_page(summaries: dict[str, dict[str, dict[str, Any]]], seeds: in
     lines = [
         "# Hsu et al. (2018)'s Table 2 under their protocol",
         "",
-        f"5-task split MNIST in the task, domain and class scenarios under `hsu2018` ({preset.title}'s protocol, read "
+        f"5-task split MNIST in the {_listed([s for s in SCENARIOS if s in summaries])} "
+        f"scenario{'s' * (len(summaries) > 1)} under `hsu2018` ({preset.title}'s protocol, read "
         f"from {preset.source}), {seeds} repetitions each: ours as mean ± 95% CI half-width, theirs as mean ± sd of "
         f"10 runs, in %. Verdict: `agrees` where our mean is within {WITHIN:g} of their standard deviations of "
         "theirs; otherwise the difference, in points and in their standard deviations, which needs an explanation. "

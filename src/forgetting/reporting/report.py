@@ -19,7 +19,7 @@ from forgetting.evaluation.intervals import plus_minus
 from forgetting.evaluation.multiplicity import holm
 from forgetting.evaluation.results import Results, models
 from forgetting.files import atomic_output
-from forgetting.reporting import figures
+from forgetting.reporting import figures, markdown
 from forgetting.reporting.published import published
 from forgetting.strategies import Memory, listed, strategy_class
 
@@ -52,7 +52,7 @@ def make(
             "",
             "Regenerate this page with `dvc repro report` (src/forgetting/reporting/report.py); do not edit it.",
         ]
-        _write_markdown(page, lines)
+        markdown.write(page, lines)
         write_plot_data(results, plots)
 
 
@@ -81,11 +81,11 @@ def write_settings_page(results_by_setting: dict[str, Results], out: Path) -> No
             [_name(name), *(_mean_ci(r.summary[name], "mean_accuracy") for r in results_by_setting.values())]
             for name in ("joint", *listed(), "task_a")
         ]
-        lines += _table(["model", *(f"`{s}`" for s in results_by_setting)], rows)
+        lines += markdown.table(["model", *(f"`{s}`" for s in results_by_setting)], rows)
         lines += _published(results_by_setting)
         for setting, results in results_by_setting.items():
             lines += ["", *section(results, folder, prefix=f"{setting}-", level=2)]
-        _write_markdown(folder / "settings.md", lines)
+        markdown.write(folder / "settings.md", lines)
 
 
 def _published(results_by_setting: dict[str, Results]) -> list[str]:
@@ -101,18 +101,22 @@ def _published(results_by_setting: dict[str, Results]) -> list[str]:
             [_name(name), *(c for s, o in zip(settings, ours, strict=True) for c in (o, published(s).get(name, "")))]
         )
     p = results_by_setting[settings[0]].params
+    hsu = PROTOCOLS["hsu2018"].params("class", 5)  # their protocol, as the preset holds it
+    width = hsu["model.hidden_units"]
     intro = (
         "Beside the published 5-task split-MNIST results (Hsu et al. 2018, mean ± sd of 10 runs, in %); ours as "
         "above, mean ± 95% CI half-width over the repetitions. The protocols differ, so the columns are not a "
-        "like-for-like comparison: Hsu et al. train a 2 x 400 MLP (inputs padded to 32 x 32) with Adam at 0.001 on "
-        "every task, batches of 128, 4 epochs a task, class outputs masked to the classes seen so far and a "
-        f"rehearsal buffer of 1100; here, {p['model']['hidden_units']} hidden units, Adam at "
+        f"like-for-like comparison (that is `python bench/hsu2018.py`'s page, hsu2018.md, under their protocol): "
+        f"Hsu et al. train a {len(width)} x {width[0]} MLP (inputs padded to 32 x 32) with Adam at "
+        f"{hsu['finetune.learning_rate']:g} on every task, batches of {hsu['train.batch_size']}, "
+        f"{hsu['finetune.epochs']} epochs a task, class outputs masked to the classes seen so far and a "
+        f"rehearsal buffer of {hsu['replay.buffer_size']}; here, {p['model']['hidden_units']} hidden units, Adam at "
         f"{p['finetune']['learning_rate']:g} after task A (which acts as early stopping: naive forgets less), batches "
         f"of {p['train']['batch_size']}, {_length(p)} a task, class outputs: {p['class_outputs']}, values tuned per "
         f"setting, a buffer of {p['replay']['buffer_size']} that replay repeats and shifts. The differences measure "
         "the protocol as much as the methods:"
     )
-    return ["", intro, "", *_table(header, rows)]
+    return ["", intro, "", *markdown.table(header, rows)]
 
 
 def section(results: Results, folder: Path, prefix: str = "", level: int = 1, link: str = "") -> list[str]:
@@ -216,7 +220,7 @@ def _strategy_table(results: Results, memory: dict[str, Memory]) -> list[str]:
         "first, then the task-A model before any later task. Memory: what a strategy keeps per repetition to train "
         "on the last task (float32 values, stored 28 x 28 examples).",
         "",
-        *_table(["model", *header, "memory", "hyperparameters"], rows, text=2),
+        *markdown.table(["model", *header, "memory", "hyperparameters"], rows, text=2),
         *_fwt_note(results),
     ]
 
@@ -272,7 +276,7 @@ def _pairwise_table(results: Results) -> list[str]:
         f"{ALPHA}; a difference whose own interval excludes 0 can stay plain. Identical: every repetition gave the "
         "same value. One planned comparison needs no correction: `forgetting diff A B`.",
         "",
-        *_table(["row - column", *(f"`{m}`" for m in models)], rows),
+        *markdown.table(["row - column", *(f"`{m}`" for m in models)], rows),
     ]
 
 
@@ -300,7 +304,7 @@ def _hyperparameter_table(results: Results) -> list[str]:
         space = strategy_class(name).search_space
         searched = "; ".join(f"{key} ∈ {{{', '.join(map(_number, values))}}}" for key, values in space.items())
         rows.append([f"`{name}`", _values(results, name) or "none", searched or "—", _source(results, name)])
-    return _table(["strategy", "values", "`forgetting tune` tries", "where chosen"], rows, text=3)
+    return markdown.table(["strategy", "values", "`forgetting tune` tries", "where chosen"], rows, text=3)
 
 
 def _sources(results: Results) -> str:
@@ -399,14 +403,3 @@ def _number(value: Any) -> str:
 
 def _mean_ci(values: dict[str, float], key: str) -> str:
     return f"{values[key]:.3f} {plus_minus(values[f'{key}_ci95'])}"
-
-
-def _table(header: list[str], rows: list[list[str]], text: int = 0) -> list[str]:
-    """A markdown table: the first column and the last ``text`` ones left-aligned, the others (numbers) right."""
-    numbers = len(header) - 1 - text
-    lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * numbers + "---|" * text]
-    return lines + ["| " + " | ".join(row) + " |" for row in rows]
-
-
-def _write_markdown(path: Path, lines: list[str]) -> None:
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
