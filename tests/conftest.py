@@ -15,8 +15,9 @@ FIVE_PAIRS = ((0, 1), (2, 3), (4, 5), (6, 7), (8, 9))
 
 def pytest_collection_modifyitems(items) -> None:
     """The longest work first, so that pytest's two workers finish close together: the end-to-end runs (minutes
-    each, in file order: the default pipeline's first), then the modules whose tests one worker runs together
-    (``xdist_group``: minutes as one unit, which started last would leave the other worker idle), then the rest."""
+    each, in file order: the default pipeline's first; xdist queues the third behind it, so a short one is third),
+    then the modules whose tests one worker runs together (``xdist_group``: minutes as one unit, which started last
+    would leave the other worker idle), then the rest."""
 
     def order(item) -> tuple[bool, bool]:
         e2e = item.get_closest_marker("e2e") is not None

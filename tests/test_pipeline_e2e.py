@@ -544,6 +544,24 @@ def test_five_task_sequence_end_to_end(tmp_path, tfds_dir):
 
 
 @pytest.mark.e2e
+def test_rotated_mnist_prepares_its_tasks(tmp_path, tfds_dir):
+    """Rotated MNIST's `prepare` (CI's time: its later stages read its tasks as they read permuted MNIST's): task t's
+    prepared images are task A's turned by t x 45 degrees, task C's a quarter turn."""
+    repo = copy_project(tmp_path / "repo", tfds_dir)
+    params = small_run_params(repo, [list(range(10))] * 3, "domain", 100)
+    params["task_inputs"] = {"kind": "rotated", "degrees_per_task": 45.0}
+    write_params(repo, params)
+    assert stages_run(run(repo, "dvc", "repro", "prepare")) == {"prepare"}
+    task_a = prepared_images(repo, "task_a")
+    for t, name in ((1, "task_b"), (2, "task_c")):
+        shown = prepared_images(repo, name)
+        np.testing.assert_array_equal(shown.digit, task_a.digit)
+        expected_images = mnist.show({"train": task_a}, t, params["task_inputs"], params["seed"])["train"].image
+        np.testing.assert_array_equal(shown.image, expected_images)
+    np.testing.assert_array_equal(prepared_images(repo, "task_c").image, np.rot90(task_a.image, 1, axes=(1, 2)))
+
+
+@pytest.mark.e2e
 def test_permuted_mnist_end_to_end(tmp_path, tfds_dir):
     """Permuted MNIST, a domain sequence, on a small subset (three tasks of every digit, 100 train examples per digit,
     two epochs a task, two repetitions): task t's prepared images are task A's shown through task t's pixel order;
@@ -612,24 +630,6 @@ def test_permuted_mnist_end_to_end(tmp_path, tfds_dir):
     assert "metrics/toy.json" in run(repo, "dvc", "metrics", "show")
     assert "toy" in run(repo, "forgetting", "diff", "naive", "toy")
     assert up_to_date(repo)
-
-
-@pytest.mark.e2e
-def test_rotated_mnist_prepares_its_tasks(tmp_path, tfds_dir):
-    """Rotated MNIST's `prepare` (CI's time: its later stages read its tasks as they read permuted MNIST's): task t's
-    prepared images are task A's turned by t x 45 degrees, task C's a quarter turn."""
-    repo = copy_project(tmp_path / "repo", tfds_dir)
-    params = small_run_params(repo, [list(range(10))] * 3, "domain", 100)
-    params["task_inputs"] = {"kind": "rotated", "degrees_per_task": 45.0}
-    write_params(repo, params)
-    assert stages_run(run(repo, "dvc", "repro", "prepare")) == {"prepare"}
-    task_a = prepared_images(repo, "task_a")
-    for t, name in ((1, "task_b"), (2, "task_c")):
-        shown = prepared_images(repo, name)
-        np.testing.assert_array_equal(shown.digit, task_a.digit)
-        expected_images = mnist.show({"train": task_a}, t, params["task_inputs"], params["seed"])["train"].image
-        np.testing.assert_array_equal(shown.image, expected_images)
-    np.testing.assert_array_equal(prepared_images(repo, "task_c").image, np.rot90(task_a.image, 1, axes=(1, 2)))
 
 
 def prepared_images(repo: Path, task: str) -> mnist.Split:

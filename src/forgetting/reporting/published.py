@@ -106,6 +106,18 @@ def table2(summaries: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
     return markdown.table(header, rows, left=[1, *(4 + 3 * k for k in range(len(scenarios)))])  # ours, verdicts
 
 
+def agreeing(summaries: dict[str, dict[str, dict[str, Any]]]) -> dict[str, tuple[int, int]]:
+    """Per scenario of ``summaries``: how many of the rows that one of our models ran agree, and how many ran."""
+    counts = {}
+    for scenario in (s for s in SCENARIOS if s in summaries):
+        ran = [(OURS[row][0], cells[SCENARIOS.index(scenario)]) for row, cells in HSU_TABLE2.items()]
+        verdicts = [
+            verdict(100 * summaries[scenario][m]["mean_accuracy"], *c) for m, c in ran if m in summaries[scenario]
+        ]
+        counts[scenario] = (verdicts.count("agrees"), len(verdicts))
+    return counts
+
+
 def _listed(words: list[str]) -> str:
     """The words as a sentence lists them: a; a and b; a, b and c."""
     return " and ".join(filter(None, (", ".join(words[:-1]), words[-1])))
@@ -125,6 +137,10 @@ def write_table2_page(summaries: dict[str, dict[str, dict[str, Any]]], seeds: in
         f"Where this run still differs from theirs: {'; '.join(preset.differs)}.",
         "",
         *table2(summaries),
+        "",
+        "Rows that agree: "
+        + "; ".join(f"{s}, {agree} of {ran}" for s, (agree, ran) in agreeing(summaries).items())
+        + " (GEM's and DGR's with our stand-ins).",
         "",
         "Regenerate this page with `python bench/hsu2018.py`; do not edit it.",
     ]
