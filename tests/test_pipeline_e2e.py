@@ -552,12 +552,7 @@ def test_rotated_mnist_prepares_its_tasks(tmp_path, tfds_dir):
     params["task_inputs"] = {"kind": "rotated", "degrees_per_task": 45.0}
     write_params(repo, params)
     assert stages_run(run(repo, "dvc", "repro", "prepare")) == {"prepare"}
-    task_a = prepared_images(repo, "task_a")
-    for t, name in ((1, "task_b"), (2, "task_c")):
-        shown = prepared_images(repo, name)
-        np.testing.assert_array_equal(shown.digit, task_a.digit)
-        expected_images = mnist.show({"train": task_a}, t, params["task_inputs"], params["seed"])["train"].image
-        np.testing.assert_array_equal(shown.image, expected_images)
+    task_a = assert_each_task_shows_task_a(repo, params)
     np.testing.assert_array_equal(prepared_images(repo, "task_c").image, np.rot90(task_a.image, 1, axes=(1, 2)))
 
 
@@ -576,12 +571,7 @@ def test_permuted_mnist_end_to_end(tmp_path, tfds_dir):
     left_out = {f"{s}@{n}" for n in STRATEGIES if n not in DOMAIN_SEQUENCE_STRATEGIES for s in ("finetune", "evaluate")}
     assert stages_run(run(repo, "dvc", "repro")) == ALL_STAGES - left_out
 
-    task_a = prepared_images(repo, "task_a")
-    for t, name in ((1, "task_b"), (2, "task_c")):
-        shown = prepared_images(repo, name)
-        np.testing.assert_array_equal(shown.digit, task_a.digit)  # the same examples ...
-        expected_images = mnist.show({"train": task_a}, t, params["task_inputs"], params["seed"])["train"].image
-        np.testing.assert_array_equal(shown.image, expected_images)  # ... shown as task t shows them
+    assert_each_task_shows_task_a(repo, params)
 
     names = ["task_a", "task_b", "task_c"]
     metrics = assert_a_sequence_of_tasks(repo, DOMAIN_SEQUENCE_STRATEGIES, names)
@@ -630,6 +620,18 @@ def test_permuted_mnist_end_to_end(tmp_path, tfds_dir):
     assert "metrics/toy.json" in run(repo, "dvc", "metrics", "show")
     assert "toy" in run(repo, "forgetting", "diff", "naive", "toy")
     assert up_to_date(repo)
+
+
+def assert_each_task_shows_task_a(repo: Path, params: dict) -> mnist.Split:
+    """Tasks B and C's prepared train splits are task A's examples, shown as task 1 and task 2 show them
+    (``params["task_inputs"]``: a pixel order or a rotation); task A's split."""
+    task_a = prepared_images(repo, "task_a")
+    for t, name in ((1, "task_b"), (2, "task_c")):
+        shown = prepared_images(repo, name)
+        np.testing.assert_array_equal(shown.digit, task_a.digit)  # the same examples ...
+        expected_images = mnist.show({"train": task_a}, t, params["task_inputs"], params["seed"])["train"].image
+        np.testing.assert_array_equal(shown.image, expected_images)  # ... shown as task t shows them
+    return task_a
 
 
 def prepared_images(repo: Path, task: str) -> mnist.Split:

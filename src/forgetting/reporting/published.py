@@ -79,30 +79,34 @@ def verdict(ours: float, theirs: float, sd: float) -> str:
     return "agrees" if abs(gap) <= WITHIN else f"{ours - theirs:+.1f} ({gap:+.1f} sd)"
 
 
+def _compared(summaries: dict[str, dict[str, dict[str, Any]]], scenario: str):
+    """Each row of Table 2 in ``scenario``: (their row, our model's metrics summary or None, their mean, their sd)."""
+    for row, cells in HSU_TABLE2.items():
+        model = OURS[row][0]
+        yield row, summaries[scenario].get(model) if model else None, *cells[SCENARIOS.index(scenario)]
+
+
 def table2(summaries: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
     """The markdown table: each row of theirs, and per scenario (``summaries``: scenario -> our model -> its metrics
     summary, as metrics/<name>.json holds it) ours in % (mean ± 95% CI), theirs, and the verdict."""
     scenarios = [s for s in SCENARIOS if s in summaries]
     header = ["method (theirs)", "ours"]
     header += [f"{label}, {s}" for s in scenarios for label in ("ours", "Hsu et al.", "verdict")]
+    columns = {}
+    for scenario in scenarios:
+        columns[scenario] = []
+        for _, summary, theirs, sd in _compared(summaries, scenario):
+            if summary is None:
+                columns[scenario].append(["", f"{theirs:.2f} ± {sd:.2f}", ""])
+                continue
+            mean, ci = 100 * summary["mean_accuracy"], summary.get("mean_accuracy_ci95")
+            ours = f"{mean:.2f} {plus_minus(None if ci is None else 100 * ci, 2)}"
+            columns[scenario].append([ours, f"{theirs:.2f} ± {sd:.2f}", verdict(mean, theirs, sd)])
     rows = []
-    for row, cells in HSU_TABLE2.items():
+    for i, row in enumerate(HSU_TABLE2):
         model, note = OURS[row]
         line = [row, f"`{model}`" + (f" ({note})" if note else "") if model else f"— ({note})"]
-        for scenario in scenarios:
-            theirs, sd = cells[SCENARIOS.index(scenario)]
-            summary = summaries[scenario].get(model) if model else None
-            if summary is None:
-                line += ["", f"{theirs:.2f} ± {sd:.2f}", ""]
-                continue
-            mean = 100 * summary["mean_accuracy"]
-            ci = summary.get("mean_accuracy_ci95")
-            line += [
-                f"{mean:.2f} {plus_minus(None if ci is None else 100 * ci, 2)}",
-                f"{theirs:.2f} ± {sd:.2f}",
-                verdict(mean, theirs, sd),
-            ]
-        rows.append(line)
+        rows.append(line + [cell for scenario in scenarios for cell in columns[scenario][i]])
     return markdown.table(header, rows, left=[1, *(4 + 3 * k for k in range(len(scenarios)))])  # ours, verdicts
 
 
@@ -110,9 +114,10 @@ def agreeing(summaries: dict[str, dict[str, dict[str, Any]]]) -> dict[str, tuple
     """Per scenario of ``summaries``: how many of the rows that one of our models ran agree, and how many ran."""
     counts = {}
     for scenario in (s for s in SCENARIOS if s in summaries):
-        ran = [(OURS[row][0], cells[SCENARIOS.index(scenario)]) for row, cells in HSU_TABLE2.items()]
         verdicts = [
-            verdict(100 * summaries[scenario][m]["mean_accuracy"], *c) for m, c in ran if m in summaries[scenario]
+            verdict(100 * summary["mean_accuracy"], theirs, sd)
+            for _, summary, theirs, sd in _compared(summaries, scenario)
+            if summary is not None
         ]
         counts[scenario] = (verdicts.count("agrees"), len(verdicts))
     return counts
@@ -145,4 +150,4 @@ def write_table2_page(summaries: dict[str, dict[str, dict[str, Any]]], seeds: in
         "Regenerate this page with `python bench/hsu2018.py`; do not edit it.",
     ]
     with atomic_output(out) as tmp:
-        tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        markdown.write(tmp, lines)
