@@ -212,24 +212,25 @@ def committed(repo: Path, path: str) -> str:
     return run(repo, "git", "show", f"HEAD:{path}")
 
 
-def assert_the_committed_results_reproduce(repo: Path) -> None:
+def assert_the_committed_results_reproduce(repo: Path) -> bool:
     """A clone with the committed params reproduces the committed dvc.lock and metrics byte for byte, on a CPU that
     computes as the one that committed them did: where the retrained task-A model is the committed one. Float
     rounding differs between kinds of CPU (oneDNN's kernels for AVX2 and for AVX-512 add in other orders), so on
     another kind every committed metric is reproduced within its own 95% CI half-width (measured across two kinds:
-    at most a third of it), and nothing but the pipeline's results changes."""
+    at most a third of it), and nothing but the pipeline's results changes. Whether it was byte for byte."""
     lock = yaml.safe_load(committed(repo, "dvc.lock"))["stages"]["train_a"]["outs"]
     fresh = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]["train_a"]["outs"]
     changed = run(repo, "git", "status", "--porcelain").splitlines()
     if lock == fresh:
         assert changed == []
-        return
+        return True
     assert {line[3:].split("/")[0] for line in changed} <= {"dvc.lock", "metrics", "report"}, changed
     for path in (repo / "metrics").glob("*.json"):
         old, new = json.loads(committed(repo, f"metrics/{path.name}")), json.loads(path.read_text())
         assert old.keys() == new.keys(), path.name
         for key in (k for k in old if not k.endswith("_ci95")):
             assert abs(new[key] - old[key]) <= old[f"{key}_ci95"], (path.name, key, old[key], new[key])
+    return False
 
 
 @pytest.mark.e2e
@@ -244,8 +245,8 @@ def test_pipeline_end_to_end(repo):
     noise = [line for line in output.splitlines() if re.match(r"[EFWI]\d{4} ", line) or "MiB/s" in line]
     noise += [line for line in output.splitlines() if "Downloading" in line or "absl::InitializeLog" in line]
     assert noise == []
-    if read_params(repo)["data"]["manual_dir"].startswith("~"):
-        assert_the_committed_results_reproduce(repo)
+    at_committed_place = read_params(repo)["data"]["manual_dir"].startswith("~")  # MNIST where the committer's was
+    reproduced = at_committed_place and assert_the_committed_results_reproduce(repo)
 
     metrics = read_metrics(repo)
     assert set(metrics) == set(MODELS)
@@ -341,13 +342,16 @@ def test_pipeline_end_to_end(repo):
     assert stages_run(run(repo, "dvc", "repro")) == set()
 
     # Same params, same bytes: retraining a model rewrites an identical checkpoint and identical metrics, so
-    # dvc.lock does not change and nothing downstream goes stale. (Task A's checkpoint: the committed lock above.)
-    lock = (repo / "dvc.lock").read_bytes()
-    rerun = {"finetune@naive", "evaluate@naive"}
-    assert stages_run(run(repo, "dvc", "repro", "--force", "--single-item", *sorted(rerun))) == rerun
-    assert (repo / "dvc.lock").read_bytes() == lock
-    assert read_metrics(repo)["naive"] == metrics["naive"]
-    assert up_to_date(repo)
+    # dvc.lock does not change and nothing downstream goes stale. Where the fresh run above rewrote the committed
+    # dvc.lock byte for byte (this CPU computes as the committer's), every stage has shown it; elsewhere naive's
+    # retraining shows it here.
+    if not reproduced:
+        lock = (repo / "dvc.lock").read_bytes()
+        rerun = {"finetune@naive", "evaluate@naive"}
+        assert stages_run(run(repo, "dvc", "repro", "--force", "--single-item", *sorted(rerun))) == rerun
+        assert (repo / "dvc.lock").read_bytes() == lock
+        assert read_metrics(repo)["naive"] == metrics["naive"]
+        assert up_to_date(repo)
 
     # DVC's views: one metrics row per model (means and CIs; the per-repetition values and the accuracy matrix
     # have their own files); plots of every task's accuracy per epoch (derived from the data, with a CI band) and

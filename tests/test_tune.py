@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_pipeline_e2e import copy_project, keep_only, read_params, run, tfds_dir  # noqa: F401 (tfds_dir: a fixture)
+from test_pipeline_e2e import copy_project, keep_only, read_params, run, stages_run, tfds_dir  # noqa: F401 (tfds_dir: a fixture)
 
 from forgetting.config import params, settings
 from forgetting.errors import ForgettingError
@@ -383,6 +383,19 @@ def test_experiment_command_sets_the_setting_and_every_tuned_value():
     assert experiment.command("domain-permuted", permuted, "p")[-4:] == [
         *("-S", "task_inputs.kind=permuted", "-S", "data.train_per_digit=1000")
     ]
+    # stages to run, after the values: dvc exp run's targets
+    targets = ("evaluate@ewc", "evaluate@lwf")
+    assert experiment.command("class-split5", tuned, "c", targets=targets)[-4:] == ["-S", "lwf.weight=0.3", *targets]
+
+
+def test_an_experiments_target_must_be_a_stage_of_the_pipeline(capsys, monkeypatch):
+    from forgetting import cli
+
+    monkeypatch.chdir(ROOT)
+    assert cli.main(["exp", "domain-even-odd", "evaluate@ewk", "--dry"]) == 1
+    assert capsys.readouterr().err == (
+        "error: forgetting exp: no stage 'evaluate@ewk' in dvc.yaml: did you mean evaluate@ewc?\n"
+    )
 
 
 # --- end to end: a tiny tune on real MNIST under a local Ray -------------------------------------------------------
@@ -489,8 +502,9 @@ def test_tiny_tune_then_its_values_as_a_dvc_experiment(tiny_repo):
     run(tiny_repo, "git", "checkout", "params.yaml")
     run(tiny_repo, "git", "add", "tuning")
     run(tiny_repo, "git", "commit", "-qm", "tuned")
-    output = run(tiny_repo, "forgetting", "exp", "domain-even-odd")
+    output = run(tiny_repo, "forgetting", "exp", "domain-even-odd", "evaluate@l2")  # the stages L2's metrics need
     assert f"-S l2.weight={best['params']['l2.weight']}" in output
+    assert stages_run(output) == {"prepare", "train_a", "finetune@l2", "evaluate@l2"}
     shown = json.loads(run(tiny_repo, "dvc", "exp", "show", "--json"))
     experiments = [e for row in shown for e in (row.get("experiments") or []) if e.get("name") == "domain-even-odd"]
     assert experiments, shown
