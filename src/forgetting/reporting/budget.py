@@ -14,8 +14,8 @@ import numpy as np
 from forgetting.config.params import with_values
 from forgetting.files import atomic_output
 from forgetting.reporting import markdown
-from forgetting.reporting.figures import _figure, _save, colour
-from forgetting.reporting.report import _held, _mean_ci, _memory
+from forgetting.reporting.figures import colour, new_figure, save_figure
+from forgetting.reporting.report import held, mean_ci, memory_cost
 from forgetting.strategies import listed, strategy_class
 
 PAGE, FIGURE = "memory_budget.md", "memory_budget.png"
@@ -39,7 +39,7 @@ def with_budget(params: dict[str, Any], budget: int) -> dict[str, Any]:
 
 def memory_text(params: dict[str, Any], name: str) -> str:
     """What strategy ``name`` keeps to train on the last task, and its size: the report's memory column."""
-    return _held(_memory(params, name))
+    return held(memory_cost(params, name))
 
 
 def write_budget_page(
@@ -69,7 +69,7 @@ def write_budget_page(
             "",
             *markdown.table(
                 ["strategy", *(f"{b} examples" for b in budgets)],
-                [[f"`{n}`", *(_mean_ci(by_budget[b][n], "mean_accuracy") for b in budgets)] for n in names],
+                [[f"`{n}`", *(mean_ci(by_budget[b][n], "mean_accuracy") for b in budgets)] for n in names],
             ),
             "",
             "The reference lines: joint (every task's data at once) and the strategies that store no example, with "
@@ -77,7 +77,7 @@ def write_budget_page(
             "",
             *markdown.table(
                 ["model", "mean accuracy", "memory"],
-                [[f"`{n}`", _mean_ci(s, "mean_accuracy"), memory.get(n, "")] for n, s in reference.items()],
+                [[f"`{n}`", mean_ci(s, "mean_accuracy"), memory.get(n, "")] for n, s in reference.items()],
                 text=1,
             ),
             "",
@@ -98,7 +98,7 @@ def _draw(
 ) -> None:
     """Each storing strategy's mean accuracy and 95% CI against its stored examples (log axis); a horizontal line
     per reference model, labelled with what it keeps."""
-    figure = _figure(8.0, 5.5)
+    figure = new_figure(8.0, 5.5)
     ax = figure.subplots()
     for name in names:
         means = np.array([by_budget[b][name]["mean_accuracy"] for b in budgets])
@@ -114,4 +114,4 @@ def _draw(
     ax.set_ylabel("mean final test accuracy (mean and 95% CI)")
     ax.grid(alpha=0.3)
     figure.legend(loc="outside right center", fontsize=8)
-    _save(figure, path)
+    save_figure(figure, path)

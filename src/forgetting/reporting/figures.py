@@ -57,7 +57,7 @@ class Plot:
     skipped: str = ""
 
 
-def _figure(width: float, height: float) -> Figure:
+def new_figure(width: float, height: float) -> Figure:
     """A figure of ``width`` x ``height`` inches on an Agg canvas, in matplotlib's default style."""
     with matplotlib.style.context("default"):
         figure = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
@@ -65,7 +65,7 @@ def _figure(width: float, height: float) -> Figure:
     return figure
 
 
-def _save(figure: Figure, path: Path) -> None:
+def save_figure(figure: Figure, path: Path) -> None:
     figure.savefig(path, dpi=DPI, metadata={"Software": None})
 
 
@@ -82,7 +82,7 @@ def mean_accuracy(results: Results, path: Path, memory: dict[str, str]) -> None:
     """Each strategy's mean accuracy with its 95% CI, best at the top, its memory cost at the right; joint and naive
     (where the strategy list has it) as reference lines with their CI bands."""
     names = results.strategies
-    figure = _figure(7.5, 0.42 * len(names) + 1.5)
+    figure = new_figure(7.5, 0.42 * len(names) + 1.5)
     ax = figure.subplots()
     rows = np.arange(len(names))[::-1]
     for row, name in zip(rows, names, strict=True):
@@ -101,7 +101,7 @@ def mean_accuracy(results: Results, path: Path, memory: dict[str, str]) -> None:
     ax.set_xlabel("mean final test accuracy over the tasks (mean and 95% CI over the repetitions)")
     ax.grid(axis="x", alpha=0.3)
     figure.legend(loc="outside upper center", ncols=2, fontsize=9)
-    _save(figure, path)
+    save_figure(figure, path)
 
 
 def forgetting_curves(results: Results, path: Path, memory: dict[str, str]) -> None:
@@ -112,7 +112,7 @@ def forgetting_curves(results: Results, path: Path, memory: dict[str, str]) -> N
     columns = min(len(tasks), PANELS_PER_ROW)
     rows = -(-len(tasks) // columns)
     free = rows * columns - len(tasks)
-    figure = _figure(3.7 * columns + (0 if free else 1.9), 3.0 * rows + 0.3)
+    figure = new_figure(3.7 * columns + (0 if free else 1.9), 3.0 * rows + 0.3)
     axes = list(figure.subplots(rows, columns, sharey=True, squeeze=False).flat)
     ends = _task_ends(results)
     for ax, task, digits in zip(axes, tasks, results.params["tasks"], strict=False):
@@ -135,7 +135,7 @@ def forgetting_curves(results: Results, path: Path, memory: dict[str, str]) -> N
         figure.legend(handles, labels, loc="outside right center", fontsize=9)
     figure.supxlabel("epoch (task A's, then each later task's in turn)", fontsize=10)
     figure.supylabel("test accuracy", fontsize=10)
-    _save(figure, path)
+    save_figure(figure, path)
 
 
 def _bar(half: float | None) -> float | None:
@@ -172,7 +172,7 @@ def accuracy_matrices(results: Results, path: Path, memory: dict[str, str]) -> N
     names, letters = results.strategies, [letter(task) for task in results.tasks]
     columns = min(len(names), 4)
     side = 0.9 + 0.27 * len(letters)
-    figure = _figure(columns * side + 1.4, -(-len(names) // columns) * (side + 0.3) + 0.5)
+    figure = new_figure(columns * side + 1.4, -(-len(names) // columns) * (side + 0.3) + 0.5)
     axes = figure.subplots(-(-len(names) // columns), columns, squeeze=False)
     for ax, name in zip(axes.flat, names, strict=False):
         grid = results.grid(name)
@@ -188,14 +188,14 @@ def accuracy_matrices(results: Results, path: Path, memory: dict[str, str]) -> N
     figure.supxlabel("tested on task", fontsize=10)
     figure.supylabel("after training on task", fontsize=10)
     figure.colorbar(image, ax=axes, shrink=0.7, label="test accuracy (cells: %)")
-    _save(figure, path)
+    save_figure(figure, path)
 
 
 def stability_plasticity(results: Results, path: Path, memory: dict[str, str]) -> None:
     """One point per strategy (and joint): final accuracy on the newest task against the mean final accuracy on the
     earlier ones, each with its 95% CI; a strategy that equals an earlier one is named beside it."""
     names, same = ["joint", *results.strategies], results.same_as()
-    figure = _figure(7.0, 5.4)
+    figure = new_figure(7.0, 5.4)
     ax = figure.subplots()
     points = []
     for name in (name for name in names if name not in same):
@@ -212,7 +212,7 @@ def stability_plasticity(results: Results, path: Path, memory: dict[str, str]) -
     ax.set_ylabel(f"stability: mean final test accuracy on the earlier tasks ({earlier})")
     ax.grid(alpha=0.3)
     _place_labels(ax, points)
-    _save(figure, path)
+    save_figure(figure, path)
 
 
 def _place_labels(ax: Axes, points: list[tuple[float, float, float, float, str]]) -> None:

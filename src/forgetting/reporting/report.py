@@ -78,7 +78,7 @@ def write_settings_page(results_by_setting: dict[str, Results], out: Path) -> No
         folder.mkdir()
         lines = ["# Every setting side by side", "", "Mean final test accuracy over each setting's tasks:", ""]
         rows = [
-            [_name(name), *(_mean_ci(r.summary[name], "mean_accuracy") for r in results_by_setting.values())]
+            [_name(name), *(mean_ci(r.summary[name], "mean_accuracy") for r in results_by_setting.values())]
             for name in ("joint", *listed(), "task_a")
         ]
         lines += markdown.table(["model", *(f"`{s}`" for s in results_by_setting)], rows)
@@ -96,7 +96,7 @@ def _published(results_by_setting: dict[str, Results]) -> list[str]:
     header = ["model", *(f"{label} `{s}`" for s in settings for label in ("ours,", "Hsu et al.,"))]
     rows = []
     for name in ("joint", *listed()):
-        ours = [_mean_ci(results_by_setting[s].summary[name], "mean_accuracy") for s in settings]
+        ours = [mean_ci(results_by_setting[s].summary[name], "mean_accuracy") for s in settings]
         rows.append(
             [_name(name), *(c for s, o in zip(settings, ours, strict=True) for c in (o, published(s).get(name, "")))]
         )
@@ -123,7 +123,7 @@ def section(results: Results, folder: Path, prefix: str = "", level: int = 1, li
     """The markdown of one setting, its title at heading ``level``; its figures are written to ``folder`` as
     ``<prefix><figure>.png`` and linked as ``<link><prefix><figure>.png``."""
     h = "#" * (level + 1)
-    memory = {name: _memory(results.params, name) for name in listed()}
+    memory = {name: memory_cost(results.params, name) for name in listed()}
     lines = [*_title(results, level), "", f"{h} Every model", "", *_strategy_table(results, memory)]
     for figure in figures.FIGURES:
         lines += ["", f"{h} {figure.title}", ""]
@@ -211,10 +211,10 @@ def _strategy_table(results: Results, memory: dict[str, Memory]) -> list[str]:
     rows = []
     for name in results.ranked:
         s = results.summary[name]
-        cells = [_mean_ci(s, f"{task}_accuracy") for task in results.tasks]
-        cells += [f"**{_mean_ci(s, 'mean_accuracy')}**", *(_mean_ci(s, key) if key in s else "" for key in optional)]
-        held = _held(memory[name]) if name in memory else "every task's data (not continual)"
-        rows.append([_name(name), *cells, "" if name == "task_a" else held, _values(results, name)])
+        cells = [mean_ci(s, f"{task}_accuracy") for task in results.tasks]
+        cells += [f"**{mean_ci(s, 'mean_accuracy')}**", *(mean_ci(s, key) if key in s else "" for key in optional)]
+        kept = held(memory[name]) if name in memory else "every task's data (not continual)"
+        rows.append([_name(name), *cells, "" if name == "task_a" else kept, _values(results, name)])
     return [
         "Final test accuracy on each task; joint first (the upper bound), then the strategies by mean accuracy, best "
         "first, then the task-A model before any later task. Memory: what a strategy keeps per repetition to train "
@@ -243,8 +243,8 @@ def _fwt_note(results: Results) -> list[str]:
     scored = [n for n in has if not strategy_class(n).acts_at("predict")]
     if not scored:
         return []
-    fwt = _mean_ci(results.summary[scored[0]], "fwt")
-    own = [f"`{n}` {_mean_ci(results.summary[n], 'fwt')}" for n in has if n not in scored]
+    fwt = mean_ci(results.summary[scored[0]], "fwt")
+    own = [f"`{n}` {mean_ci(results.summary[n], 'fwt')}" for n in has if n not in scored]
     rule = f" (not {', '.join(own)}: a prediction rule of its own, which reads more than the logits)" if own else ""
     if len(results.tasks) == 2:
         why = "it is the task-A model's accuracy on task B less that at initialisation, and every strategy starts there"
@@ -331,7 +331,7 @@ def _source(results: Results, name: str) -> str:
     chosen = entry["params"]
     if all(value_at(results.params, key) == value for key, value in chosen.items()):
         whose = "" if owner == name else f" of `{owner}`, whose values these are"
-        score = f"val acc {_mean_ci(entry, 'score')}; {_tuning_seeds(results, entry)}{_edge(entry)}"
+        score = f"val acc {mean_ci(entry, 'score')}; {_tuning_seeds(results, entry)}{_edge(entry)}"
         return f"tuned on validation ({path}: {entry['trials']} trials{whose}, {score})"
     return f"set by hand ({path} chose {', '.join(f'{k} = {_number(v)}' for k, v in chosen.items())})"
 
@@ -369,7 +369,8 @@ def _values(results: Results, name: str) -> str:
     return ", ".join(f"{key} = {_number(value_at(results.params, key))}" for key in keys)
 
 
-def _memory(params: dict[str, Any], name: str) -> Memory:
+def memory_cost(params: dict[str, Any], name: str) -> Memory:
+    """What strategy ``name`` keeps per repetition to train on the last task under ``params``."""
     return strategy_class(name).memory(params, num_parameters(params), len(params["tasks"]))
 
 
@@ -386,7 +387,7 @@ def _name(model: str) -> str:
     return LABELS.get(model, f"`{model}`")
 
 
-def _held(memory: Memory) -> str:
+def held(memory: Memory) -> str:
     """What a strategy keeps and its size."""
     return f"{memory.what}: {_size(memory)}" if memory.bytes else memory.what
 
@@ -401,5 +402,7 @@ def _number(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def _mean_ci(values: dict[str, float], key: str) -> str:
+def mean_ci(values: dict[str, float], key: str) -> str:
+    """``values[key]`` with its 95% CI half-width (``<key>_ci95``), as the tables show it: 0.812 ± 0.004 (± n/a
+    for one repetition)."""
     return f"{values[key]:.3f} {plus_minus(values[f'{key}_ci95'])}"
