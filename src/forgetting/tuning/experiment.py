@@ -29,7 +29,11 @@ HELP = "run a setting with its tuned values as a DVC experiment"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("setting", help=f"one of {', '.join(settings.SETTINGS)}")
+    parser.add_argument(
+        "setting",
+        help=f"<scenario>-<sequence>: {'/'.join(settings.SCENARIOS)} x {'/'.join(settings.SEQUENCES)} (the benchmarks "
+        f"run {', '.join(settings.SETTINGS)})",
+    )
     parser.add_argument(
         "targets", nargs="*", help="stages to run, with the ones they need (dvc exp run's targets; default: all)"
     )
