@@ -106,7 +106,8 @@ PROTOCOLS: dict[str, Protocol] = {
             "A-GEM (one reference gradient on a memory batch) in place of GEM (a quadratic program over every "
             "finished task's gradient, trained on the memory too)",
             "seeded runs (10 by default), mean ± 95% CI (theirs: 10 unseeded runs, mean ± sd)",
-            "LwF, DGR and RtF are not in their code (their Table 2 quotes them): ours run with our values",
+            "LwF, DGR and RtF are not in their code (their Table 2 quotes them): ours run with our values, the "
+            "generator for generative_replay.epochs (3: about 280 iterations a task at batch 128; DGR's, 2000)",
         ),
     ),
     "vandeven": Protocol(
