@@ -80,10 +80,26 @@ def verdict(ours: float, theirs: float, sd: float) -> str:
 
 
 def _compared(summaries: dict[str, dict[str, dict[str, Any]]], scenario: str):
-    """Each row of Table 2 in ``scenario``: (their row, our model's metrics summary or None, their mean, their sd)."""
+    """Each row of Table 2 in ``scenario``, in order: (our mean in %, its 95% CI half-width in % or None, their mean,
+    their sd); our mean None where none of our models ran the row."""
     for row, cells in HSU_TABLE2.items():
         model = OURS[row][0]
-        yield row, summaries[scenario].get(model) if model else None, *cells[SCENARIOS.index(scenario)]
+        summary = summaries[scenario].get(model) if model else None
+        theirs, sd = cells[SCENARIOS.index(scenario)]
+        if summary is None:
+            yield None, None, theirs, sd
+            continue
+        ci = summary.get("mean_accuracy_ci95")
+        yield 100 * summary["mean_accuracy"], None if ci is None else 100 * ci, theirs, sd
+
+
+def _cells(mean: float | None, ci: float | None, theirs: float, sd: float) -> list[str]:
+    """One scenario's three cells of a row: ours (mean ± 95% CI), theirs (mean ± sd), the verdict; ours and the
+    verdict empty where none of our models ran the row."""
+    published = f"{theirs:.2f} ± {sd:.2f}"
+    if mean is None:
+        return ["", published, ""]
+    return [f"{mean:.2f} {plus_minus(ci, 2)}", published, verdict(mean, theirs, sd)]
 
 
 def table2(summaries: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
@@ -92,21 +108,12 @@ def table2(summaries: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
     scenarios = [s for s in SCENARIOS if s in summaries]
     header = ["method (theirs)", "ours"]
     header += [f"{label}, {s}" for s in scenarios for label in ("ours", "Hsu et al.", "verdict")]
-    columns = {}
-    for scenario in scenarios:
-        columns[scenario] = []
-        for _, summary, theirs, sd in _compared(summaries, scenario):
-            if summary is None:
-                columns[scenario].append(["", f"{theirs:.2f} ± {sd:.2f}", ""])
-                continue
-            mean, ci = 100 * summary["mean_accuracy"], summary.get("mean_accuracy_ci95")
-            ours = f"{mean:.2f} {plus_minus(None if ci is None else 100 * ci, 2)}"
-            columns[scenario].append([ours, f"{theirs:.2f} ± {sd:.2f}", verdict(mean, theirs, sd)])
+    columns = [[_cells(*compared) for compared in _compared(summaries, s)] for s in scenarios]
     rows = []
     for i, row in enumerate(HSU_TABLE2):
         model, note = OURS[row]
         line = [row, f"`{model}`" + (f" ({note})" if note else "") if model else f"— ({note})"]
-        rows.append(line + [cell for scenario in scenarios for cell in columns[scenario][i]])
+        rows.append(line + [cell for column in columns for cell in column[i]])
     return markdown.table(header, rows, left=[1, *(4 + 3 * k for k in range(len(scenarios)))])  # ours, verdicts
 
 
@@ -114,11 +121,8 @@ def agreeing(summaries: dict[str, dict[str, dict[str, Any]]]) -> dict[str, tuple
     """Per scenario of ``summaries``: how many of the rows that one of our models ran agree, and how many ran."""
     counts = {}
     for scenario in (s for s in SCENARIOS if s in summaries):
-        verdicts = [
-            verdict(100 * summary["mean_accuracy"], theirs, sd)
-            for _, summary, theirs, sd in _compared(summaries, scenario)
-            if summary is not None
-        ]
+        compared = _compared(summaries, scenario)
+        verdicts = [verdict(mean, theirs, sd) for mean, _, theirs, sd in compared if mean is not None]
         counts[scenario] = (verdicts.count("agrees"), len(verdicts))
     return counts
 
