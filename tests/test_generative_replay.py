@@ -12,7 +12,36 @@ from forgetting.nn.model import build_network
 from forgetting.strategies import generative_replay as gen
 
 DOMAIN = Scenario("domain", EVEN_ODD)
-OWN = {"weight": 0.5, "temperature": 2.0, "epochs": 1, "hidden_units": 16, "latent": 3, "learning_rate": 1e-3}
+OWN = {
+    "weight": 0.5,
+    "temperature": 2.0,
+    "epochs": 1,
+    "iterations": None,
+    "hidden_units": 16,
+    "latent": 3,
+    "learning_rate": 1e-3,
+}
+
+
+def test_the_generators_iterations_count_optimiser_steps_in_place_of_epochs(capsys):
+    """generative_replay.iterations: that many steps, whatever the epochs. Where the examples make whole batches, 2
+    epochs of 5 batches are the same 10 steps, bit for bit; 9 steps are not."""
+    (task_a, _) = split_into_tasks(synthetic_mnist(300, seed=2), DOMAIN)
+    assert len(task_a.label) == 150
+
+    def trained(epochs: int, iterations: int | None) -> list[np.ndarray]:
+        model = gen.build_generator(8, 2, seeds=[5, 6])
+        length = {"epochs": epochs, "iterations": iterations, "learning_rate": 1e-2}
+        gen.train_generator(model, task_a, None, 1, batch_size=30, verbose=0, **length)
+        return [v.numpy() for v in model.weights]
+
+    by_epochs, by_steps, fewer = trained(2, None), trained(9, 10), trained(2, 9)
+    assert all(np.array_equal(a, b) for a, b in zip(by_epochs, by_steps, strict=True))
+    assert not all(np.array_equal(a, b) for a, b in zip(by_epochs, fewer, strict=True))
+    assert capsys.readouterr().out.splitlines() == [
+        f"generator: task 1 of the sequence, {length}" for length in ("2 epochs", "10 iterations", "9 iterations")
+    ]
+    assert gen.length(OWN | {"iterations": 7}) == {"epochs": 1, "iterations": 7, "learning_rate": 1e-3}
 
 
 def test_the_generators_loss_is_the_negative_elbo_by_hand():

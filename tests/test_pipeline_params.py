@@ -80,6 +80,7 @@ def _readers(declared: dict[str, set[str]], key: str) -> set[str]:
         ("icarl.weight", {"finetune@icarl"}),
         ("generative_replay.weight", {"finetune@generative_replay"}),
         ("generative_replay.epochs", {"finetune@generative_replay"}),
+        ("generative_replay.iterations", {"finetune@generative_replay"}),
         ("generative_replay.latent", {"finetune@generative_replay"}),
         ("lwf.temperature", {"finetune@lwf"}),
         ("lwf.weight", {"finetune@lwf"}),

@@ -49,6 +49,7 @@ def test_the_protocols_shared_values_are_the_papers():
     assert (
         vdv["class_outputs"] == "all" and vdv["replay.buffer_size"] == 1000 and vdv["generative_replay.latent"] == 100
     )
+    assert vdv["generative_replay.iterations"] == 2000 and vdv["generative_replay.hidden_units"] == 400
 
 
 @pytest.mark.parametrize("name", list(protocols.PROTOCOLS))

@@ -122,6 +122,7 @@ PROTOCOLS: dict[str, Protocol] = {
             "lwf.temperature": 2.0,
             "generative_replay.temperature": 2.0,
             "generative_replay.hidden_units": 400,
+            "generative_replay.iterations": 2000,
             "generative_replay.latent": 100,
             "generative_replay.learning_rate": 0.001,
         },
@@ -135,8 +136,7 @@ PROTOCOLS: dict[str, Protocol] = {
             "a new Adam optimiser for each task (theirs carries its moments on)",
             "replay weighs each finished task as much as the new one by repeating the buffer (theirs: loss = "
             "L_new / t + (1 - 1 / t) L_replay)",
-            "the generator one hidden layer wide and trained for generative_replay.epochs (theirs: two layers of 400, "
-            "2000 iterations a task)",
+            "the generator one hidden layer of 400 wide (theirs: two)",
             "5 runs seeded 42-46 unless -S seeds=20 (theirs: 20 seeds)",
             "L2, online EWC, MAS, DER++ and iCaRL's strengths are not among their defaults: ours run with our values",
         ),

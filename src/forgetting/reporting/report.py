@@ -399,7 +399,8 @@ def _size(memory: Memory) -> str:
 
 
 def _number(value: Any) -> str:
-    return f"{value:g}" if isinstance(value, float) else str(value)
+    """A param's value as the tables show it: floats short, None as params.yaml spells it (null)."""
+    return "null" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def mean_ci(values: dict[str, float], key: str) -> str:
