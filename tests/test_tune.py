@@ -353,6 +353,7 @@ def test_results_merge_with_earlier_strategies_and_both_files_are_written(tmp_pa
     ]
     assert not set(tuned["chosen"]["ewc"]["seeds"]) & set(params.repetition_seeds(base))
     assert tuned["tasks"] == settings.SEQUENCES["even-odd"]
+    assert "&id" not in (tmp_path / "domain-even-odd.yaml").read_text()  # the seeds written out, no YAML aliases
 
 
 def test_update_params_keeps_comments(tmp_path):

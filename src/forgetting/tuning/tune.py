@@ -493,6 +493,14 @@ def at_edge(chosen: dict[str, dict[str, Any]], trials: list[dict[str, Any]]) -> 
     return marked
 
 
+class PlainDumper(yaml.SafeDumper):
+    """YAML as a person writes it: a value shared by several entries (every choice's ``seeds``) written out in
+    each, not as an anchor and aliases (``&id001`` ... ``*id001``)."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
 def write_results(out: Path, setting, params, results, chosen, assignments, seconds) -> Path:
     """tuning/<setting>.json (every trial) and .yaml (the chosen values), merged with the strategies that an earlier
     run tuned and this one did not; both or neither. With ``chosen`` None (an interrupted run), the finished trials
@@ -516,7 +524,7 @@ def write_results(out: Path, setting, params, results, chosen, assignments, seco
         tmp_json.write_text(json.dumps({**header, "trials": trials}, indent=1, allow_nan=False) + "\n")
         note = f"# Chosen by `forgetting tune` on validation data ({seconds:.0f} s); every trial: {json_path.name}\n"
         body = {**header, "chosen": {**old_chosen, **chosen}}
-        tmp_yaml.write_text(note + yaml.safe_dump(body, sort_keys=False, default_flow_style=None))
+        tmp_yaml.write_text(note + yaml.dump(body, Dumper=PlainDumper, sort_keys=False, default_flow_style=None))
     partial.unlink(missing_ok=True)
     return json_path
 
