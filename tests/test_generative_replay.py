@@ -41,7 +41,7 @@ def test_the_generators_iterations_count_optimiser_steps_in_place_of_epochs(caps
     assert capsys.readouterr().out.splitlines() == [
         f"generator: task 1 of the sequence, {length}" for length in ("2 epochs", "10 iterations", "9 iterations")
     ]
-    assert gen.length(OWN | {"iterations": 7}) == {"epochs": 1, "iterations": 7, "learning_rate": 1e-3}
+    assert gen.generator_schedule(OWN | {"iterations": 7}) == {"epochs": 1, "iterations": 7, "learning_rate": 1e-3}
 
 
 def test_the_generators_loss_is_the_negative_elbo_by_hand():

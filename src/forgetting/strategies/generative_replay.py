@@ -231,7 +231,7 @@ def train_generator(
     return generator
 
 
-def length(own: dict[str, Any]) -> dict[str, Any]:
+def generator_schedule(own: dict[str, Any]) -> dict[str, Any]:
     """``train_generator``'s training length and learning rate, from the ``generative_replay`` params."""
     return {"epochs": own["epochs"], "iterations": own["iterations"], "learning_rate": own["learning_rate"]}
 
@@ -290,7 +290,7 @@ class GenerativeReplay(Strategy):
         own, network = params["generative_replay"], task_a.model()
         generator = build_generator(own["hidden_units"], own["latent"], network.seeds)
         batch_size = params["train"]["batch_size"]
-        train_generator(generator, task_a.train_split(), None, 1, **length(own), batch_size=batch_size)
+        train_generator(generator, task_a.train_split(), None, 1, **generator_schedule(own), batch_size=batch_size)
         return cls(network, generator, task_a.scenario, own, batch_size)
 
     def _groups(self) -> list[tf.Tensor]:
@@ -327,7 +327,9 @@ class GenerativeReplay(Strategy):
         is now becomes the teacher."""
         previous = frozen_generator(self.generator)
         self.generator.trainable = True
-        train_generator(self.generator, train, previous, task + 1, **length(self.own), batch_size=self.batch_size)
+        train_generator(
+            self.generator, train, previous, task + 1, **generator_schedule(self.own), batch_size=self.batch_size
+        )
         self.generator.trainable = False
         self.teacher = frozen_copy(network)
         self.tasks_done = task + 1
