@@ -35,7 +35,7 @@ MODELS = ("task_a", "joint", *STRATEGIES)
 # classic result) and iCaRL (a nearest-mean head through the stages); permuted MNIST (a domain sequence) with naive
 # and SI (the path integral that train_a writes). Every strategy trains through task sequences in every scenario in
 # tests/test_strategies.py (EWC's Fisher of each finished task, replay_equal_steps' step count and generative
-# replay's generator among them), and through its stages in the default pipeline's test.
+# replay's generator and replay-through-feedback's among them), and through its stages in the default pipeline's test.
 FIVE_TASK_STRATEGIES = ("naive", "replay", "icarl")
 DOMAIN_SEQUENCE_STRATEGIES = ("naive", "si")
 ALL_STAGES = {
@@ -282,7 +282,7 @@ def test_pipeline_end_to_end(repo):
     params = read_params(repo)
     if params["online_ewc"]["alpha"] == params["alpha"]:  # with two tasks online EWC is EWC
         assert metrics["online_ewc"]["mean_accuracy"] == metrics["ewc"]["mean_accuracy"]
-    for name in ("l2", "ewc", "si", "mas", "lwf", "replay", "agem", "der", "icarl", "generative_replay"):
+    for name in ("l2", "ewc", "si", "mas", "lwf", "replay", "agem", "der", "icarl", "generative_replay", "rtf"):
         assert metrics[name]["task_a_accuracy"] > metrics["naive"]["task_a_accuracy"], name
     for name in STRATEGIES:
         forgetting = metrics["task_a"]["task_a_accuracy"] - metrics[name]["task_a_accuracy"]

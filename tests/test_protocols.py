@@ -50,6 +50,7 @@ def test_the_protocols_shared_values_are_the_papers():
         vdv["class_outputs"] == "all" and vdv["replay.buffer_size"] == 1000 and vdv["generative_replay.latent"] == 100
     )
     assert vdv["generative_replay.iterations"] == 2000 and vdv["generative_replay.hidden_units"] == 400
+    assert vdv["rtf.iterations"] == 2000 and vdv["rtf.latent"] == 100 and vdv["rtf.learning_rate"] == 0.001
 
 
 @pytest.mark.parametrize("name", list(protocols.PROTOCOLS))

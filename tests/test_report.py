@@ -298,6 +298,7 @@ def test_where_the_hyperparameters_were_chosen(tmp_path):
         "ewc": {"params": {"alpha": 1000.0}, "score": 0.81234, "score_ci95": 0.0123, "trials": 6},  # as in params
         "l2": {"params": {"l2.weight": 3.0}, "score": 0.8, "score_ci95": 0.01, "trials": 6},  # params say 0.3
         "mas": {"params": {"mas.lambda": 0.1}, "score": 0.8, "score_ci95": 0.01, "trials": 5, "seeds": [1000, 1001]},
+        "der": {"params": {"der.alpha": 0.1}, "score": 0.9, "score_ci95": 0.01, "trials": 10, "widened": 1},
         "lwf": {"params": {"lwf.weight": 0.3}, "score": 0.9, "score_ci95": 0.01, "trials": 8, "widened": 3},
     }
     chosen["lwf"] |= {"at_edge": ["lwf.weight"], "seeds": [1000, 1001, 1002, 1003, 1004]}
@@ -328,13 +329,14 @@ def test_where_the_hyperparameters_were_chosen(tmp_path):
         "reported ones; 3 trials past the declared grid; lwf.weight at the edge of the values tried: the figure may "
         "understate it)"
     )
+    assert rows["`der`"][2].endswith("reported ones; 1 trial past the declared grid)")
     assert rows["`l2`"][2] == "set by hand (tuning/domain-even-odd.yaml chose l2.weight = 3)"
     assert rows["`si`"][2].endswith("; seeds 42-51: all of the reported ones)")  # and more: their luck carries over
     assert rows["`online_ewc`"][2] == "set by hand in params.yaml (not tuned for this setting)"
     assert rows["`naive`"] == ["none", "—", "— (no hyperparameters)"]
     with_any = len(STRATEGY_LIST) - 1  # all but naive
     assert (
-        f"tuned on validation (tuning/domain-even-odd.yaml) for 4 of the {with_any} strategies with any (the others "
+        f"tuned on validation (tuning/domain-even-odd.yaml) for 5 of the {with_any} strategies with any (the others "
         "by hand)" in markdown
     )
 

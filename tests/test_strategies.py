@@ -23,6 +23,7 @@ from forgetting.strategies import (
     OnlineEWC,
     QuadraticPenalty,
     Replay,
+    RtF,
     TaskAState,
     build_strategy,
     listed,
@@ -73,6 +74,7 @@ def test_registry_names_the_strategies():
         "der": DER,
         "icarl": ICaRL,
         "generative_replay": GenerativeReplay,
+        "rtf": RtF,
     } == {name: strategy_class(name) for name in STRATEGY_LIST}
     assert all(strategy_class(name).name == name for name in STRATEGY_LIST)
 
@@ -321,6 +323,7 @@ def _consolidated_task_b(strategy, theta_a: dict[str, np.ndarray]) -> bool:
 # a generator small and quick enough for unit tests
 TINY_GENERATOR = {"weight": 1.0, "temperature": 2.0, "epochs": 1, "iterations": None, "hidden_units": 16, "latent": 4}
 TINY_GENERATOR["learning_rate"] = 1e-3
+TINY_FEEDBACK = {"weight": 1.0, "temperature": 2.0, "latent": 4, "epochs": 1, "iterations": None, "learning_rate": 1e-3}
 SEQUENCE_PARAMS = PARAMS | {
     "seed": 3,
     "model": {"hidden_units": 12, "dropout": 0.25},
@@ -332,6 +335,7 @@ SEQUENCE_PARAMS = PARAMS | {
     "der": {"buffer_size": 30, "memory_batch": 16, "alpha": 0.5, "beta": 1.0},
     "icarl": {"buffer_size": 30, "weight": 1.0},
     "generative_replay": TINY_GENERATOR,
+    "rtf": TINY_FEEDBACK,
 }
 
 
@@ -433,6 +437,8 @@ def _repetition_state(strategy, s: int) -> dict[str, np.ndarray]:
         state |= {f"teacher.{path}": v[s] for path, v in _teacher_weights(strategy).items()}
         state |= {f"generator.{v.path}": v.numpy()[s] for v in strategy.generator.weights}
         state["replayed"] = strategy.replayed(tf.constant(5)).numpy()[s]  # what it replays next
+    if isinstance(strategy, RtF):
+        state |= {f"previous.{v.path}": v.numpy()[s] for v in strategy.previous.weights}
     if isinstance(strategy, DER):
         state |= {f"reservoir.{k}": getattr(strategy, k).numpy()[s] for k in ("images", "labels", "tasks", "logits")}
         state["reservoir.seen"] = strategy.seen.numpy()

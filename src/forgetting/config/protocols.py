@@ -125,6 +125,10 @@ PROTOCOLS: dict[str, Protocol] = {
             "generative_replay.iterations": 2000,
             "generative_replay.latent": 100,
             "generative_replay.learning_rate": 0.001,
+            "rtf.temperature": 2.0,
+            "rtf.latent": 100,
+            "rtf.iterations": 2000,
+            "rtf.learning_rate": 0.001,
         },
         by_scenario={
             scenario: {"alpha": VAN_DE_VEN_EWC_LAMBDA[scenario], "si.c": 2 * VAN_DE_VEN_SI_C[scenario]}
@@ -137,6 +141,8 @@ PROTOCOLS: dict[str, Protocol] = {
             "replay weighs each finished task as much as the new one by repeating the buffer (theirs: loss = "
             "L_new / t + (1 - 1 / t) L_replay)",
             "the generator one hidden layer of 400 wide (theirs: two)",
+            "RtF's heads and decoder fit task A on the task-A model's frozen hidden layers, and train with the "
+            "classifier from the second task on (theirs: together from the first)",
             "5 runs seeded 42-46 unless -S seeds=20 (theirs: 20 seeds)",
             "L2, online EWC, MAS, DER++ and iCaRL's strengths are not among their defaults: ours run with our values",
         ),

@@ -47,7 +47,7 @@ OURS: dict[str, tuple[str | None, str]] = {
     "rehearsal (buffer 4400)": (None, "a run of its own: -S replay.buffer_size=4400"),
     "GEM": ("agem", "A-GEM stands in: one reference gradient, not GEM's quadratic program"),
     "DGR": ("generative_replay", "our generative replay (a VAE per repetition, distillation) stands in"),
-    "RtF": (None, "replay through feedback is not built"),
+    "RtF": ("rtf", "ours fits its decoder to task A on the task-A model's frozen hidden layers"),
     "offline (joint)": ("joint", ""),
 }
 STAND_INS = ("GEM", "DGR")  # another method of ours in their row: on Table 2's page, not beside the settings

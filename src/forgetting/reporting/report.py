@@ -338,7 +338,8 @@ def _source(results: Results, name: str) -> str:
 
 def _edge(entry: dict[str, Any]) -> str:
     """What the tuner's grid widening (``forgetting.tuning.tune.widen``) did for a choice, where it did anything."""
-    widened = f"; {entry['widened']} trials past the declared grid" if entry.get("widened") else ""
+    count = entry.get("widened", 0)
+    widened = f"; {count} trial{'s' * (count != 1)} past the declared grid" if count else ""
     edge = entry.get("at_edge")
     return widened + (
         f"; {', '.join(edge)} at the edge of the values tried: the figure may understate it" if edge else ""

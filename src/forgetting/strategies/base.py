@@ -7,6 +7,8 @@
   loss = CE(z) + ``penalty(network, x, z)`` (EWC, L2, SI, MAS: on the weights; LwF: on the batch's outputs)
   + ``memory_loss(network, step)`` (an extra loss on a batch the strategy draws from its own memory, with stored
   targets: DER++'s logits);
+- ``trained_layers()``: layers of the strategy's own that train with the network, on the same loss and by the same
+  optimiser step (replay-through-feedback's latent heads and decoder, which read the network's hidden layers);
 - ``adjust_gradients(network, variables, gradients, step)``: between the gradients and the optimiser step, with a
   memory batch at hand (A-GEM's projection);
 - ``see_batch(network, x, labels, step)``: each training batch, before the optimiser step, with the network as it
@@ -179,6 +181,11 @@ class Strategy:
         """Added to the loss on every step: a loss on a batch the strategy draws from its own memory (``step``,
         the optimiser's step count, seeds the draw), summed over repetitions."""
         return tf.constant(0.0)
+
+    def trained_layers(self) -> list[keras.layers.Layer]:
+        """Layers of its own that the optimiser trains with the network's (their variables after the network's),
+        on the loss that ``penalty`` and ``memory_loss`` add to; none by default."""
+        return []
 
     def adjust_gradients(
         self, network: keras.Model, variables: list, gradients: list[tf.Tensor], step: tf.Tensor

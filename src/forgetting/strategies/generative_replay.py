@@ -77,8 +77,49 @@ def normal_draws(seeds: Sequence[int], salt: int, step: tf.Tensor, shape: tuple[
     return tf.stack([tf.random.stateless_normal(shape, [seed * 1000 + salt, step]) for seed in seeds])
 
 
+class VariationalAutoencoder(keras.Model):
+    """What the stacked VAEs here share (this one and replay-through-feedback's, ``forgetting.strategies.rtf``):
+    codes decoded into images, new samples, and the negative ELBO of a batch given its code's mean and
+    log-variance. A subclass has ``seeds``, ``latent`` and ``decode``."""
+
+    seeds: list[int]
+    latent: int
+
+    @property
+    def repetitions(self) -> int:
+        return len(self.seeds)
+
+    def decode(self, z: tf.Tensor) -> tf.Tensor:
+        """The pixels' logits (S, batch, 784) for codes z (S, batch, Z)."""
+        raise NotImplementedError
+
+    def generate(self, z: tf.Tensor) -> tf.Tensor:
+        """Images (S, batch, 28, 28, 1) in [0, 1] for codes z (S, batch, Z)."""
+        return tf.reshape(tf.sigmoid(self.decode(z)), tf.concat([tf.shape(z)[:2], IMAGE_SHAPE], axis=0))
+
+    def sample(self, salt: int, step: tf.Tensor, count: int) -> tf.Tensor:
+        """``count`` new images per repetition (S, count, 28, 28, 1), z ~ N(0, I) drawn from (seed, salt, step)."""
+        return self.generate(normal_draws(self.seeds, salt, step, (count, self.latent)))
+
+    def negative_elbo(self, flat: tf.Tensor, mean: tf.Tensor, log_variance: tf.Tensor, eps: tf.Tensor) -> tf.Tensor:
+        """Each repetition's mean over its batch (S,) of sum over pixels BCE(x, x') + KL(N(mu, s^2) || N(0, I)), for
+        pixels ``flat`` (S, batch, 784), the code's ``mean`` and ``log_variance`` (S, batch, Z) and the
+        reparameterisation's noise ``eps`` (S, batch, Z)."""
+        z = mean + tf.exp(0.5 * log_variance) * eps
+        reconstruction = tf.reduce_sum(
+            tf.nn.sigmoid_cross_entropy_with_logits(labels=flat, logits=self.decode(z)), axis=-1
+        )
+        divergence = 0.5 * tf.reduce_sum(tf.square(mean) + tf.exp(log_variance) - log_variance - 1.0, axis=-1)
+        return tf.reduce_mean(reconstruction + divergence, axis=-1)
+
+
+def flattened(images: tf.Tensor) -> tf.Tensor:
+    """Pixels (S, batch, 784) of images (S, batch, 28, 28, 1)."""
+    return tf.reshape(images, tf.concat([tf.shape(images)[:2], [PIXELS]], axis=0))
+
+
 @keras.saving.register_keras_serializable(package="forgetting")
-class StackedVAE(keras.Model):
+class StackedVAE(VariationalAutoencoder):
     """S variational autoencoders side by side (the module docstring)."""
 
     def __init__(self, hidden_units: int, latent: int, seeds: Sequence[int] = (0,), **kwargs) -> None:
@@ -101,38 +142,19 @@ class StackedVAE(keras.Model):
             layer.build((None, width))
         self.built = True
 
-    @property
-    def repetitions(self) -> int:
-        return len(self.seeds)
-
     def encode(self, flat: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """(mu, log s^2), each (S, batch, Z), for pixels (S, batch, 784)."""
         h = self.encoder(flat)
         return self.mean(h), self.log_variance(h)
 
     def decode(self, z: tf.Tensor) -> tf.Tensor:
-        """The pixels' logits (S, batch, 784) for codes z (S, batch, Z)."""
         return self.pixels(self.decoder(z))
-
-    def generate(self, z: tf.Tensor) -> tf.Tensor:
-        """Images (S, batch, 28, 28, 1) in [0, 1] for codes z (S, batch, Z)."""
-        return tf.reshape(tf.sigmoid(self.decode(z)), tf.concat([tf.shape(z)[:2], IMAGE_SHAPE], axis=0))
-
-    def sample(self, salt: int, step: tf.Tensor, count: int) -> tf.Tensor:
-        """``count`` new images per repetition (S, count, 28, 28, 1), z ~ N(0, I) drawn from (seed, salt, step)."""
-        return self.generate(normal_draws(self.seeds, salt, step, (count, self.latent)))
 
     def loss_per_repetition(self, images: tf.Tensor, eps: tf.Tensor) -> tf.Tensor:
         """Each repetition's mean negative ELBO (S,) over its batch ``images`` (S, batch, 28, 28, 1), with the
         reparameterisation's noise ``eps`` (S, batch, Z)."""
-        flat = tf.reshape(images, tf.concat([tf.shape(images)[:2], [PIXELS]], axis=0))
-        mean, log_variance = self.encode(flat)
-        z = mean + tf.exp(0.5 * log_variance) * eps
-        reconstruction = tf.reduce_sum(
-            tf.nn.sigmoid_cross_entropy_with_logits(labels=flat, logits=self.decode(z)), axis=-1
-        )
-        divergence = 0.5 * tf.reduce_sum(tf.square(mean) + tf.exp(log_variance) - log_variance - 1.0, axis=-1)
-        return tf.reduce_mean(reconstruction + divergence, axis=-1)
+        flat = flattened(images)
+        return self.negative_elbo(flat, *self.encode(flat), eps)
 
     def get_config(self) -> dict:
         return {
@@ -143,19 +165,25 @@ class StackedVAE(keras.Model):
         }
 
 
+def initialised(model: keras.Model, first_layer: int) -> keras.Model:
+    """``model`` (built) with repetition s's kernels of its ``layers_in_order`` Glorot-uniform draws from its seed
+    ``model.seeds[s]`` (as layer numbers ``first_layer``, ``first_layer`` + 1, ...), its biases zero."""
+    for number, layer in enumerate(model.layers_in_order):
+        shape = tuple(layer.kernel.shape[1:])
+        layer.kernel.assign(np.stack([glorot_uniform(shape, seed, first_layer + number) for seed in model.seeds]))
+    return model
+
+
 def build_generator(hidden_units: int, latent: int, seeds: Sequence[int]) -> StackedVAE:
     """One VAE per seed: repetition s's kernels Glorot-uniform draws from ``seeds[s]``, its biases zero."""
     generator = StackedVAE(hidden_units, latent, seeds, name="generator")
     generator.build()
-    for number, layer in enumerate(generator.layers_in_order):
-        shape = tuple(layer.kernel.shape[1:])
-        layer.kernel.assign(np.stack([glorot_uniform(shape, seed, FIRST_LAYER + number) for seed in seeds]))
-    return generator
+    return initialised(generator, FIRST_LAYER)
 
 
-def frozen_generator(generator: StackedVAE) -> StackedVAE:
+def frozen_generator(generator: VariationalAutoencoder) -> VariationalAutoencoder:
     """A copy that training does not change (the previous generator, replaying the tasks before)."""
-    copy = StackedVAE.from_config(generator.get_config())
+    copy = type(generator).from_config(generator.get_config())
     copy.build()
     copy.set_weights(generator.get_weights())
     copy.trainable = False
@@ -167,7 +195,14 @@ class GeneratorTraining(keras.Model):
     batch replayed by ``previous`` (if any), weighted by ``tasks`` (the module docstring); summed over
     repetitions."""
 
-    def __init__(self, generator: StackedVAE, data: TrainingSet, previous: StackedVAE | None, tasks: int, salt: int):
+    def __init__(
+        self,
+        generator: VariationalAutoencoder,
+        data: TrainingSet,
+        previous: VariationalAutoencoder | None,
+        tasks: int,
+        salt: int,
+    ) -> None:
         super().__init__(name="generator_training")
         self.generator, self.data, self.previous = generator, data, previous
         self.tasks, self.salt = int(tasks), int(salt)
@@ -198,16 +233,16 @@ class GeneratorTraining(keras.Model):
 
 
 def train_generator(
-    generator: StackedVAE,
+    generator: VariationalAutoencoder,
     train: Split,
-    previous: StackedVAE | None,
+    previous: VariationalAutoencoder | None,
     tasks: int,
     epochs: int,
     batch_size: int,
     learning_rate: float,
     verbose: int | None = None,
     iterations: int | None = None,
-) -> StackedVAE:
+) -> VariationalAutoencoder:
     """Train ``generator`` in place on ``train``'s images (task number ``tasks`` - 1 of the sequence), replaying
     ``previous``'s samples for the ``tasks`` - 1 before; Adam at ``learning_rate``, ``epochs`` passes in batches of
     ``batch_size``, or, given ``iterations``, that many steps (one epoch of them: ``TrainingSet``). A line per epoch
@@ -277,7 +312,7 @@ class GenerativeReplay(Strategy):
         return Memory("the generator and the previous network", floats=generator + num_parameters)
 
     def __init__(
-        self, network: keras.Model, generator: StackedVAE, scenario: Scenario, own: dict, batch_size: int
+        self, network: keras.Model, generator: VariationalAutoencoder, scenario: Scenario, own: dict, batch_size: int
     ) -> None:
         self.generator, self.scenario, self.own, self.batch_size = generator, scenario, dict(own), int(batch_size)
         self.generator.trainable = False
@@ -311,7 +346,13 @@ class GenerativeReplay(Strategy):
         return tf.stop_gradient(self.generator.sample(REPLAY_SALT + self.tasks_done, step, self.batch_size))
 
     def memory_loss(self, network: keras.Model, step: tf.Tensor) -> tf.Tensor:
-        images, t = self.replayed(step), self.temperature
+        scale = self.tasks_done * self.temperature**2
+        return self.weight * scale * self.distillation(network, self.replayed(step))
+
+    def distillation(self, network: keras.Model, images: tf.Tensor) -> tf.Tensor:
+        """The sum over repetitions and output groups g of KL(softmax(z_old,g / T) || softmax(z_g / T)), each a mean
+        over the repetition's ``images`` (S, batch, 28, 28, 1): the previous classifier's soft targets."""
+        t = self.temperature
         old = tf.stop_gradient(self.teacher.per_repetition(images)) / t
         new = network.per_repetition(images, training=True) / t
         groups = self.groups
@@ -320,7 +361,7 @@ class GenerativeReplay(Strategy):
             old = tf.where(self.old_classes, tf.gather(old, group, axis=-1), UNSCORED)
             new, groups = tf.gather(new, group, axis=-1), [tf.range(len(group))]
         total = tf.add_n(distillation_terms(old, new, groups))  # (S,)
-        return self.weight * (self.tasks_done * t**2) * tf.reduce_sum(total)
+        return tf.reduce_sum(total)
 
     def end_task(self, network: keras.Model, task: int, train: Split) -> None:
         """The generator learns task ``task`` with the ones before replayed by its frozen self; the classifier as it

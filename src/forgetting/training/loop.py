@@ -54,7 +54,8 @@ class ContinualModel(keras.Model):
 
     ``fit`` is given the positions 0..N-1 of the epoch (``TrainingSet``); validation data are shared by every
     repetition. Logged: ``loss`` (mean over repetitions of each one's loss + the strategy's terms), ``penalty``
-    (the strategy's terms) and ``accuracy`` (means over repetitions).
+    (the strategy's terms) and ``accuracy`` (means over repetitions). The optimiser trains the network's variables
+    and those of the strategy's own layers (``Strategy.trained_layers``).
     """
 
     def __init__(
@@ -71,6 +72,7 @@ class ContinualModel(keras.Model):
         self.scenario = scenario
         self.data = data
         self.strategy = strategy or Strategy()
+        self.strategy_layers = self.strategy.trained_layers()  # tracked: trained after the network's variables
         self.task = task  # the task being trained (the scenario's outputs seen so far), None: every task at once
         self.watchers = [*([self.strategy] if self.strategy.acts_at("after_step") else []), *observers]
         self.loss_tracker = keras.metrics.Mean(name="loss")

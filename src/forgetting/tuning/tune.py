@@ -517,12 +517,17 @@ def write_results(out: Path, setting, params, results, chosen, assignments, seco
     old_trials = json.loads(json_path.read_text())["trials"] if json_path.is_file() else []
     old = settings.tuned(setting, out) or {}
     # each strategy's own seeds, which the header (this run's) no longer tells once runs are merged
-    old_chosen = {name: {"seeds": old.get("seeds")} | entry for name, entry in old.get("chosen", {}).items()}
+    old_chosen = {
+        name: entry if "seeds" in entry else entry | {"seeds": old.get("seeds")}
+        for name, entry in old.get("chosen", {}).items()
+    }
     trials = [t for t in old_trials if t["strategy"] not in chosen] + results
     chosen = {name: entry | {"seeds": header["seeds"]} for name, entry in chosen.items()}
     with atomic_output(json_path) as tmp_json, atomic_output(yaml_path) as tmp_yaml:
         tmp_json.write_text(json.dumps({**header, "trials": trials}, indent=1, allow_nan=False) + "\n")
-        note = f"# Chosen by `forgetting tune` on validation data ({seconds:.0f} s); every trial: {json_path.name}\n"
+        kept = set(old_chosen) - set(chosen)
+        took = f"{seconds:.0f} s" + (f" for {', '.join(chosen)}; the others' in earlier runs" if kept else "")
+        note = f"# Chosen by `forgetting tune` on validation data ({took}); every trial: {json_path.name}\n"
         body = {**header, "chosen": {**old_chosen, **chosen}}
         tmp_yaml.write_text(note + yaml.dump(body, Dumper=PlainDumper, sort_keys=False, default_flow_style=None))
     partial.unlink(missing_ok=True)
