@@ -5,14 +5,19 @@ the project, and write the tables and figures of all of them side by side to rep
     python bench/scenarios.py                                  # every setting (permuted MNIST alone: about 35 min)
     python bench/scenarios.py --settings class-split5 task-even-odd
 
-The setting that params.yaml is set up for is not rerun: its results are the workspace's metrics (run `dvc repro`
-first). A setting without a tuning file runs with params.yaml's values, and the page says so.
+Only what changed reruns: each setting's runs are kept in report/settings/runs/<setting>/ (its models' metrics, and
+the copy's dvc.lock as the record of how they were made), committed with the page, and a later run of the script
+reruns only the models whose stages' code, params or command differ from that record (a strategy added, a value
+re-tuned, a module edited), with their upstream stages. The setting that params.yaml is set up for is not rerun:
+its results are the workspace's metrics (run `dvc repro` first). A setting without a tuning file runs with
+params.yaml's values, and the page says so.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -25,14 +30,32 @@ from forgetting.stage import import_tensorflow
 
 
 def run_setting(params: dict, mnist: Path | None, keep: Path):
-    """The pipeline in a copy of the project with ``params`` (sharing this project's DVC cache); its metrics are
-    copied to ``keep`` and read back."""
+    """The pipeline in a copy of the project with ``params`` (sharing this project's DVC cache), for the models whose
+    runs ``keep`` does not hold: every model the first time; later, those whose metrics it lacks and those that its
+    record of the runs (``keep``/dvc.lock) shows stale, their code, params or command changed since
+    (``stale_models``). Their metrics and the record go to ``keep``; every model's metrics are read back."""
+    from forgetting.evaluation.results import FILES, models
+    from forgetting.tuning.project import stale_models
+
+    names, record = models(), keep / "dvc.lock"
     with tempfile.TemporaryDirectory() as tmp:
         repo = copy_project(Path(tmp) / "repo", lambda p: (p.update(params), read_mnist_from(mnist)(p)), True)
-        run(repo, "dvc", "repro")
-        for path in (repo / "metrics").rglob("*.json"):
-            (keep / path.relative_to(repo)).parent.mkdir(parents=True, exist_ok=True)
-            (keep / path.relative_to(repo)).write_bytes(path.read_bytes())
+        todo = names
+        if record.is_file():
+            shutil.copyfile(record, repo / "dvc.lock")
+            stale = set(stale_models(repo, names))
+            kept = {m for m in names if all((keep / "metrics" / f"{f}{m}.json").is_file() for f in FILES.values())}
+            todo = [m for m in names if m in stale or m not in kept]
+        running = ", ".join(todo) or "none"
+        print(f"  {len(names) - len(todo)} of {len(names)} models kept in {keep}; running {running}", flush=True)
+        if todo:
+            run(repo, "dvc", "repro", *(f"evaluate@{m}" for m in todo))
+            for path in (repo / "metrics").rglob("*.json"):
+                if path.stem in todo:
+                    (keep / path.relative_to(repo)).parent.mkdir(parents=True, exist_ok=True)
+                    (keep / path.relative_to(repo)).write_bytes(path.read_bytes())
+            keep.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(repo / "dvc.lock", record)
     from forgetting.reporting.report import Results
 
     return Results.load(params, keep / "metrics", ROOT / "tuning")
@@ -44,7 +67,11 @@ def main() -> None:
     parser.add_argument("--mnist", type=Path, help="folder of the four .gz files (default: params.yaml's)")
     parser.add_argument("--out", type=Path, default=ROOT / "report" / "settings", help="the page's folder")
     parser.add_argument(
-        "--keep", type=Path, help="keep each setting's metrics here, and reuse those already there (default: none)"
+        "--keep",
+        type=Path,
+        default=ROOT / "report" / "settings" / "runs",
+        help="keep each setting's runs here (its metrics and dvc.lock), and reuse those that are not stale "
+        "(default: report/settings/runs, committed with the page)",
     )
     args = parser.parse_args()
     import_tensorflow()  # quietly: forgetting.reporting.report imports it
@@ -52,19 +79,16 @@ def main() -> None:
 
     base = params_module.read(ROOT / "params.yaml")
     results, seconds = {}, {}
-    with tempfile.TemporaryDirectory() as tmp:
-        keep = args.keep or Path(tmp)
-        for setting in args.settings:
-            start = time.perf_counter()
-            kept, params = keep / setting / "metrics", setting_params(base, setting, ROOT / "tuning")
-            if setting == setting_of(base):
-                results[setting] = Results.load(base, ROOT / "metrics", ROOT / "tuning")
-            elif args.keep and kept.is_dir():
-                results[setting] = Results.load(params, kept, ROOT / "tuning")
-            else:
-                results[setting] = run_setting(params, args.mnist, keep / setting)
-            seconds[setting] = round(time.perf_counter() - start)
-            print(f"{setting}: {seconds[setting]} s", flush=True)
+    for setting in args.settings:
+        start = time.perf_counter()
+        params = setting_params(base, setting, ROOT / "tuning")
+        if setting == setting_of(base):
+            results[setting] = Results.load(base, ROOT / "metrics", ROOT / "tuning")
+        else:
+            print(f"{setting}:", flush=True)
+            results[setting] = run_setting(params, args.mnist, args.keep / setting)
+        seconds[setting] = round(time.perf_counter() - start)
+        print(f"{setting}: {seconds[setting]} s", flush=True)
     write_settings_page(results, args.out)
     print(json.dumps(seconds), f"\nwrote {args.out / 'settings.md'}")
 

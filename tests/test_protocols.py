@@ -51,6 +51,7 @@ def test_the_protocols_shared_values_are_the_papers():
     )
     assert vdv["generative_replay.iterations"] == 2000 and vdv["generative_replay.hidden_units"] == 400
     assert vdv["rtf.iterations"] == 2000 and vdv["rtf.latent"] == 100 and vdv["rtf.learning_rate"] == 0.001
+    assert vdv["generative_replay.weight"] == vdv["rtf.weight"] == 1.0  # their 1/t : 1 - 1/t, times t
 
 
 @pytest.mark.parametrize("name", list(protocols.PROTOCOLS))

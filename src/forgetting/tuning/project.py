@@ -1,6 +1,6 @@
 """A throwaway copy of the project (the files git tracks or would track, committed in a fresh git repo) to run the
 pipeline in with other params: ``forgetting tune`` trains a setting's task-A model there, the benchmarks run whole
-settings."""
+settings, and rerun only the models whose kept runs are stale (``stale_models``)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import yaml
@@ -70,3 +70,39 @@ def copy_project(
     if share_cache:
         run(repo, "dvc", "cache", "dir", "--local", str(root / ".dvc" / "cache"))
     return repo
+
+
+def stale_models(repo: Path, models: Sequence[str]) -> list[str]:
+    """The models of ``models`` whose metrics the project copy ``repo``'s dvc.lock no longer stands for: where
+    ``dvc status`` finds, in stage evaluate@<model> or a stage it depends on, a changed command, changed params, a
+    code file that differs from the lock's, or a stage the lock lacks. Products that are only absent (no DVC cache
+    here holds them) do not count: the lock is the record of runs whose metrics are kept elsewhere (the benchmarks'
+    ``--keep``)."""
+    from dvc.repo import Repo
+
+    with Repo(str(repo)) as dvc_repo:
+        graph = dvc_repo.index.graph  # an edge from each stage to each stage it depends on
+        stages = {stage.name: stage for stage in graph.nodes}
+        status = dvc_repo.status()  # keyed by each stage's address from here: "<path>/dvc.yaml:<name>"
+        changed = {
+            address.rpartition(":")[2] for address, entries in status.items() if any(map(_changes_results, entries))
+        }
+        stale = []
+        for model in models:
+            seen, todo = set(), [stages[f"evaluate@{model}"]]
+            while todo:
+                stage = todo.pop()
+                seen.add(stage.name)
+                todo.extend(s for s in graph.successors(stage) if s.name not in seen)
+            if seen & changed:
+                stale.append(model)
+    return stale
+
+
+def _changes_results(entry: str | dict) -> bool:
+    """Whether one entry of a stage's ``dvc status`` can change what the stage computes: a changed command, or a
+    dependency that is modified or new, params included; not a dependency that is deleted (another stage's product,
+    absent here) nor anything about the stage's own outputs."""
+    if isinstance(entry, str):  # "changed command", "always changed"
+        return True
+    return any(state != "deleted" for state in entry.get("changed deps", {}).values())
