@@ -75,17 +75,21 @@ def copy_project(
 def stale_models(repo: Path, models: Sequence[str]) -> list[str]:
     """The models of ``models`` whose metrics the project copy ``repo``'s dvc.lock no longer stands for: where
     ``dvc status`` finds, in stage evaluate@<model> or a stage it depends on, a changed command, changed params, a
-    code file that differs from the lock's, or a stage the lock lacks. Products that are only absent (no DVC cache
-    here holds them) do not count: the lock is the record of runs whose metrics are kept elsewhere (the benchmarks'
-    ``--keep``)."""
+    code file that differs from the lock's, or a stage the lock lacks. The stages' products (models, data, logs) do
+    not count, absent or not: the lock is the record of runs whose metrics are kept elsewhere (the benchmarks'
+    ``--keep``), and the copy holds none of their products (no DVC cache here need hold them; its logs are other
+    runs')."""
     from dvc.repo import Repo
 
     with Repo(str(repo)) as dvc_repo:
         graph = dvc_repo.index.graph  # an edge from each stage to each stage it depends on
         stages = {stage.name: stage for stage in graph.nodes}
+        products = {str(out.def_path) for stage in graph.nodes for out in stage.outs}
         status = dvc_repo.status()  # keyed by each stage's address from here: "<path>/dvc.yaml:<name>"
         changed = {
-            address.rpartition(":")[2] for address, entries in status.items() if any(map(_changes_results, entries))
+            address.rpartition(":")[2]
+            for address, entries in status.items()
+            if any(changes_results(entry, products) for entry in entries)
         }
         stale = []
         for model in models:
@@ -99,10 +103,10 @@ def stale_models(repo: Path, models: Sequence[str]) -> list[str]:
     return stale
 
 
-def _changes_results(entry: str | dict) -> bool:
+def changes_results(entry: str | dict, products: set[str]) -> bool:
     """Whether one entry of a stage's ``dvc status`` can change what the stage computes: a changed command, or a
-    dependency that is modified or new, params included; not a dependency that is deleted (another stage's product,
-    absent here) nor anything about the stage's own outputs."""
+    dependency other than another stage's product (one of ``products``) that changed, params included; nothing about
+    the stage's own outputs."""
     if isinstance(entry, str):  # "changed command", "always changed"
         return True
-    return any(state != "deleted" for state in entry.get("changed deps", {}).values())
+    return any(path not in products for path in entry.get("changed deps", {}))
