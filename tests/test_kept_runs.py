@@ -3,6 +3,7 @@ longer stands for, so that only those rerun (forgetting.tuning.project.stale_mod
 
 from pathlib import Path
 
+import pytest
 import yaml
 
 from forgetting.evaluation.results import models
@@ -39,6 +40,7 @@ def _edit_params(repo: Path, **values) -> None:
     path.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # DVC's Python API about its own internals
 def test_the_stale_models_are_those_whose_stages_code_params_or_upstream_changed(tmp_path):
     """A copy of the project with its dvc.lock and none of its products (as a kept run's record, on a machine whose
     DVC cache holds none of them): another run's log changes nothing, an L2 weight makes the l2 model stale, an edit
