@@ -171,7 +171,6 @@ class RtF(GenerativeReplay):
         super().__init__(network, feedback, scenario, own, batch_size)
         self.generator.trainable = True  # it trains with the network
         self.previous = frozen_generator(feedback)  # the decoder as it was at the end of the last task: the replay
-        self.salt = CURRENT_SALT + 1
         # the steps trained so far: the noise on the task's own batches is drawn from it (``penalty`` has no step)
         self.steps = tf.Variable(0, dtype=tf.int64, trainable=False, name="rtf_steps")
 
@@ -203,7 +202,7 @@ class RtF(GenerativeReplay):
 
     def penalty(self, model: keras.Model, x: dict | None = None, logits: tf.Tensor | None = None) -> tf.Tensor:
         """V on the task's own batch."""
-        return self.vae_loss(model, x["image"], self.salt, self.steps.assign_add(1))
+        return self.vae_loss(model, x["image"], CURRENT_SALT + self.tasks_done, self.steps.assign_add(1))
 
     def memory_loss(self, network: keras.Model, step: tf.Tensor) -> tf.Tensor:
         images, t = self.replayed(step), self.temperature
@@ -215,5 +214,5 @@ class RtF(GenerativeReplay):
         """The feedback as it is now replays the tasks so far; the classifier as it is now labels what it replays."""
         self.previous = frozen_generator(self.generator)
         self.teacher = frozen_copy(network)
-        self.tasks_done, self.salt = task + 1, CURRENT_SALT + task + 1
+        self.tasks_done = task + 1
         self.groups = self._groups()
