@@ -34,7 +34,7 @@ def preset_params(base: dict, scenario: str, seeds: int | None) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scenarios", nargs="+", default=list(SCENARIOS), choices=SCENARIOS)
     parser.add_argument("--seeds", type=int, help="repetitions (default: the protocol's 10)")
     parser.add_argument("--mnist", type=Path, help="folder of the four .gz files (default: params.yaml's)")

@@ -51,7 +51,7 @@ def run_budget(params: dict, names: list[str], mnist: Path | None, keep: Path) -
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--setting", default="class-split5", choices=SETTINGS)
     parser.add_argument("--budgets", nargs="+", type=int, default=list(BUDGETS), help="stored examples to try")
     parser.add_argument("--mnist", type=Path, help="folder of the four .gz files (default: params.yaml's)")

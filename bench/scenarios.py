@@ -62,7 +62,7 @@ def run_setting(params: dict, mnist: Path | None, keep: Path):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=SETTINGS)
     parser.add_argument("--mnist", type=Path, help="folder of the four .gz files (default: params.yaml's)")
     parser.add_argument("--out", type=Path, default=ROOT / "report" / "settings", help="the page's folder")

@@ -113,7 +113,7 @@ def job_seconds(trials: list[dict]) -> list[float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=SETTINGS)
     parser.add_argument("--compare", choices=SETTINGS, help="one setting, tuned the three ways side by side")
     parser.add_argument(

@@ -364,12 +364,19 @@ def test_update_params_keeps_comments(tmp_path):
     path = tmp_path / "params.yaml"
     shutil.copy(ROOT / "params.yaml", path)
     before = path.read_text()
-    tune.update_params(path, {"l2": {"params": {"l2.weight": 0.03}}, "ewc": {"params": {"alpha": 100.0}}})
+    chosen = {
+        "l2": {"params": {"l2.weight": 0.03}},
+        "ewc": {"params": {"alpha": 100.0}},
+        "si": {"params": {"si.c": 1000}},
+    }
+    tune.update_params(path, chosen)
     after = path.read_text()
     p = params.read(path)
-    assert p["l2"]["weight"] == 0.03 and p["alpha"] == 100
+    assert p["l2"]["weight"] == 0.03 and p["alpha"] == 100 and p["si"]["c"] == 1000
     changed = [(a, b) for a, b in zip(before.splitlines(), after.splitlines(), strict=True) if a != b]
-    assert len(changed) == 2  # the two values, comments and layout kept
+    assert len(changed) == 3  # the three values, comments and layout kept
+    # each number in the kind params.yaml writes it: alpha an int (1000), si.c a float (10.0)
+    assert [b.split("#")[0].strip() for _, b in changed] == ["alpha: 100", "weight: 0.03", "c: 1000.0"]
     assert all(a.split("#")[1:] == b.split("#")[1:] for a, b in changed)
 
 

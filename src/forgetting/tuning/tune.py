@@ -39,7 +39,7 @@ import yaml
 
 from forgetting.config import params as params_module
 from forgetting.config import settings
-from forgetting.config.params import set_key, with_values
+from forgetting.config.params import set_key, value_at, with_values
 from forgetting.data.mnist import check_mnist
 from forgetting.errors import ForgettingError
 from forgetting.evaluation.intervals import plus_minus
@@ -534,6 +534,14 @@ def write_results(out: Path, setting, params, results, chosen, assignments, seco
     return json_path
 
 
+def in_kind(old: Any, value: Any) -> Any:
+    """``value`` as the number kind params.yaml gives the key (``old``): a float where it writes one (``c: 10.0``
+    stays ``c: 1000.0``), else a whole number as an int (``alpha: 1000``, not ``1000.0``)."""
+    if isinstance(old, float) and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
 def update_params(path: Path, chosen: dict[str, dict[str, Any]]) -> None:
     """Write the chosen values into params.yaml, keeping its comments and layout."""
     from ruamel.yaml import YAML
@@ -543,7 +551,7 @@ def update_params(path: Path, chosen: dict[str, dict[str, Any]]) -> None:
     document = yaml_rt.load(path.read_text())
     for entry in chosen.values():
         for dotted, value in entry["params"].items():
-            set_key(document, dotted, int(value) if isinstance(value, float) and value.is_integer() else value)  # 1000
+            set_key(document, dotted, in_kind(value_at(document, dotted), value))
     with atomic_output(path) as tmp, open(tmp, "w") as handle:
         yaml_rt.dump(document, handle)
 
