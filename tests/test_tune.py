@@ -408,6 +408,13 @@ def test_an_experiments_target_must_be_a_stage_of_the_pipeline(capsys, monkeypat
     assert capsys.readouterr().err == (
         "error: forgetting exp: no stage 'evaluate@ewk' in dvc.yaml: did you mean evaluate@ewc?\n"
     )
+    # stages after an option are stages too (argparse alone stops taking positionals at the first option)
+    assert cli.main(["exp", "domain-even-odd", "--dry", "evaluate@ewc", "evaluate@si"]) == 0
+    assert capsys.readouterr().out.split()[-2:] == ["evaluate@ewc", "evaluate@si"]
+    with pytest.raises(SystemExit) as exit_info:  # an unknown option stays argparse's one-line error
+        cli.main(["exp", "domain-even-odd", "--dry", "evaluate@ewc", "--fast"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == ("error: forgetting: unrecognized arguments: --fast (see forgetting --help)\n")
 
 
 # --- end to end: a tiny tune on real MNIST under a local Ray -------------------------------------------------------

@@ -32,7 +32,12 @@ def main(argv: list[str] | None = None) -> int:
         sub.formatter_class = argparse.RawDescriptionHelpFormatter
         module.add_arguments(sub)
         sub.set_defaults(run=module.run)
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if hasattr(args, "targets"):  # stages after an option (`exp SETTING --queue evaluate@ewc`): argparse stops at it
+        args.targets += [word for word in extra if not word.startswith("-")]
+        extra = [word for word in extra if word.startswith("-")]
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return args.run(args) or 0
     except ForgettingError as exc:
