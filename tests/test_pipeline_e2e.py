@@ -227,10 +227,10 @@ def assert_the_committed_results_reproduce(repo: Path) -> bool:
     checkpoint is the committed one keeps every file of its own byte for byte; only the others', dvc.lock and the
     report change, and each committed metric of theirs is reproduced within its own 95% CI half-width (measured: at
     most a third of it, across both pairs). Whether every model was byte for byte."""
-    old, new = yaml.safe_load(committed(repo, "dvc.lock")), yaml.safe_load((repo / "dvc.lock").read_text())
-    before, after = model_hashes(old), model_hashes(new)
+    old_lock, new_lock = yaml.safe_load(committed(repo, "dvc.lock")), yaml.safe_load((repo / "dvc.lock").read_text())
+    before, after = model_hashes(old_lock), model_hashes(new_lock)
     assert before.keys() == after.keys() == set(MODELS)
-    differ = {name for name in before if before[name] != after.get(name)}
+    differ = {name for name in before if before[name] != after[name]}
     changed = run(repo, "git", "status", "--porcelain").splitlines()
     if not differ:
         assert changed == []
@@ -240,9 +240,9 @@ def assert_the_committed_results_reproduce(repo: Path) -> bool:
         path = Path(line[3:])
         assert path.parts[0] in {"dvc.lock", "metrics", "report"}, changed
         assert everything or path.parts[0] != "metrics" or path.stem in differ, (path, sorted(differ))
-    for stage in old["stages"].keys() | new["stages"].keys():
+    for stage in old_lock["stages"].keys() | new_lock["stages"].keys():
         model = stage.split("@")[-1]
-        same = old["stages"].get(stage) == new["stages"].get(stage)
+        same = old_lock["stages"].get(stage) == new_lock["stages"].get(stage)
         assert same or everything or model in differ or stage == "report", (stage, sorted(differ))
     for path in (repo / "metrics").glob("*.json"):
         old, new = json.loads(committed(repo, f"metrics/{path.name}")), json.loads(path.read_text())
