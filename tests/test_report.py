@@ -416,7 +416,18 @@ def test_settings_page_with_two_settings(tmp_path):
         ),
     }
     out = tmp_path / "settings"
+    # what the benchmarks keep beside the page stays; an earlier page's figures go
+    (out / "runs" / "class-split5").mkdir(parents=True)
+    (out / "runs" / "class-split5" / "dvc.lock").write_text("kept")
+    (out / "hsu2018.md").write_text("kept")
+    (out / "domain-rotated-mean_accuracy.png").write_bytes(b"an earlier page's")
     report.write_settings_page(by_setting, out)
+    assert (out / "runs" / "class-split5" / "dvc.lock").read_text() == (out / "hsu2018.md").read_text() == "kept"
+    assert sorted(p.name for p in out.iterdir() if not p.name.endswith(".png")) == [
+        "hsu2018.md",
+        "runs",
+        "settings.md",
+    ]
     markdown = (out / "settings.md").read_text()
     overview = table(markdown, "model")
     assert list(overview) == [

@@ -8,6 +8,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -71,11 +72,13 @@ def write_plot_data(results: Results, folder: Path) -> None:
 
 def write_settings_page(results_by_setting: dict[str, Results], out: Path) -> None:
     """``out``/settings.md: the mean accuracy of every model in every setting, then one section per setting with
-    the tables and figures of the single-setting report (figures ``out``/<setting>-<figure>.png). ``out`` is a
-    folder of its own (report/settings/), replaced as a whole and atomically: not one of the report stage's outputs,
-    which DVC deletes before every run of the stage."""
-    with atomic_output(out) as folder:
-        folder.mkdir()
+    the tables and figures of the single-setting report (figures ``out``/<setting>-<figure>.png). ``out``
+    (report/settings/, not one of the report stage's outputs, which DVC deletes before every run of the stage) also
+    holds what the benchmarks keep there (runs/, hsu2018.md): only the page's own files are replaced, the new ones
+    written aside in full first, so that a failure leaves the old page as it was."""
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".settings-", dir=out) as tmp:
+        folder = Path(tmp)
         lines = ["# Every setting side by side", "", "Mean final test accuracy over each setting's tasks:", ""]
         rows = [
             [_name(name), *(mean_ci(r.summary[name], "mean_accuracy") for r in results_by_setting.values())]
@@ -86,6 +89,10 @@ def write_settings_page(results_by_setting: dict[str, Results], out: Path) -> No
         for setting, results in results_by_setting.items():
             lines += ["", *section(results, folder, prefix=f"{setting}-", level=2)]
         markdown.write(folder / "settings.md", lines)
+        for old in [out / "settings.md", *(p for f in figures.FIGURES for p in out.glob(f"*-{f.file}"))]:
+            old.unlink(missing_ok=True)
+        for new in sorted(folder.iterdir()):
+            new.replace(out / new.name)
 
 
 def _published(results_by_setting: dict[str, Results]) -> list[str]:
