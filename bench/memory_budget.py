@@ -5,11 +5,14 @@ class-split5) with the values `forgetting tune` chose for it; joint and the stra
 reference lines -> report/memory_budget/memory_budget.md and memory_budget.png.
 
     python bench/memory_budget.py                                        # 200, 500, 1000 and 5000 examples
-    python bench/memory_budget.py --budgets 200 1000 --keep /tmp/budget  # reuse the runs kept there
+    python bench/memory_budget.py --budgets 200 1000 --keep /tmp/budget  # keep the runs elsewhere
 
 Each budget runs the storing strategies' stages (`dvc repro evaluate@<name>`) in a copy of the project that shares
 this project's DVC cache, so task A, its Fisher and joint train once; the reference models run with the first budget
-(their params hold no buffer). A budget that the data cannot fill fails before any training, in one line.
+(their params hold no buffer). A budget that the data cannot fill fails before any training, in one line. Only what
+changed reruns: each budget's runs are kept in report/memory_budget/runs/<budget>/ (their metrics and the copy's
+dvc.lock, committed with the page), and a later run reruns only the models that are stale there, as
+bench/scenarios.py does (``scenarios.keep_runs``: a strategy added, a value re-tuned, a module edited).
 """
 
 from __future__ import annotations
@@ -17,11 +20,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from project_copy import ROOT, copy_project, read_mnist_from, run
+from project_copy import ROOT
+from scenarios import keep_runs
 
 from forgetting.config import params as params_module
 from forgetting.config.settings import SETTINGS, setting_params
@@ -32,22 +35,10 @@ BUDGETS = (200, 500, 1000, 5000)
 
 
 def run_budget(params: dict, names: list[str], mnist: Path | None, keep: Path) -> dict[str, dict]:
-    """The evaluate stages of ``names`` in a copy of the project with ``params``; each one's metrics summary, also
-    written to ``keep``/<name>.json. Those already in ``keep`` are not run again."""
-    missing = [name for name in names if not (keep / f"{name}.json").is_file()]
-
-    def edit(p: dict) -> None:
-        p.update(params)
-        read_mnist_from(mnist)(p)
-
-    if missing:
-        with tempfile.TemporaryDirectory() as tmp:
-            repo = copy_project(Path(tmp) / "repo", edit, True)
-            run(repo, "dvc", "repro", *(f"evaluate@{name}" for name in missing))
-            keep.mkdir(parents=True, exist_ok=True)
-            for name in missing:
-                (keep / f"{name}.json").write_bytes((repo / "metrics" / f"{name}.json").read_bytes())
-    return {name: json.loads((keep / f"{name}.json").read_text()) for name in names}
+    """Each of ``names``' metrics summary with ``params``: run in a copy of the project, or kept in ``keep`` from an
+    earlier run that is not stale (``keep_runs``)."""
+    keep_runs(params, mnist, keep, names)
+    return {name: json.loads((keep / "metrics" / f"{name}.json").read_text()) for name in names}
 
 
 def main() -> None:
@@ -56,7 +47,13 @@ def main() -> None:
     parser.add_argument("--budgets", nargs="+", type=int, default=list(BUDGETS), help="stored examples to try")
     parser.add_argument("--mnist", type=Path, help="folder of the four .gz files (default: params.yaml's)")
     parser.add_argument("--out", type=Path, default=ROOT / "report" / "memory_budget", help="the page's folder")
-    parser.add_argument("--keep", type=Path, help="keep each run's metrics here, and reuse those already there")
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        default=ROOT / "report" / "memory_budget" / "runs",
+        help="keep each budget's runs here (its metrics and dvc.lock), and reuse those that are not stale "
+        "(default: report/memory_budget/runs, committed with the page)",
+    )
     args = parser.parse_args()
     budgets = sorted(set(args.budgets))
     if budgets[0] < 1:
@@ -71,15 +68,14 @@ def main() -> None:
     for budget in budgets:  # every budget checked (a buffer the data cannot fill) before any run
         validate_params(with_budget(base, budget), names)
     by_budget, reference = {}, {}
-    with tempfile.TemporaryDirectory() as tmp:
-        keep = args.keep or Path(tmp)
-        for budget in budgets:
-            start = time.perf_counter()
-            run_names = names if reference else [*names, "joint", *others]
-            results = run_budget(with_budget(base, budget), run_names, args.mnist, keep / str(budget))
-            by_budget[budget] = {name: results[name] for name in names}
-            reference = reference or {name: results[name] for name in ["joint", *others]}
-            print(f"{budget} examples: {time.perf_counter() - start:.0f} s", flush=True)
+    for budget in budgets:
+        start = time.perf_counter()
+        run_names = names if reference else [*names, "joint", *others]
+        print(f"{budget} examples:", flush=True)
+        results = run_budget(with_budget(base, budget), run_names, args.mnist, args.keep / str(budget))
+        by_budget[budget] = {name: results[name] for name in names}
+        reference = reference or {name: results[name] for name in ["joint", *others]}
+        print(f"{budget} examples: {time.perf_counter() - start:.0f} s", flush=True)
     memory = {name: memory_text(base, name) for name in others}
     write_budget_page(args.setting, by_budget, reference, memory, args.out)
     print(f"wrote {args.out / 'memory_budget.md'}")

@@ -30,14 +30,24 @@ from forgetting.stage import import_tensorflow
 
 
 def run_setting(params: dict, mnist: Path | None, keep: Path):
-    """The pipeline in a copy of the project with ``params`` (sharing this project's DVC cache), for the models whose
-    runs ``keep`` does not hold: every model the first time; later, those whose metrics it lacks and those that its
-    record of the runs (``keep``/dvc.lock) shows stale, their code, params or command changed since
-    (``stale_models``). Their metrics and the record go to ``keep``; every model's metrics are read back."""
+    """Every model's results in the setting of ``params``, run in a copy of the project or kept in ``keep``
+    (``keep_runs``)."""
+    from forgetting.reporting.report import Results
+
+    keep_runs(params, mnist, keep)
+    return Results.load(params, keep / "metrics", ROOT / "tuning")
+
+
+def keep_runs(params: dict, mnist: Path | None, keep: Path, names: list[str] | None = None) -> None:
+    """The pipeline in a copy of the project with ``params`` (sharing this project's DVC cache), for the models of
+    ``names`` (default: every model) whose runs ``keep`` does not hold: all of them the first time; later, those whose
+    metrics it lacks and those that its record of the runs (``keep``/dvc.lock) shows stale, their code, params or
+    command changed since (``stale_models``). Their metrics go to ``keep``/metrics and the copy's dvc.lock to the
+    record."""
     from forgetting.evaluation.results import FILES, models
     from forgetting.tuning.project import stale_models
 
-    names, record = models(), keep / "dvc.lock"
+    names, record = names or models(), keep / "dvc.lock"
     with tempfile.TemporaryDirectory() as tmp:
         repo = copy_project(Path(tmp) / "repo", lambda p: (p.update(params), read_mnist_from(mnist)(p)), True)
         todo = names
@@ -56,9 +66,6 @@ def run_setting(params: dict, mnist: Path | None, keep: Path):
                     (keep / path.relative_to(repo)).write_bytes(path.read_bytes())
             keep.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(repo / "dvc.lock", record)
-    from forgetting.reporting.report import Results
-
-    return Results.load(params, keep / "metrics", ROOT / "tuning")
 
 
 def main() -> None:

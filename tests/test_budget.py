@@ -45,7 +45,11 @@ def test_the_page_holds_every_run_and_its_figure_and_the_same_inputs_give_the_sa
     by_budget = {b: {n: _summary(rng.uniform(0.5, 0.95), rng.uniform(0.001, 0.03)) for n in names} for b in (200, 1000)}
     reference = {"joint": _summary(0.975, 0.002), "generative_replay": _summary(0.9, 0.01), "lwf": _summary(0.2, 0)}
     memory = {"generative_replay": "the generator: 1.26 MB", "lwf": "the previous network: 0.41 MB"}
+    (tmp_path / "out" / "runs" / "200").mkdir(parents=True)
+    (tmp_path / "out" / "runs" / "200" / "dvc.lock").write_text("kept")  # the runs kept beside the page stay
     budget.write_budget_page("class-split5", by_budget, reference, memory, tmp_path / "out")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted([budget.FIGURE, budget.PAGE, "runs"])
+    assert (tmp_path / "out" / "runs" / "200" / "dvc.lock").read_text() == "kept"
 
     page = (tmp_path / "out" / budget.PAGE).read_text()
     rows = table(page, "strategy")

@@ -49,16 +49,17 @@ def write_budget_page(
     memory: dict[str, str],
     out: Path,
 ) -> None:
-    """``out``/memory_budget.md and ``out``/memory_budget.png, atomically (``out`` replaced as a whole).
+    """``out``/memory_budget.md and ``out``/memory_budget.png, each written whole or not at all; the rest of ``out``
+    (the runs bench/memory_budget.py keeps there) is left as it is.
 
     ``by_budget[budget][name]``: the metrics summary (``metrics/<name>.json``) of each storing strategy run with
     ``budget`` stored examples; ``reference[name]``: those of joint and the strategies that store none, with
     ``memory[name]`` what each keeps."""
     budgets = sorted(by_budget)
     names = [name for name in storing() if all(name in by_budget[b] for b in budgets)]
-    with atomic_output(out) as folder:
-        folder.mkdir()
-        _draw(budgets, names, by_budget, reference, memory, folder / FIGURE)
+    with atomic_output(out / FIGURE) as figure:
+        _draw(budgets, names, by_budget, reference, memory, figure)
+    with atomic_output(out / PAGE) as page:
         lines = [
             f"# Accuracy against memory in `{setting}`",
             "",
@@ -85,7 +86,7 @@ def write_budget_page(
             "",
             "Regenerate this page with `python bench/memory_budget.py`; do not edit it.",
         ]
-        markdown.write(folder / PAGE, lines)
+        markdown.write(page, lines)
 
 
 def _draw(
