@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from project_copy import ROOT
-from scenarios import run_setting
+from scenarios import add_run_options, run_setting
 
 from forgetting.config import params as params_module
 from forgetting.config.protocols import PROTOCOLS
@@ -37,14 +37,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scenarios", nargs="+", default=list(SCENARIOS), choices=SCENARIOS)
     parser.add_argument("--seeds", type=int, help="repetitions (default: the protocol's 10)")
-    parser.add_argument("--mnist", type=Path, help="folder of the four .gz files (default: params.yaml's)")
     parser.add_argument("--out", type=Path, default=ROOT / "report" / "settings" / "hsu2018.md", help="the page")
-    parser.add_argument(
-        "--keep",
-        type=Path,
-        default=ROOT / "report" / "settings" / "runs" / "hsu2018",
-        help="keep each scenario's runs here, and reuse those not stale (default: report/settings/runs/hsu2018)",
-    )
+    add_run_options(parser, ROOT / "report" / "settings" / "runs" / "hsu2018", "scenario")
     args = parser.parse_args()
     from forgetting.stage import import_tensorflow
 

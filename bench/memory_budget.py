@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from project_copy import ROOT
-from scenarios import keep_runs
+from scenarios import add_run_options, keep_runs
 
 from forgetting.config import params as params_module
 from forgetting.config.settings import SETTINGS, setting_params
@@ -45,15 +45,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--setting", default="class-split5", choices=SETTINGS)
     parser.add_argument("--budgets", nargs="+", type=int, default=list(BUDGETS), help="stored examples to try")
-    parser.add_argument("--mnist", type=Path, help="folder of the four .gz files (default: params.yaml's)")
     parser.add_argument("--out", type=Path, default=ROOT / "report" / "memory_budget", help="the page's folder")
-    parser.add_argument(
-        "--keep",
-        type=Path,
-        default=ROOT / "report" / "memory_budget" / "runs",
-        help="keep each budget's runs here (its metrics and dvc.lock), and reuse those that are not stale "
-        "(default: report/memory_budget/runs, committed with the page)",
-    )
+    add_run_options(parser, ROOT / "report" / "memory_budget" / "runs", "budget")
     args = parser.parse_args()
     budgets = sorted(set(args.budgets))
     if budgets[0] < 1:

@@ -68,18 +68,24 @@ def keep_runs(params: dict, mnist: Path | None, keep: Path, names: list[str] | N
             shutil.copyfile(repo / "dvc.lock", record)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=SETTINGS)
+def add_run_options(parser: argparse.ArgumentParser, keep: Path, each: str) -> None:
+    """The options of the benchmarks that run in copies of the project and keep their runs: --mnist and --keep
+    (default ``keep``, one folder for ``each`` run)."""
     parser.add_argument("--mnist", type=Path, help="folder of the four .gz files (default: params.yaml's)")
-    parser.add_argument("--out", type=Path, default=ROOT / "report" / "settings", help="the page's folder")
     parser.add_argument(
         "--keep",
         type=Path,
-        default=ROOT / "report" / "settings" / "runs",
-        help="keep each setting's runs here (its metrics and dvc.lock), and reuse those that are not stale "
-        "(default: report/settings/runs, committed with the page)",
+        default=keep,
+        help=f"keep each {each}'s runs here (its metrics and dvc.lock), and reuse those that are not stale "
+        f"(default: {keep.relative_to(ROOT)}, committed with the page)",
     )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=SETTINGS)
+    parser.add_argument("--out", type=Path, default=ROOT / "report" / "settings", help="the page's folder")
+    add_run_options(parser, ROOT / "report" / "settings" / "runs", "setting")
     args = parser.parse_args()
     import_tensorflow()  # quietly: forgetting.reporting.report imports it
     from forgetting.reporting.report import Results, write_settings_page
