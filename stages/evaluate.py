@@ -51,14 +51,18 @@ def main() -> None:
         metrics.initial_accuracies(metrics.read_log("metrics/epochs/repetitions/task_a.csv"), scenario.names),
     )
     result = metrics.summary(repetitions)
+    line = ", ".join(shown(key, result) for key in repetitions if key != "seed")  # before any output is written
     metrics.write_metrics(metrics.matrix_records(log, scenario.names), f"metrics/accuracy_matrix/{name}.json")
     metrics.write_metrics(metrics.epoch_records(log, scenario.names), f"metrics/accuracy_per_epoch/{name}.json")
     metrics.write_metrics(repetitions, f"metrics/repetitions/{name}.json")
     metrics.write_metrics(result, f"metrics/{name}.json")
-    print(
-        name,
-        ", ".join(f"{key} {result[key]:.4f} ± {result[f'{key}_ci95']:.4f}" for key in repetitions if key != "seed"),
-    )
+    print(name, line)
+
+
+def shown(key: str, result: dict) -> str:
+    """``key`` with its mean and, where there is one (2 repetitions or more), its 95% half-width."""
+    half = result[f"{key}_ci95"]
+    return f"{key} {result[key]:.4f}" + ("" if half is None else f" ± {half:.4f}")
 
 
 if __name__ == "__main__":

@@ -282,3 +282,31 @@ def test_evaluate_writes_every_repetition_and_the_mean_with_its_interval(repo, m
         assert record["accuracy"] == pytest.approx(row[f"{record['task']}_accuracy"], abs=1e-6)
         half = row[f"{record['task']}_accuracy_ci95"]
         assert (record["low"], record["high"]) == pytest.approx((record["accuracy"] - half, record["accuracy"] + half))
+
+
+def test_evaluate_with_one_repetition_prints_no_interval(repo, make_mnist):
+    """seeds: 1 (a quick run, the speed benchmark's): evaluate@naive succeeds, every half-width is null in the files
+    and the printed line shows the means alone."""
+    scenario = Scenario("domain", EVEN_ODD)
+    for t, (name, digits) in enumerate(zip(scenario.names, EVEN_ODD, strict=True)):
+        task = mnist.build_task(make_mnist(100, seed=1), make_mnist(100, seed=2 + t), list(digits), t, 0.1, seed=0)
+        mnist.save_task(task, repo / "data" / "prepared" / name)
+    (repo / "models").mkdir()
+    save_model(_answering([42], [0]), repo / "models" / "naive.keras")
+    save_model(_answering([42], [1]), repo / "models" / "task_a.keras")
+    rows = [{"epoch": 0, "task": "task_a", "seed": 42, "task_a_accuracy": 0.9, "task_b_accuracy": 0.2}]
+    rows.append(rows[0] | {"epoch": 1, "task": "task_b", "task_a_accuracy": 0.6, "task_b_accuracy": 0.95})
+    _write_csv(repo / "metrics" / "epochs" / "repetitions" / "naive.csv", rows)
+    _write_csv(repo / "metrics" / "epochs" / "repetitions" / "task_a.csv", rows[:1])
+    means = [{k: v for k, v in r.items() if k != "seed"} | {"task_a_accuracy_ci95": "", "task_b_accuracy_ci95": ""}
+             for r in rows]  # fmt: skip
+    _write_csv(repo / "metrics" / "epochs" / "naive.csv", means)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    done = subprocess.run([sys.executable, "stages/evaluate.py", "naive"], cwd=repo, capture_output=True, text=True,
+                          env=env, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    summary = json.loads((repo / "metrics" / "naive.json").read_text())
+    assert summary["bwt"] == pytest.approx(0.6 - 0.9) and summary["bwt_ci95"] is None
+    assert all(summary[key] is None for key in summary if key.endswith("_ci95"))
+    (line,) = [line for line in done.stdout.splitlines() if line.startswith("naive ")]
+    assert "bwt -0.3000" in line and "±" not in line
