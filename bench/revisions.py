@@ -1,5 +1,7 @@
-"""A full `dvc repro` of this checkout against another revision's, side by side in one run: each in a fresh clone
-with an empty DVC cache (so every stage runs), one after the other, with their metrics compared file by file.
+"""A full `dvc repro --force` of this checkout against another revision's, side by side in one run: each in a fresh
+clone with an empty DVC cache, one after the other, with their metrics compared file by file. ``--force``: every stage
+runs (without it, DVC finds each clone's committed evaluate@* metrics and report up to date once the models it retrains
+come out byte for byte as dvc.lock records them, and skips those stages: the figure would leave them out).
 
     python bench/revisions.py --base 5fb0551             # this checkout's HEAD against 5fb0551 (about 12 minutes)
     python bench/revisions.py --base 0a4246d --rounds 2  # base, head, then head, base: each order once
@@ -26,7 +28,7 @@ from forgetting.tuning import project
 
 def full_run(repo: Path) -> float:
     start = time.perf_counter()
-    project.run(repo, "dvc", "repro")
+    project.run(repo, "dvc", "repro", "--force")
     return time.perf_counter() - start
 
 
@@ -57,7 +59,7 @@ def main() -> None:
             for name in order:
                 repo = clone(revisions[name], Path(tmp) / f"{name}-{number}")
                 commit = subprocess.check_output(["git", "rev-parse", "--short", "HEAD"], cwd=repo, text=True).strip()
-                print(f"round {number}, {name} ({commit}): dvc repro", flush=True)
+                print(f"round {number}, {name} ({commit}): dvc repro --force", flush=True)
                 seconds[name] = full_run(repo)
                 print(f"  {seconds[name]:.1f} s", flush=True)
                 if number == 1:
@@ -65,7 +67,7 @@ def main() -> None:
                 elif metrics(repo) != first[name]:
                     print(f"  {name}'s metrics differ from round 1's", flush=True)
             ratios.append(seconds["head"] / seconds["base"])
-            print(f"round {number} ({' first, '.join(order)} second): full dvc repro: base {seconds['base']:.1f} s, "
+            print(f"round {number} ({' first, '.join(order)} second): dvc repro --force: base {seconds['base']:.1f} s, "
                   f"head {seconds['head']:.1f} s = {ratios[-1]:.3f} x base", flush=True)  # fmt: skip
         if args.rounds > 1:
             print(f"head / base over {args.rounds} rounds: mean {statistics.mean(ratios):.3f} x "

@@ -26,6 +26,7 @@ def main() -> None:
     from forgetting.data import mnist
     from forgetting.data.scenarios import Scenario
     from forgetting.evaluation import metrics
+    from forgetting.evaluation.intervals import plus_minus
     from forgetting.nn import model
 
     scenario = Scenario.from_params(p)
@@ -51,18 +52,15 @@ def main() -> None:
         metrics.initial_accuracies(metrics.read_log("metrics/epochs/repetitions/task_a.csv"), scenario.names),
     )
     result = metrics.summary(repetitions)
-    line = ", ".join(shown(key, result) for key in repetitions if key != "seed")  # before any output is written
+    # each mean with its 95% half-width ("± n/a" with one repetition), built before any output is written
+    line = ", ".join(
+        f"{key} {result[key]:.4f} {plus_minus(result[f'{key}_ci95'], 4)}" for key in repetitions if key != "seed"
+    )
     metrics.write_metrics(metrics.matrix_records(log, scenario.names), f"metrics/accuracy_matrix/{name}.json")
     metrics.write_metrics(metrics.epoch_records(log, scenario.names), f"metrics/accuracy_per_epoch/{name}.json")
     metrics.write_metrics(repetitions, f"metrics/repetitions/{name}.json")
     metrics.write_metrics(result, f"metrics/{name}.json")
     print(name, line)
-
-
-def shown(key: str, result: dict) -> str:
-    """``key`` with its mean and, where there is one (2 repetitions or more), its 95% half-width."""
-    half = result[f"{key}_ci95"]
-    return f"{key} {result[key]:.4f}" + ("" if half is None else f" ± {half:.4f}")
 
 
 if __name__ == "__main__":

@@ -286,7 +286,7 @@ def test_evaluate_writes_every_repetition_and_the_mean_with_its_interval(repo, m
 
 def test_evaluate_with_one_repetition_prints_no_interval(repo, make_mnist):
     """seeds: 1 (a quick run, the speed benchmark's): evaluate@naive succeeds, every half-width is null in the files
-    and the printed line shows the means alone."""
+    and reads "± n/a" in the printed line, as in the report."""
     scenario = Scenario("domain", EVEN_ODD)
     for t, (name, digits) in enumerate(zip(scenario.names, EVEN_ODD, strict=True)):
         task = mnist.build_task(make_mnist(100, seed=1), make_mnist(100, seed=2 + t), list(digits), t, 0.1, seed=0)
@@ -309,4 +309,4 @@ def test_evaluate_with_one_repetition_prints_no_interval(repo, make_mnist):
     assert summary["bwt"] == pytest.approx(0.6 - 0.9) and summary["bwt_ci95"] is None
     assert all(summary[key] is None for key in summary if key.endswith("_ci95"))
     (line,) = [line for line in done.stdout.splitlines() if line.startswith("naive ")]
-    assert "bwt -0.3000" in line and "±" not in line
+    assert "bwt -0.3000 ± n/a" in line and line.count("± n/a") == len(summary) // 2
