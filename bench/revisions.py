@@ -51,6 +51,8 @@ def main() -> None:
     parser.add_argument("--head", default="HEAD", help="the revision to measure (default HEAD)")
     parser.add_argument("--rounds", type=int, default=1, help="rounds of one run each, the order alternating")
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error(f"--rounds {args.rounds}: give 1 or more")
     revisions, ratios, first = {"base": args.base, "head": args.head}, [], {}
     with tempfile.TemporaryDirectory(prefix="forgetting-revisions-") as tmp:
         for number in range(1, args.rounds + 1):
