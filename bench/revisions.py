@@ -3,8 +3,8 @@ clone with an empty DVC cache, one after the other, with their metrics compared 
 runs (without it, DVC finds each clone's committed evaluate@* metrics and report up to date once the models it retrains
 come out byte for byte as dvc.lock records them, and skips those stages: the figure would leave them out).
 
-    python bench/revisions.py --base 5fb0551             # this checkout's HEAD against 5fb0551 (about 12 minutes)
-    python bench/revisions.py --base 0a4246d --rounds 2  # base, head, then head, base: each order once
+    python bench/revisions.py --base 5fb0551             # this checkout's HEAD against 5fb0551
+    python bench/revisions.py --base 0a4246d --rounds 2  # base, head, then head, base (25 minutes a round here)
 
 With ``--rounds`` N, N rounds, the order alternating (base first, then head first, ...), each run in a clone of its
 own: each round's ratio, and their mean with its range, since one pair's ratio on a shared machine moves by several

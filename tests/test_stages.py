@@ -44,9 +44,13 @@ def set_param(repo: Path, key: str, value) -> None:
     (repo / "params.yaml").write_text(yaml.safe_dump(params))
 
 
-def run_stage(repo: Path, *args: str) -> tuple[int, list[str]]:
+def completed_stage(repo: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    done = subprocess.run([sys.executable, *args], cwd=repo, capture_output=True, text=True, env=env, timeout=300)
+    return subprocess.run([sys.executable, *args], cwd=repo, capture_output=True, text=True, env=env, timeout=300)
+
+
+def run_stage(repo: Path, *args: str) -> tuple[int, list[str]]:
+    done = completed_stage(repo, *args)
     return done.returncode, done.stderr.strip().splitlines()
 
 
@@ -301,9 +305,7 @@ def test_evaluate_with_one_repetition_prints_no_interval(repo, make_mnist):
     means = [{k: v for k, v in r.items() if k != "seed"} | {"task_a_accuracy_ci95": "", "task_b_accuracy_ci95": ""}
              for r in rows]  # fmt: skip
     _write_csv(repo / "metrics" / "epochs" / "naive.csv", means)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    done = subprocess.run([sys.executable, "stages/evaluate.py", "naive"], cwd=repo, capture_output=True, text=True,
-                          env=env, timeout=300)  # fmt: skip
+    done = completed_stage(repo, "stages/evaluate.py", "naive")
     assert done.returncode == 0, done.stderr
     summary = json.loads((repo / "metrics" / "naive.json").read_text())
     assert summary["bwt"] == pytest.approx(0.6 - 0.9) and summary["bwt_ci95"] is None
