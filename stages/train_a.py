@@ -1,5 +1,6 @@
 """Stage train_a: train the MLP on task A (the first task), one repetition per seed, together -> models/task_a.keras,
-SI's path integral over that training -> models/task_a_path_integral.npz, and test accuracy per epoch ->
+SI's path integral over that training -> models/task_a_path_integral.npz, Adam's state at its end (what
+finetune.carry_optimizer goes on from) -> models/task_a_optimizer.npz, and test accuracy per epoch ->
 metrics/epochs/task_a.csv (mean and 95% CI over repetitions) and metrics/epochs/repetitions/task_a.csv."""
 
 from forgetting.config import params
@@ -30,6 +31,7 @@ def main() -> None:
             *loop.schedule(p, "a"),
             callbacks=[log],
             path_integral=True,
+            optimizer_path="models/task_a_optimizer.npz",
         )
         path_integral.save("models/task_a_path_integral.npz")
         model.save_model(net, "models/task_a.keras")

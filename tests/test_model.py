@@ -227,3 +227,26 @@ def test_a_checkpoint_loads_with_plain_keras_after_importing_forgetting_model(tm
     )
     assert done.stdout.strip().splitlines()[-1] == "StackedMLP [3, 4]"
     np.testing.assert_array_equal(np.load(tmp_path / "y.npy"), net(x).numpy())
+
+
+def test_torch_init_draws_kernels_and_biases_within_one_over_root_fan_in():
+    """model.init torch: PyTorch's nn.Linear default, U(+-1/sqrt(fan_in)) for kernels and biases alike (biases
+    not zero), each repetition from its own seed; init_fan_in sets the first layer's bound only (Hsu et al.'s
+    padded 32 x 32 input: 1024)."""
+    pair = weights_by_path(build_network(5, hidden_units=[8, 6], seeds=[3, 4], init="torch"))
+    alone = weights_by_path(build_network(5, hidden_units=[8, 6], seeds=[4], init="torch"))
+    padded = weights_by_path(build_network(5, hidden_units=[8, 6], seeds=[3, 4], init="torch", init_fan_in=1024))
+    glorot = weights_by_path(build_network(5, hidden_units=[8, 6], seeds=[3, 4]))
+    fan_in = {"hidden": 784, "hidden_2": 8, "logits": 6}
+    for key, value in pair.items():
+        layer = key.split("/")[1]
+        bound = 1 / np.sqrt(fan_in[layer])
+        assert np.abs(value).max() <= bound and np.abs(value).max() > 0.5 * bound, key
+        np.testing.assert_array_equal(value[1], alone[key][0])
+        if layer == "hidden":  # the same draws, scaled to the padded input's bound
+            np.testing.assert_allclose(padded[key], value * np.sqrt(784 / 1024), rtol=1e-6)
+        else:
+            np.testing.assert_array_equal(padded[key], value)
+    assert not np.any(glorot["mlp/hidden/bias"])
+    with pytest.raises(ForgettingError, match="unknown initialisation 'he': use one of glorot, torch"):
+        build_network(5, hidden_units=8, init="he")

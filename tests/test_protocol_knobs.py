@@ -25,7 +25,7 @@ def _params(seed: int, seeds: int, hidden_units) -> dict:
     return {
         "seed": seed,
         "seeds": seeds,
-        "model": {"hidden_units": hidden_units, "dropout": 0.0},
+        "model": {"hidden_units": hidden_units, "dropout": 0.0, "init": "glorot", "init_fan_in": None},
         "train": {"batch_size": 32, "learning_rate": 1e-3},
     }
 

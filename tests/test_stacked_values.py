@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 from conftest import EVEN_ODD
@@ -15,7 +16,7 @@ from forgetting.config.params import read, with_values
 from forgetting.data import mnist
 from forgetting.data.scenarios import Scenario
 from forgetting.errors import ForgettingError
-from forgetting.nn import fisher
+from forgetting.nn import adam, fisher
 from forgetting.nn.model import build_network, save_model, weights_by_path
 from forgetting.nn.path_integral import PathIntegral
 from forgetting.strategies import Naive, QuadraticPenalty, TaskAState, strategy_class
@@ -97,8 +98,16 @@ def task_a_files(tmp_path, tiny_model, make_mnist) -> TaskAState:
     for t, digits in enumerate(EVEN_ODD):
         task = mnist.build_task(train, test, list(digits), t, 0.1, seed=0)
         mnist.save_task(task, tmp_path / "data" / f"task_{'ab'[t]}")
-    state = TaskAState(DOMAIN, tmp_path / "a.keras", tmp_path / "fisher.npz", tmp_path / "path.npz", tmp_path / "data")
+    paths = (tmp_path / "a.keras", tmp_path / "fisher.npz", tmp_path / "path.npz", tmp_path / "data")
+    state = TaskAState(DOMAIN, *paths, optimizer_path=tmp_path / "adam.npz")
     save_model(tiny_model, state.model_path)
+    optimizer = keras.optimizers.Adam()  # some state where task A's training ended: moments and a step count
+    optimizer.build(tiny_model.trainable_variables)
+    draws = np.random.default_rng(4)
+    for variable in optimizer.variables[2:]:
+        variable.assign(draws.random(variable.shape).astype(np.float32) * 1e-3)
+    optimizer.iterations.assign(40)
+    adam.save(state.optimizer_path, optimizer)
     split = state.train_split()
     diagonal = fisher.fisher_diagonal(tiny_model, split.image, split.label)
     fisher.save_fisher(state.fisher_path, weights_by_path(tiny_model), diagonal)
@@ -109,8 +118,10 @@ def task_a_files(tmp_path, tiny_model, make_mnist) -> TaskAState:
     return state
 
 
-@pytest.mark.parametrize("name", ["ewc", "si", "mas", "lwf", "icarl"])
-def test_halving_stops_the_worst_value_and_the_rest_train_on_as_each_would_alone(task_a_files, tmp_path, name):
+@pytest.mark.parametrize(
+    ("name", "carry"), [("ewc", False), ("si", False), ("mas", False), ("lwf", False), ("icarl", False), ("ewc", True)]
+)
+def test_halving_stops_the_worst_value_and_the_rest_train_on_as_each_would_alone(task_a_files, tmp_path, name, carry):
     """What a tuning trial does with a grid of strengths: task A's state tiled (weights, dropout state, Fisher,
     path integral), one strength per repetition, through `train_strategy` with successive halving. At its rung
     (epoch 1 of 3) it scores each value as that value's own run scores it then and stops the worst; each (value,
@@ -118,11 +129,14 @@ def test_halving_stops_the_worst_value_and_the_rest_train_on_as_each_would_alone
     ends as that value's own run: bit for bit for EWC and SI (L2 keeps as EWC does, through
     ``QuadraticPenalty.keep``; CI's time leaves it out); for MAS (its importance) and LwF (its teacher's
     logits), whose stacked products run over more repetitions, within 1e-7 (the differences seen: a few ulps). The
-    stacked run logs nothing, as a trial's does not (no per-epoch log, no Keras validation pass)."""
+    stacked run logs nothing, as a trial's does not (no per-epoch log, no Keras validation pass). With
+    ``finetune.carry_optimizer`` (EWC), task A's Adam state is tiled with the rest and each value goes on from it as
+    its own run does."""
     key = strategy_class(name).strength_param
     params = with_values(
         read(ROOT / "params.yaml"),
-        {"seed": 7, "seeds": 2, "finetune.epochs": 3, "finetune.learning_rate": 3e-2, "model.dropout": 0.5},
+        {"seed": 7, "seeds": 2, "finetune.epochs": 3, "finetune.learning_rate": 3e-2, "model.dropout": 0.5}
+        | {"finetune.carry_optimizer": carry},
     )
     validation = list(mnist.load_tasks("validation", DOMAIN, task_a_files.data_root).values())
 

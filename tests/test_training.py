@@ -15,6 +15,7 @@ from forgetting.data import mnist
 from forgetting.data.scenarios import Scenario
 from forgetting.errors import ForgettingError
 from forgetting.evaluation import metrics
+from forgetting.nn import adam
 from forgetting.nn.model import build_network, weights_by_path
 from forgetting.strategies import L2, Naive
 from forgetting.training import loop
@@ -26,7 +27,7 @@ def _params(seed: int, seeds: int, dropout: float = 0.0, hidden_units: int = 16)
     return {
         "seed": seed,
         "seeds": seeds,
-        "model": {"hidden_units": hidden_units, "dropout": dropout},
+        "model": {"hidden_units": hidden_units, "dropout": dropout, "init": "glorot", "init_fan_in": None},
         "train": {"batch_size": 32, "learning_rate": 1e-3},
     }
 
@@ -384,3 +385,44 @@ def test_logged_loss_and_accuracy_are_means_over_repetitions(mnist_like):
     cross_entropy = -np.take_along_axis(log_p, np.broadcast_to(mnist_like.label, (3, len(mnist_like)))[..., None], -1)
     assert result["loss"] == pytest.approx(cross_entropy.mean(axis=(1, 2)).mean(), rel=1e-5)
     assert result["accuracy"] == pytest.approx(np.mean(metrics.accuracy(net, mnist_like, DOMAIN)), abs=1e-6)
+
+
+def _carried_sequence(make_mnist, tmp_path, carry: str):
+    """Seeds (0, 1) trained on task a (2 epochs), then on tasks b and c (1 epoch each) with Adam at 3e-3: one Adam
+    object over the whole sequence (``one``), the sequence going on from task a's saved state (``saved``), or a new
+    Adam per task (``new``). The network's weights and the Adam step count at the end."""
+    scenario = Scenario("domain", ((0, 1), (2, 3), (4, 5)))
+    train = split_into_tasks(make_mnist(600, seed=1), scenario)
+    loop.seed_everything(0)
+    net = build_network(scenario.num_outputs, hidden_units=16, seeds=(0, 1))
+    model = loop.ContinualModel(net, scenario, loop.TrainingSet(train[0], net.seeds, salt=0))
+    optimizer = loop.fit(model, None, 2, 32, 3e-3, verbose=0).model.optimizer
+    adam.save(tmp_path / "adam.npz", optimizer)
+    settings = {"batch_size": 32, "learning_rate": 3e-3, "verbose": 0}
+    if carry == "one":
+        for t in (1, 2):
+            loop.finetune(net, Naive(), scenario, train[t], None, t, epochs=1, optimizer=optimizer, **settings)
+        return weights_by_path(net), int(optimizer.iterations.numpy())
+    state = adam.load(tmp_path / "adam.npz") if carry == "saved" else None
+    loop.train_sequence(net, Naive(), scenario, train, [None] * 3, None, 1, optimizer_state=state, **settings)
+    return weights_by_path(net), None
+
+
+def test_a_carried_optimizer_trains_the_sequence_as_one_adam_would(make_mnist, tmp_path):
+    """finetune.carry_optimizer: task b goes on from task a's Adam as saved (step count and moments) and task c
+    from task b's, bit for bit as one Adam object trained over the three tasks; a new Adam per task (the default)
+    ends elsewhere."""
+    one, steps = _carried_sequence(make_mnist, tmp_path / "one", "one")
+    saved, _ = _carried_sequence(make_mnist, tmp_path / "saved", "saved")
+    new, _ = _carried_sequence(make_mnist, tmp_path / "new", "new")
+    state = adam.load(tmp_path / "saved" / "adam.npz")
+    assert 0 < int(state["iterations"]) < steps  # task a's steps, then b's and c's on top
+    assert state["momentum/mlp/hidden/kernel"].shape == (2, 784, 16) and np.any(state["velocity/mlp/logits/bias"])
+    for key in one:
+        np.testing.assert_array_equal(saved[key], one[key])
+    assert any(not np.array_equal(new[key], one[key]) for key in one)
+
+
+def test_a_missing_optimizer_state_names_its_stage(tmp_path):
+    with pytest.raises(ForgettingError, match=r"optimiser state file .*adam.npz is missing: .*train_a"):
+        adam.load(tmp_path / "adam.npz")

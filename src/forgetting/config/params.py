@@ -24,6 +24,7 @@ from forgetting.errors import ForgettingError
 FISHER_ESTIMATORS = ("exact", "sampled", "empirical")
 SCENARIOS = ("domain", "task", "class")  # forgetting.data.scenarios, which imports TensorFlow
 CLASS_OUTPUTS = ("all", "seen")
+INITS = ("glorot", "torch")  # forgetting.nn.model.INITS, which imports TensorFlow
 PARAMS_FILE = "params.yaml"
 
 
@@ -69,6 +70,25 @@ class ModelParams(Section):
         Field(description="a width >= 1, or a list of 1 to 8 widths, one per hidden layer (e.g. [400, 400])"),
     ]
     dropout: number("a number in [0, 1)", ge=0, lt=1)
+    init: Annotated[
+        Literal[INITS],
+        Field(
+            description="glorot (Keras' default: Glorot-uniform kernels, zero biases) or torch (PyTorch's nn.Linear)"
+        ),
+    ]
+    init_fan_in: Annotated[
+        Annotated[int, Field(ge=1)] | None,
+        Field(description="an integer >= 1 (the first layer's fan-in for init torch, e.g. 1024 for 32 x 32), or null"),
+    ]
+
+    @model_validator(mode="after")
+    def _fan_in_of_torch_init(self) -> ModelParams:
+        if self.init_fan_in is not None and self.init != "torch":
+            raise ValueError(
+                f"model.init_fan_in = {self.init_fan_in} sets the bound of init torch's first layer, but model.init "
+                f"is {self.init!r}; set model.init_fan_in to null (or model.init to torch)"
+            )
+        return self
 
 
 class TrainParams(Section):
@@ -84,6 +104,9 @@ class FinetuneParams(Section):
     epochs: AT_LEAST_ONE
     iterations: ITERATIONS
     learning_rate: POSITIVE
+    carry_optimizer: Annotated[
+        bool, Field(description="true (each task's Adam goes on from the previous task's) or false (a new one)")
+    ]
 
 
 TASK_INPUTS = ("digits", "permuted", "rotated")

@@ -243,16 +243,44 @@ def glorot_uniform(shape: tuple[int, int], seed: int, layer: int) -> np.ndarray:
     return np.random.default_rng([seed, layer]).uniform(-limit, limit, size=shape).astype(np.float32)
 
 
+INITS = ("glorot", "torch")  # params.yaml's model.init
+
+
+def torch_linear(shape: tuple[int, int], fan_in: int, seed: int, layer: int) -> tuple[np.ndarray, np.ndarray]:
+    """PyTorch's default ``nn.Linear`` initialisation (kaiming-uniform with a = sqrt(5)): kernel and bias both
+    uniform in +-1/sqrt(fan_in), drawn by NumPy from (seed, layer number)."""
+    bound = 1.0 / np.sqrt(fan_in)
+    draws = np.random.default_rng([seed, layer])
+    kernel = draws.uniform(-bound, bound, size=shape).astype(np.float32)
+    return kernel, draws.uniform(-bound, bound, size=shape[1:]).astype(np.float32)
+
+
 def build_network(
-    num_outputs: int, hidden_units: int | Sequence[int] = 128, dropout: float = 0.0, seeds: Sequence[int] = (0,)
+    num_outputs: int,
+    hidden_units: int | Sequence[int] = 128,
+    dropout: float = 0.0,
+    seeds: Sequence[int] = (0,),
+    init: str = "glorot",
+    init_fan_in: int | None = None,
 ) -> StackedMLP:
-    """One MLP per seed, stacked: repetition s's kernels are Glorot-uniform draws from ``seeds[s]``, its biases
-    zero; its weights depend on nothing but its own seed."""
+    """One MLP per seed, stacked: repetition s's weights are drawn from ``seeds[s]`` and depend on nothing else.
+    ``init`` glorot: Keras' default, Glorot-uniform kernels and zero biases; torch: PyTorch's ``nn.Linear`` default
+    (``torch_linear``), the first layer's bound taken from ``init_fan_in`` inputs where given (Hsu et al. pad the
+    28 x 28 digits to 32 x 32: 1024 inputs, of which the 240 padding ones are always 0, so that their weights never
+    act) and from the 784 pixels otherwise."""
+    if init not in INITS:
+        raise ForgettingError(f"unknown initialisation {init!r}: use one of {', '.join(INITS)}")
     network = StackedMLP(num_outputs, hidden_units, dropout, seeds, name="mlp")
     network.build((None, *IMAGE_SHAPE))
     for number, layer in enumerate(network.dense_layers):
         shape = tuple(layer.kernel.shape[1:])
-        layer.kernel.assign(np.stack([glorot_uniform(shape, seed, number) for seed in network.seeds]))
+        if init == "glorot":
+            layer.kernel.assign(np.stack([glorot_uniform(shape, seed, number) for seed in network.seeds]))
+            continue
+        fan_in = (init_fan_in or shape[0]) if number == 0 else shape[0]
+        kernels, biases = zip(*(torch_linear(shape, fan_in, seed, number) for seed in network.seeds), strict=True)
+        layer.kernel.assign(np.stack(kernels))
+        layer.bias.assign(np.stack(biases))
     return network
 
 

@@ -46,6 +46,7 @@ import tensorflow as tf
 from forgetting.data.mnist import Split, load_task
 from forgetting.data.scenarios import Scenario
 from forgetting.errors import ForgettingError
+from forgetting.nn import adam
 from forgetting.nn.fisher import load_fisher
 from forgetting.nn.model import load_model, tiled, weights_by_path
 from forgetting.nn.path_integral import PathIntegral
@@ -70,14 +71,15 @@ class Memory:
 @dataclass(frozen=True)
 class TaskAState:
     """What task A (the first task) left behind: its checkpoint, the ``fisher`` stage's Fisher, the path integral
-    of its training (``train_a``) and the prepared data. ``files`` names the products a strategy may need
-    (``Strategy.task_a_needs``)."""
+    of its training and Adam's state at its end (``train_a``), and the prepared data. ``files`` names the products
+    a strategy may need (``Strategy.task_a_needs``)."""
 
     scenario: Scenario
     model_path: Path = Path("models/task_a.keras")
     fisher_path: Path = Path("models/fisher.npz")
     path_integral_path: Path = Path("models/task_a_path_integral.npz")
     data_root: Path = Path("data/prepared")
+    optimizer_path: Path = Path("models/task_a_optimizer.npz")  # Adam's state at its end (forgetting.nn.adam)
     tiles: int = 1  # its repetitions repeated this many times (``tiled``)
 
     def model(self) -> keras.Model:
@@ -93,6 +95,11 @@ class TaskAState:
     def path_integral(self) -> tuple[Weights, Weights]:
         """(theta where task A's training began, its path integral) from ``train_a``."""
         return tuple(self._tile(weights) for weights in PathIntegral.load(self.path_integral_path))
+
+    def optimizer_state(self) -> adam.State:
+        """Adam's step count and moments where task A's training ended (``finetune.carry_optimizer``)."""
+        saved = adam.load(self.optimizer_path)
+        return {k: v if k == "iterations" else np.concatenate([v] * self.tiles) for k, v in saved.items()}
 
     def tiled(self, times: int) -> TaskAState:
         """The same state with every repetition repeated ``times`` times (repetition v * S + s a copy of s, as
@@ -113,8 +120,8 @@ class TaskAState:
 
     def rooted(self, root: Path) -> TaskAState:
         """The same products and data under another project folder ``root`` (a tuning trial's copy)."""
-        paths = (root / path for path in (*self.files().values(), self.data_root))
-        return TaskAState(self.scenario, *paths, tiles=self.tiles)
+        fields = [f"{name}_path" for name in self.files()] + ["data_root"]
+        return replace(self, **{field: root / getattr(self, field) for field in fields})
 
 
 class Strategy:

@@ -32,6 +32,7 @@ from forgetting.data.training_set import Reshuffle, TrainingSet
 from forgetting.errors import ForgettingError
 from forgetting.evaluation.intervals import half_width
 from forgetting.evaluation.metrics import accuracy
+from forgetting.nn import adam
 from forgetting.nn.model import STEPS_PER_EXECUTION, StackedMLP, build_network, selected
 from forgetting.nn.path_integral import PathIntegral
 from forgetting.strategies import Strategy, build_strategy
@@ -246,12 +247,16 @@ def fit(
     guard: NonFiniteLossGuard | None = None,
     initial_epoch: int = 0,
     optimizer: keras.optimizers.Optimizer | None = None,
+    carried: adam.State | None = None,
 ) -> keras.callbacks.History:
-    """Compile (Adam, or ``optimizer`` carrying on from earlier epochs) and ``fit`` over ``model.data``, epochs
+    """Compile (a new Adam, one going on from the state ``carried`` of an earlier training's, or ``optimizer``
+    carrying on from earlier epochs) and ``fit`` over ``model.data``, epochs
     ``initial_epoch`` to ``epochs``; a progress bar on a terminal, a line per epoch otherwise (as under
     ``dvc repro``). A NaN or infinite loss stops it with an error (``guard``; by default it blames the learning
     rate). The data are let go afterwards (``TrainingSet.release``), and so are the traced steps
     (``forget_custom_gradients``)."""
+    if optimizer is None and carried is not None:
+        optimizer = adam.carried(learning_rate, model.trainable_weights, carried)
     optimizer = optimizer or keras.optimizers.Adam(learning_rate=learning_rate)
     model.compile(optimizer=optimizer, steps_per_execution=STEPS_PER_EXECUTION)
     guard = guard or NonFiniteLossGuard(model.network.name, "the learning rate")
@@ -317,6 +322,7 @@ def train_sequence(
     epochs: int,
     halving=None,
     iterations: int | None = None,
+    optimizer_state: adam.State | None = None,
     **fit_args,
 ) -> StackedMLP:
     """Train ``network`` (already trained on task 0, which ``strategy`` was built from) on tasks 1, 2, ... in turn,
@@ -327,7 +333,9 @@ def train_sequence(
     ``forgetting.tuning.halving.Halving``) stopped repetitions at one of its rungs (``stops``: the epochs of a task
     after which it looks; ``rung``: the repetitions it keeps), a network of the others, which carry on as they
     would have (their weights, dropout and optimiser state, data order and the strategy's state:
-    ``Strategy.keep``); either as ``Strategy.end_training`` gives it back (iCaRL's with its nearest-mean head)."""
+    ``Strategy.keep``); either as ``Strategy.end_training`` gives it back (iCaRL's with its nearest-mean head).
+    Each task trains with a new Adam, or, given the ``optimizer_state`` that task 0's training left
+    (``forgetting.nn.adam``), with one going on from it and then from each task's own."""
     for watcher in (log, halving) if strategy.acts_at("predict") else ():  # they score under its rule
         if watcher is not None:
             watcher.predict = strategy.predict
@@ -339,14 +347,16 @@ def train_sequence(
         for stop in halving.stops(t) if halving else [epochs]:
             history = finetune(
                 network, strategy, scenario, train[t], validation[t], t, callbacks=[log] if log else [], epochs=stop,
-                initial_epoch=start, optimizer=optimizer, iterations=iterations, **fit_args,
+                initial_epoch=start, optimizer=optimizer, carried=optimizer_state, iterations=iterations, **fit_args,
             )  # fmt: skip
             start, optimizer = stop, history.model.optimizer
             kept = halving.rung(network, t, stop) if halving else None
             if kept is not None:
                 network = selected(network, kept)
-                optimizer = _carried(optimizer, network, kept) if stop < epochs else None  # a task's end: a new one
+                optimizer = _carried(optimizer, network, kept) if stop < epochs else optimizer
                 strategy.keep(kept)
+        if optimizer_state is not None:  # the next task goes on from this one's (a new Adam otherwise)
+            optimizer_state = adam.state(optimizer) if kept is None else adam.selected(adam.state(optimizer), kept)
         if t < len(train) - 1:
             strategy.end_task(network, t, train[t])
     return strategy.end_training(network, len(train) - 1, train[-1])
@@ -382,7 +392,8 @@ def train_strategy(
     log nor Keras' validation pass, which would evaluate every task's validation split after every epoch) and score
     the network they get back on the validation splits, with ``strengths``, one per repetition of a tiled ``task_a``
     (``Strategy.set_strengths``): a grid's values at once, maybe with ``halving`` stopping the hopeless ones
-    (``train_sequence``)."""
+    (``train_sequence``). With ``finetune.carry_optimizer``, task B's Adam goes on from task A's (``train_a``'s
+    saved state), and each later task's from its predecessor's."""
     seed_everything(params["seed"])
     scenario = task_a.scenario
     strategy = build_strategy(name, params, task_a)
@@ -404,6 +415,7 @@ def train_strategy(
         epochs=epochs,
         halving=halving,
         iterations=iterations,
+        optimizer_state=task_a.optimizer_state() if params["finetune"]["carry_optimizer"] else None,
         batch_size=params["train"]["batch_size"],
         learning_rate=params["finetune"]["learning_rate"],
         verbose=verbose,
@@ -421,17 +433,22 @@ def train_new_model(
     path_integral: bool = False,
     what: str = "task_a",
     task: int | None = 0,
+    optimizer_path: str | Path | None = None,
 ) -> tuple[StackedMLP, PathIntegral | None]:
     """Freshly initialised MLPs (``params['model']``, the scenario's outputs), one per repetition seed
     (``repetition_seeds``), trained together with ``fit`` under ``params['train']``'s optimiser settings for
     ``epochs`` epochs (of ``iterations`` batches where given: ``schedule``), as task number ``task`` of the sequence
     (None: every task at once); with ``path_integral``, also the path integral over this training
-    (``forgetting.nn.path_integral``). ``what`` names the training in errors."""
+    (``forgetting.nn.path_integral``); with ``optimizer_path``, Adam's state at its end saved there (what
+    ``finetune.carry_optimizer`` goes on from: ``forgetting.nn.adam``). ``what`` names the training in errors."""
     seed_everything(params["seed"])
     seeds = repetition_seeds(params)
-    network = build_network(scenario.num_outputs, params["model"]["hidden_units"], params["model"]["dropout"], seeds)
+    shape = params["model"]
+    network = build_network(
+        scenario.num_outputs, shape["hidden_units"], shape["dropout"], seeds, shape["init"], shape["init_fan_in"]
+    )
     recorder = PathIntegral(network) if path_integral else None
-    fit(
+    history = fit(
         ContinualModel(
             network,
             scenario,
@@ -446,4 +463,6 @@ def train_new_model(
         callbacks=callbacks,
         guard=NonFiniteLossGuard(what, "train.learning_rate"),
     )
+    if optimizer_path is not None:
+        adam.save(optimizer_path, history.model.optimizer)
     return network, recorder
