@@ -42,6 +42,8 @@ def test_the_protocols_shared_values_are_the_papers():
     assert hsu["train.epochs_a"] == hsu["finetune.epochs"] == 4 and hsu["finetune.iterations"] is None
     assert hsu["finetune.learning_rate"] == hsu["train.learning_rate"] == 0.001
     assert hsu["class_outputs"] == "seen" and hsu["replay.buffer_size"] == 1100 and hsu["seeds"] == 10
+    assert hsu["model.init"] == "torch" and hsu["model.init_fan_in"] == 1024  # nn.Linear over 32 x 32 inputs
+    assert hsu["finetune.carry_optimizer"] is True  # agents/default.py: reset_optimizer False
     vdv = protocols.PROTOCOLS["vandeven"].params("class", 5)
     assert vdv["train.iterations_a"] == vdv["finetune.iterations"] == 2000 and vdv["train.batch_size"] == 128
     assert vdv["train.iterations_joint"] == 10000  # contexts x iters
@@ -52,6 +54,8 @@ def test_the_protocols_shared_values_are_the_papers():
     assert vdv["generative_replay.iterations"] == 2000 and vdv["generative_replay.hidden_units"] == 400
     assert vdv["rtf.iterations"] == 2000 and vdv["rtf.latent"] == 100 and vdv["rtf.learning_rate"] == 0.001
     assert vdv["generative_replay.weight"] == vdv["rtf.weight"] == 1.0  # their 1/t : 1 - 1/t, times t
+    assert vdv["model.init"] == "torch" and vdv["model.init_fan_in"] is None  # U(+-1/sqrt(784)) on 28 x 28
+    assert vdv["finetune.carry_optimizer"] is True  # --optimizer adam, not adam_reset
 
 
 @pytest.mark.parametrize("name", list(protocols.PROTOCOLS))
@@ -98,4 +102,4 @@ def test_the_report_names_the_protocol_a_run_followed_and_where_it_still_differs
     assert "Protocol:" not in (tmp_path / "own" / "README.md").read_text()
     markdown = (tmp_path / "hsu2018" / "README.md").read_text()
     assert "Protocol: `hsu2018`, Hsu et al. 2018's (values read from GT-RIPL/Continual-Learning-Benchmark" in markdown
-    assert "a new Adam optimiser for each task (theirs carries its moments on)" in markdown
+    assert "EWC's Fisher as the expectation over the model's outputs (theirs: the gradient of its" in markdown

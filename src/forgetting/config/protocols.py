@@ -40,7 +40,9 @@ class Protocol:
 # --repeat 10 --schedule 4 --batch_size 128 --model_name MLP400, Adam --lr 0.001), models/mlp.py (MLP400: two hidden
 # layers of 400), agents/default.py (the class scenario's loss over the classes seen so far: valid_out_dim),
 # agents/regularization.py and customization.py (loss += reg_coef * sum importance * (p - p*)^2, no 1/2; SI's
-# damping 0.1; online EWC sums the Fisher: gamma 1), agents/exp_replay.py (Naive_Rehearsal_1100: 1100 stored).
+# damping 0.1; online EWC sums the Fisher: gamma 1), agents/exp_replay.py (Naive_Rehearsal_1100: 1100 stored);
+# agents/default.py's one optimiser for the whole sequence (reset_optimizer False, which no script changes);
+# models/mlp.py's nn.Linear layers at PyTorch's default init, the first over the 32 x 32 padded input (1024).
 # --reg_coef per script (task / domain / class): L2 0.01 / 0.5 / 100, EWC_mnist 100 / 100 / 600, EWC_online_mnist
 # 400 / 700 / 100, SI 300 / 3000 / 600, MAS 1 / 10000 / 1; ours are twice these (the 1/2 of our penalties).
 HSU_REG_COEF = {
@@ -51,20 +53,24 @@ HSU_REG_COEF = {
 # van de Ven, Tuytelaars & Tolias 2022, "Three types of incremental learning" (GMvandeVen/continual-learning at
 # e6d795a, params/param_values.py and params/options.py, splitMNIST): fc_lay 3 and fc_units 400 (two hidden layers of
 # 400), Adam lr 0.001, batch 128, 2000 iterations a context (joint: contexts x iters), budget 100 per class, every
-# class's output active from the start (neg_samples 'all'), temp 2, z_dim 100, SI's epsilon 0.1; EWC's loss
+# class's output active from the start (neg_samples 'all'), temp 2, z_dim 100, SI's epsilon 0.1, one Adam over the
+# contexts (--optimizer adam; adam_reset would renew it), models/fc/excitability_modules.py's layers initialised
+# U(+-1/sqrt(in_features)) for weights and biases (init_weight standard) over 28 x 28 inputs; EWC's loss
 # reg_strength * 0.5 * sum F (theta - theta*)^2 (ours as written) with ewc_lambda 1e5 / 1e10 / 1e9 (task / domain /
 # class); SI's c * sum omega (theta - theta*)^2 (no 1/2, as in its v1 code) with si_c 10 / 50000 / 5000: ours twice.
 VAN_DE_VEN_SI_C = {"task": 10.0, "domain": 50000.0, "class": 5000.0}
 VAN_DE_VEN_EWC_LAMBDA = {"task": 1e5, "domain": 1e10, "class": 1e9}
 
-# What both protocols share: a 2 x 400 MLP, Adam at 0.001 on every task, batches of 128, SI's damping 0.1, and
-# stored examples as they are (no shifted copies).
+# What both protocols share: a 2 x 400 MLP at PyTorch's default init, one Adam at 0.001 over every task, batches of
+# 128, SI's damping 0.1, and stored examples as they are (no shifted copies).
 TWO_BY_400_ADAM = {
     "model.hidden_units": [400, 400],
     "model.dropout": 0.0,
+    "model.init": "torch",
     "train.learning_rate": 0.001,
     "train.batch_size": 128,
     "finetune.learning_rate": 0.001,
+    "finetune.carry_optimizer": True,
     "si.xi": 0.1,
     "replay.shift": 0,
 }
@@ -82,6 +88,7 @@ PROTOCOLS: dict[str, Protocol] = {
         values=TWO_BY_400_ADAM
         | stored(1100)
         | {
+            "model.init_fan_in": 1024,  # their 28 x 28 digits padded to 32 x 32
             "train.epochs_a": 4,
             "train.epochs_joint": 4,
             "train.iterations_a": None,
@@ -98,8 +105,8 @@ PROTOCOLS: dict[str, Protocol] = {
             for scenario, coefficients in HSU_REG_COEF.items()
         },
         differs=(
-            "inputs 28 x 28 in [0, 1] (theirs padded to 32 x 32 and normalised with mean 0.1, sd 0.2752)",
-            "a new Adam optimiser for each task (theirs carries its moments on)",
+            "inputs 28 x 28 in [0, 1] (theirs padded to 32 x 32, which the first layer's init follows, and "
+            "normalised with mean 0.1, sd 0.2752)",
             "EWC's Fisher as the expectation over the model's outputs (theirs: the gradient of its predicted label)",
             "replay's buffer class-balanced, each finished task replayed as often as the new task's data (theirs: "
             "1100 // t random examples of each of t finished tasks, all of them about as often as the new data)",
@@ -116,6 +123,7 @@ PROTOCOLS: dict[str, Protocol] = {
         values=TWO_BY_400_ADAM
         | stored(1000)
         | {
+            "model.init_fan_in": None,  # 28 x 28 inputs
             "train.iterations_a": 2000,
             "finetune.iterations": 2000,
             "class_outputs": "all",
@@ -140,10 +148,10 @@ PROTOCOLS: dict[str, Protocol] = {
         per_task={"train.iterations_joint": 2000},
         differs=(
             "the digits in their natural order (theirs: shuffled by each seed but seed 0)",
-            "a new Adam optimiser for each task (theirs carries its moments on)",
             "replay weighs each finished task as much as the new one by repeating the buffer (theirs: loss = "
             "L_new / t + (1 - 1 / t) L_replay)",
-            "the generator one hidden layer of 400 wide (theirs: two)",
+            "the generator one hidden layer of 400 wide (theirs: two), its weights and RtF's heads and decoder "
+            "Glorot-uniform with zero biases (theirs: PyTorch's default, as the classifier's)",
             "RtF's heads and decoder fit task A on the task-A model's frozen hidden layers, and train with the "
             "classifier from the second task on (theirs: together from the first)",
             "5 runs seeded 42-46 unless -S seeds=20 (theirs: 20 seeds)",
