@@ -44,6 +44,7 @@ def test_the_protocols_shared_values_are_the_papers():
     assert hsu["class_outputs"] == "seen" and hsu["replay.buffer_size"] == 1100 and hsu["seeds"] == 10
     assert hsu["model.init"] == "torch" and hsu["model.init_fan_in"] == 1024  # nn.Linear over 32 x 32 inputs
     assert hsu["finetune.carry_optimizer"] is True  # agents/default.py: reset_optimizer False
+    assert hsu["mas.importance"] == "batch"  # agents/regularization.py: |grad of pred.pow(2).mean()| per batch
     vdv = protocols.PROTOCOLS["vandeven"].params("class", 5)
     assert vdv["train.iterations_a"] == vdv["finetune.iterations"] == 2000 and vdv["train.batch_size"] == 128
     assert vdv["train.iterations_joint"] == 10000  # contexts x iters

@@ -180,7 +180,8 @@ PARAMS = {
     "fisher": {"estimator": "exact", "num_examples": "all"},
     "online_ewc": {"alpha": 40.0, "gamma": 0.5},
     "l2": {"weight": 0.7},
-    "mas": {"lambda": 2.0},
+    "mas": {"lambda": 2.0, "importance": "per_example"},
+    "train": {"batch_size": 32},
 }
 
 

@@ -40,7 +40,8 @@ class Protocol:
 # --repeat 10 --schedule 4 --batch_size 128 --model_name MLP400, Adam --lr 0.001), models/mlp.py (MLP400: two hidden
 # layers of 400), agents/default.py (the class scenario's loss over the classes seen so far: valid_out_dim),
 # agents/regularization.py and customization.py (loss += reg_coef * sum importance * (p - p*)^2, no 1/2; SI's
-# damping 0.1; online EWC sums the Fisher: gamma 1), agents/exp_replay.py (Naive_Rehearsal_1100: 1100 stored);
+# damping 0.1; online EWC sums the Fisher: gamma 1; MAS's importance |grad of a batch's mean squared output|, averaged
+# over the task's batches of 128: mas.importance batch), agents/exp_replay.py (Naive_Rehearsal_1100: 1100 stored);
 # agents/default.py's one optimiser for the whole sequence (reset_optimizer False, which no script changes);
 # models/mlp.py's nn.Linear layers at PyTorch's default init, the first over the 32 x 32 padded input (1024).
 # --reg_coef per script (task / domain / class): L2 0.01 / 0.5 / 100, EWC_mnist 100 / 100 / 600, EWC_online_mnist
@@ -97,6 +98,7 @@ PROTOCOLS: dict[str, Protocol] = {
             "finetune.iterations": None,
             "class_outputs": "all",  # the class scenario's: the classes seen so far (below)
             "online_ewc.gamma": 1.0,
+            "mas.importance": "batch",
             "seeds": 10,
         },
         by_scenario={

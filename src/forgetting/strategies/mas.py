@@ -6,11 +6,21 @@
 with f(x) the task's logits (``Scenario.columns``), x_n task k's training examples and theta* the latest task's
 weights. The per-example gradients use the Dense closed form of ``forgetting.nn.fisher``: with delta = 2 f(x) pushed
 back to each Dense pre-activation, |dK| summed over examples is |a|^T |delta| (one backward pass per chunk).
+
+``mas.importance: batch`` takes Hsu et al. (2018)'s code instead (GT-RIPL/Continual-Learning-Benchmark,
+agents/regularization.py, MAS.calculate_importance): the task's training examples in shuffled batches b_1..b_B of
+the task's batch size, and
+
+    Omega_i += 1/B * sum_b | d/d theta_i  mean over n in b and the task's outputs c of f_c(x_n)^2 |
+
+the absolute value taken of a batch's gradient (signs cancel within a batch) and the mean over the outputs too: for
+the same network, a batch's term is at most 1/(number of outputs) of the per-example mean over its examples, usually
+well below it.
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
 import tensorflow as tf
@@ -49,6 +59,39 @@ def mas_importance(network: StackedMLP, images: np.ndarray, columns: np.ndarray)
     return one_repetition_at_a_time(network, trace, alone)
 
 
+def batch_mas_importance(
+    network: StackedMLP, images: np.ndarray, columns: np.ndarray, batch_size: int, salt: int
+) -> Weights:
+    """Hsu et al.'s importance (module docstring), for every repetition on its own: repetition s's batches are
+    ``images`` in the order of a permutation seeded by (its seed, ``salt``)."""
+    if images.ndim != 4:
+        raise ValueError(f"images of shape {images.shape}: expected one set (N, 28, 28, 1) for every repetition")
+    picked = tf.constant(np.asarray(columns), tf.int32)
+
+    def trace(single: StackedMLP) -> tf.types.experimental.GenericFunction:
+        variables = [v for layer in single.dense_layers for v in (layer.kernel, layer.bias)]
+
+        def step(x):
+            with tf.GradientTape() as tape:
+                mean_square = tf.reduce_mean(tf.square(tf.gather(single(x), picked, axis=-1)))
+            return [tf.abs(g) for g in tape.gradient(mean_square, variables)]
+
+        return tf.function(step, input_signature=[tf.TensorSpec((None, *images.shape[1:]), tf.float32)])
+
+    def alone(single: StackedMLP, s: int, step) -> Weights:
+        order = np.random.default_rng([network.seeds[s], salt]).permutation(len(images))
+        variables = [v for layer in single.dense_layers for v in (layer.kernel, layer.bias)]
+        totals = [np.zeros(v.shape, dtype=np.float64) for v in variables]
+        starts = range(0, len(images), batch_size)
+        for start in starts:
+            x = tf.convert_to_tensor(images[order[start : start + batch_size]], dtype=tf.float32)
+            for total, part in zip(totals, step(x), strict=True):
+                total += part.numpy()
+        return {v.path: (t / len(starts)).astype(np.float32) for v, t in zip(variables, totals, strict=True)}
+
+    return one_repetition_at_a_time(network, trace, alone)
+
+
 def reference_mas_importance(network: StackedMLP, images: np.ndarray, columns: np.ndarray) -> Weights:
     """The same, one repetition and one example at a time with GradientTape: slow, for tests."""
     variables = network.trainable_variables
@@ -63,8 +106,22 @@ def reference_mas_importance(network: StackedMLP, images: np.ndarray, columns: n
     return {v.path: (t / len(images)).astype(np.float32) for v, t in zip(variables, totals, strict=True)}
 
 
+def task_importance(
+    network: StackedMLP, images: np.ndarray, columns: np.ndarray, how: str, batch_size: int, task: int
+) -> Weights:
+    """Omega of task ``task`` (module docstring): ``per_example`` (Aljundi et al.) or ``batch`` (Hsu et al.'s code,
+    in batches of ``batch_size``)."""
+    if how == "batch":
+        return batch_mas_importance(network, images, columns, batch_size, salt=task)
+    return mas_importance(network, images, columns)
+
+
+IMPORTANCES = ("per_example", "batch")
+
+
 class MASParams(Section):
     lambda_: STRENGTH = Field(alias="lambda")
+    importance: Annotated[Literal[IMPORTANCES], Field(description="per_example (Aljundi et al.) or batch (Hsu et al.)")]
 
 
 class MAS(QuadraticPenalty):
@@ -78,9 +135,11 @@ class MAS(QuadraticPenalty):
     def memory(cls, params: dict[str, Any], num_parameters: int, num_tasks: int) -> Memory:
         return Memory("θ* and Ω", floats=2 * num_parameters)
 
-    def __init__(self, strength: float, theta: Weights, omega: Weights, scenario: Scenario) -> None:
+    def __init__(
+        self, strength: float, theta: Weights, omega: Weights, scenario: Scenario, importance: str, batch_size: int
+    ) -> None:
         super().__init__(strength, theta, omega)
-        self.scenario = scenario
+        self.scenario, self.importance, self.batch_size = scenario, importance, batch_size
 
     @property
     def omega(self) -> Weights:
@@ -88,9 +147,14 @@ class MAS(QuadraticPenalty):
 
     @classmethod
     def from_params(cls, params: dict[str, Any], task_a: TaskAState) -> MAS:
-        network = task_a.model()
-        omega = mas_importance(network, task_a.train_split().image, task_a.scenario.columns(0))
-        return cls(params["mas"]["lambda"], weights_by_path(network), omega, task_a.scenario)
+        network, own = task_a.model(), params["mas"]
+        batch_size = params["train"]["batch_size"]  # Hsu et al.'s batches: those every task trains in
+        omega = task_importance(
+            network, task_a.train_split().image, task_a.scenario.columns(0), own["importance"], batch_size, 0
+        )
+        return cls(own["lambda"], weights_by_path(network), omega, task_a.scenario, own["importance"], batch_size)
 
     def end_task(self, network: StackedMLP, task: int, train: Split) -> None:
-        self.consolidate(weights_by_path(network), mas_importance(network, train.image, self.scenario.columns(task)))
+        columns = self.scenario.columns(task)
+        omega = task_importance(network, train.image, columns, self.importance, self.batch_size, task)
+        self.consolidate(weights_by_path(network), omega)
