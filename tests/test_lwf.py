@@ -79,6 +79,39 @@ def test_distillation_covers_the_outputs_of_every_finished_task(mnist_like, kind
 
 
 @pytest.mark.parametrize("kind", ["domain", "task", "class"])
+def test_van_de_ven_2018_loss_is_their_code_times_the_task_count(mnist_like, kind):
+    """With k finished tasks, their loss is CE / (k + 1) + k / (k + 1) * (mean over replays of T^2 KD); ours times
+    k + 1: CE + penalty, so penalty = k T^2 * mean over replays of KD (KD a mean over the batch and active
+    outputs; class scenario: every class seen so far, the old model's answer padded with zeros). KL and their
+    cross-entropy differ by the targets' entropy, a constant that the comparison takes off theirs."""
+    scenario = Scenario(kind, FIVE_PAIRS)
+    teacher = build_network(scenario.num_outputs, hidden_units=8, seeds=(1, 2))
+    student = build_network(scenario.num_outputs, hidden_units=8, seeds=(3, 4))
+    x = _batch(mnist_like)
+    lwf = LwF(teacher, scenario, 2.0, weight=1.0, loss="vandeven2018")
+    for task in (1, 2):
+        lwf.end_task(teacher, task, None)  # k = 3 finished tasks: a, b, c; task d trains
+    z_teacher = teacher.per_repetition(x["image"]).numpy().astype(np.float64)
+    z_student = student.per_repetition(x["image"])
+    value = lwf.penalty(student, x, z_student)  # the task scenario reads its heads from the student itself
+    heads = {"domain": [[0, 1]], "task": [[0, 1], [2, 3], [4, 5]], "class": [list(range(8))]}[kind]
+    expected_value = 0.0
+    for s in (0, 1):
+        # their loss, replay by replay, on repetition s's logits alone
+        terms, entropy = [], 0.0
+        for columns in heads:
+            p = np.zeros((16, len(columns)))
+            old = columns[:6] if kind == "class" else columns  # class: the old model answers for a, b, c only
+            p[:, : len(old)] = _softmax(z_teacher[s][:, old] / 2.0)
+            log_q = tf.nn.log_softmax(tf.gather(z_student[s], columns, axis=-1) / 2.0)
+            terms.append(4.0 * tf.reduce_mean(tf.reduce_sum(-p * log_q, -1)) / len(columns))
+            entropy += 4.0 * float(-(p * np.log(np.where(p > 0, p, 1.0))).sum(-1).mean()) / len(columns)
+        theirs = 3 * tf.add_n(terms) / len(terms)
+        expected_value += float(theirs) - 3 * entropy / len(heads)  # KL = their cross-entropy - the targets' entropy
+    assert float(value) == pytest.approx(expected_value, rel=1e-4) and expected_value > 0
+
+
+@pytest.mark.parametrize("kind", ["domain", "task", "class"])
 def test_each_repetition_is_distilled_from_its_own_teacher(mnist_like, kind):
     """With teachers and students of two repetitions, the penalty is the sum of the penalties of each repetition
     alone (networks built from its seeds only), and its gradient on repetition s's weights is repetition s's own."""
@@ -112,8 +145,8 @@ def test_each_repetition_is_distilled_from_its_own_teacher(mnist_like, kind):
 def test_lwf_reads_its_params_and_freezes_a_copy_of_the_task_a_model(tmp_path, tiny_model):
     save_model(tiny_model, tmp_path / "task_a.keras")
     state = TaskAState(DOMAIN, tmp_path / "task_a.keras")
-    lwf = build_strategy("lwf", {"lwf": {"temperature": 3.0, "weight": 0.25}}, state)
-    assert (lwf.temperature, lwf.weight) == (3.0, 0.25)
+    lwf = build_strategy("lwf", {"lwf": {"temperature": 3.0, "weight": 0.25, "loss": "vandeven2018"}}, state)
+    assert (lwf.temperature, lwf.weight, lwf.loss) == (3.0, 0.25, "vandeven2018")
     assert isinstance(lwf.teacher, StackedMLP)
     assert lwf.teacher.seeds == tiny_model.seeds == [7, 8]  # the whole stacked network: one teacher per repetition
     assert not lwf.teacher.trainable and lwf.teacher.trainable_variables == []

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from conftest import EVEN_ODD
 
+from forgetting.data import mnist
 from forgetting.data.scenarios import Scenario
 from forgetting.errors import ForgettingError
 from forgetting.nn.model import build_mlp, build_network, save_model, weights_by_path
@@ -66,14 +67,17 @@ def test_importance_of_the_logits_layer_matches_the_hand_derived_form():
         np.testing.assert_allclose(got["mlp/logits/bias"][s], np.abs(2 * f).mean(0), rtol=1e-4)
 
 
-def test_mas_reads_its_param_and_accumulates_importance(tmp_path, tiny_model, make_mnist):
-    from forgetting.data import mnist
-
-    scenario = Scenario("domain", EVEN_ODD)
+@pytest.fixture
+def state(tmp_path, tiny_model, make_mnist) -> TaskAState:
+    """Task A of the two-task domain scenario on synthetic data, ``tiny_model`` its checkpoint."""
     train, test = make_mnist(300, seed=1), make_mnist(50, seed=2)
     mnist.save_task(mnist.build_task(train, test, [0, 2, 4, 6, 8], 0, 0.1, seed=0), tmp_path / "data" / "task_a")
-    state = TaskAState(scenario, tmp_path / "task_a.keras", data_root=tmp_path / "data")
+    state = TaskAState(Scenario("domain", EVEN_ODD), tmp_path / "task_a.keras", data_root=tmp_path / "data")
     save_model(tiny_model, state.model_path)
+    return state
+
+
+def test_mas_reads_its_param_and_accumulates_importance(state, tiny_model):
     mas = build_strategy(
         "mas", {"mas": {"lambda": 2.5, "importance": "per_example"}, "train": {"batch_size": 32}}, state
     )
@@ -134,14 +138,7 @@ def test_batch_importance_of_the_logits_layer_matches_the_hand_derived_form():
         np.testing.assert_allclose(got["mlp/logits/bias"][s], bias, rtol=1e-4)
 
 
-def test_mas_batch_importance_reads_the_training_batch_size_and_salts_each_task(tmp_path, tiny_model, make_mnist):
-    from forgetting.data import mnist
-
-    scenario = Scenario("domain", EVEN_ODD)
-    train, test = make_mnist(300, seed=1), make_mnist(50, seed=2)
-    mnist.save_task(mnist.build_task(train, test, [0, 2, 4, 6, 8], 0, 0.1, seed=0), tmp_path / "data" / "task_a")
-    state = TaskAState(scenario, tmp_path / "task_a.keras", data_root=tmp_path / "data")
-    save_model(tiny_model, state.model_path)
+def test_mas_batch_importance_reads_the_training_batch_size_and_salts_each_task(state, tiny_model, make_mnist):
     own = {"mas": {"lambda": 1.0, "importance": "batch"}, "train": {"batch_size": 64}}
     mas = build_strategy("mas", own, state)
     omega_a = batch_mas_importance(tiny_model, state.train_split().image, np.arange(5), 64, salt=0)

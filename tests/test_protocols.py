@@ -57,6 +57,23 @@ def test_the_protocols_shared_values_are_the_papers():
     assert vdv["generative_replay.weight"] == vdv["rtf.weight"] == 1.0  # their 1/t : 1 - 1/t, times t
     assert vdv["model.init"] == "torch" and vdv["model.init_fan_in"] is None  # U(+-1/sqrt(784)) on 28 x 28
     assert vdv["finetune.carry_optimizer"] is True  # --optimizer adam, not adam_reset
+    assert "lwf.loss" not in vdv and "lwf.weight" not in vdv
+
+
+def test_van_de_ven_and_tolias_2018_is_their_first_code():
+    """e17b714: main.py's defaults as in 2022 (iters 2000, lr 0.001, batch 128, fc 2 x 400, z 100, temp 2), but
+    train.py's active classes (the class scenario's outputs, those seen so far) and encoder.py / utils.py's LwF loss."""
+    vdv2018 = {scenario: protocols.PROTOCOLS["vandeven2018"].params(scenario, 5) for scenario in ("task", "class")}
+    assert vdv2018["class"]["class_outputs"] == "seen" and vdv2018["task"]["class_outputs"] == "all"
+    for values in vdv2018.values():
+        assert values["lwf.loss"] == "vandeven2018" and values["lwf.weight"] == 1.0 and values["lwf.temperature"] == 2
+        assert (
+            values["train.iterations_a"] == values["finetune.iterations"] == 2000 and values["train.batch_size"] == 128
+        )
+        assert values["model.hidden_units"] == [400, 400] and values["model.init_fan_in"] is None  # mnist28: 28 x 28
+        assert values["generative_replay.iterations"] == values["rtf.iterations"] == 2000
+        assert values["finetune.carry_optimizer"] is True and values["train.learning_rate"] == 0.001
+        assert "alpha" not in values and "si.c" not in values  # their EWC and SI values are not in this code
 
 
 @pytest.mark.parametrize("name", list(protocols.PROTOCOLS))

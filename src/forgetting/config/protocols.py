@@ -82,6 +82,42 @@ def stored(examples: int) -> dict[str, int]:
     return {f"{name}.buffer_size": examples for name in ("replay", "agem", "der", "icarl")}
 
 
+# GMvandeVen/continual-learning's split-MNIST defaults, the same in its code of 2018 (e17b714: main.py, train.py) and
+# of 2022 (above), but for the class scenario's outputs (2022: all from the start; 2018: those seen so far)
+VAN_DE_VEN = (
+    TWO_BY_400_ADAM
+    | stored(1000)
+    | {
+        "model.init_fan_in": None,  # 28 x 28 inputs
+        "train.iterations_a": 2000,
+        "finetune.iterations": 2000,
+        "class_outputs": "all",
+        "lwf.temperature": 2.0,
+        # their replayed loss weighted (1 - 1/t) against the new task's 1/t: ours at weight 1, times t
+        "generative_replay.weight": 1.0,
+        "generative_replay.temperature": 2.0,
+        "generative_replay.hidden_units": 400,
+        "generative_replay.iterations": 2000,
+        "generative_replay.latent": 100,
+        "generative_replay.learning_rate": 0.001,
+        "rtf.weight": 1.0,
+        "rtf.temperature": 2.0,
+        "rtf.latent": 100,
+        "rtf.iterations": 2000,
+        "rtf.learning_rate": 0.001,
+    }
+)
+# The differences from their code that both versions share
+VAN_DE_VEN_DIFFERS = (
+    "the digits in their natural order (theirs: shuffled by each seed but seed 0)",
+    "replay weighs each finished task as much as the new one by repeating the buffer (theirs: loss = "
+    "L_new / t + (1 - 1 / t) L_replay)",
+    "the generator one hidden layer of 400 wide (theirs: two), its weights and RtF's heads and decoder "
+    "Glorot-uniform with zero biases (theirs: PyTorch's default, as the classifier's)",
+    "RtF's heads and decoder fit task A on the task-A model's frozen hidden layers, and train with the "
+    "classifier from the second task on (theirs: together from the first)",
+)
+
 PROTOCOLS: dict[str, Protocol] = {
     "hsu2018": Protocol(
         title="Hsu et al. 2018",
@@ -122,42 +158,38 @@ PROTOCOLS: dict[str, Protocol] = {
     "vandeven": Protocol(
         title="van de Ven et al. 2022",
         source="GMvandeVen/continual-learning at e6d795a (params/param_values.py, params/options.py)",
-        values=TWO_BY_400_ADAM
-        | stored(1000)
-        | {
-            "model.init_fan_in": None,  # 28 x 28 inputs
-            "train.iterations_a": 2000,
-            "finetune.iterations": 2000,
-            "class_outputs": "all",
-            "lwf.temperature": 2.0,
-            # their replayed loss weighted (1 - 1/t) against the new task's 1/t: ours at weight 1, times t
-            "generative_replay.weight": 1.0,
-            "generative_replay.temperature": 2.0,
-            "generative_replay.hidden_units": 400,
-            "generative_replay.iterations": 2000,
-            "generative_replay.latent": 100,
-            "generative_replay.learning_rate": 0.001,
-            "rtf.weight": 1.0,
-            "rtf.temperature": 2.0,
-            "rtf.latent": 100,
-            "rtf.iterations": 2000,
-            "rtf.learning_rate": 0.001,
-        },
+        values=VAN_DE_VEN,
         by_scenario={
             scenario: {"alpha": VAN_DE_VEN_EWC_LAMBDA[scenario], "si.c": 2 * VAN_DE_VEN_SI_C[scenario]}
             for scenario in VAN_DE_VEN_SI_C
         },
         per_task={"train.iterations_joint": 2000},
         differs=(
-            "the digits in their natural order (theirs: shuffled by each seed but seed 0)",
-            "replay weighs each finished task as much as the new one by repeating the buffer (theirs: loss = "
-            "L_new / t + (1 - 1 / t) L_replay)",
-            "the generator one hidden layer of 400 wide (theirs: two), its weights and RtF's heads and decoder "
-            "Glorot-uniform with zero biases (theirs: PyTorch's default, as the classifier's)",
-            "RtF's heads and decoder fit task A on the task-A model's frozen hidden layers, and train with the "
-            "classifier from the second task on (theirs: together from the first)",
+            *VAN_DE_VEN_DIFFERS,
             "5 runs seeded 42-46 unless -S seeds=20 (theirs: 20 seeds)",
-            "L2, online EWC, MAS, DER++ and iCaRL's strengths are not among their defaults: ours run with our values",
+            "L2, online EWC, MAS, LwF, DER++ and iCaRL's values are not taken from their code: ours run with our "
+            "values",
+        ),
+    ),
+    # van de Ven & Tolias 2018, "Generative replay with feedback connections as a general strategy for continual
+    # learning" (arXiv 1809.10635v1), whose LwF, DGR and RtF rows Hsu et al.'s Table 2 quotes: GMvandeVen/continual-
+    # learning at e17b714 (its first upload): main.py's defaults as above; train.py's active_classes (the class
+    # scenario's outputs: those of the tasks seen so far); encoder.py's loss rnt * L_new + (1 - rnt) * L_replay with
+    # rnt = 1/t; utils.py's loss_fn_kd (a mean over the classes and the batch, times T^2, the old model's answer padded
+    # with zeros to the active classes): lwf.loss vandeven2018 at weight 1.
+    "vandeven2018": Protocol(
+        title="van de Ven & Tolias 2018",
+        source="GMvandeVen/continual-learning at e17b714 (main.py, train.py, encoder.py, utils.py)",
+        values=VAN_DE_VEN | {"lwf.loss": "vandeven2018", "lwf.weight": 1.0},
+        by_scenario={"class": {"class_outputs": "seen"}},
+        per_task={"train.iterations_joint": 2000},
+        differs=(
+            *VAN_DE_VEN_DIFFERS,
+            "joint trained on every task for 2000 iterations a task (theirs, 'offline': the tasks so far, 2000 "
+            "iterations at each task of the sequence)",
+            "5 runs seeded 42-46 (theirs: 5 seeds from 1)",
+            "only LwF, generative replay (DGR), RtF and joint follow their code: the other strategies run with our "
+            "values",
         ),
     ),
 }

@@ -42,7 +42,11 @@ OURS: dict[str, tuple[str | None, str]] = {
     "online EWC": ("online_ewc", ""),
     "SI": ("si", ""),
     "MAS": ("mas", ""),
-    "LwF": ("lwf", "not in their code: the row quotes van de Ven & Tolias; ours runs with our LwF values"),
+    "LwF": (
+        "lwf",
+        "not in their code: the row quotes van de Ven & Tolias, whose protocol is `vandeven2018`; ours runs with our "
+        "LwF values",
+    ),
     "rehearsal (buffer 1100)": ("replay", "ours class-balanced, each finished task weighing as much as the new one"),
     "rehearsal (buffer 4400)": (None, "a run of its own: -S replay.buffer_size=4400"),
     "GEM": ("agem", "A-GEM stands in: one reference gradient, not GEM's quadratic program"),
@@ -141,8 +145,11 @@ def write_table2_page(summaries: dict[str, dict[str, dict[str, Any]]], seeds: in
         f"5-task split MNIST in the {_listed([s for s in SCENARIOS if s in summaries])} "
         f"scenario{'s' * (len(summaries) > 1)} under `hsu2018` ({preset.title}'s protocol, read "
         f"from {preset.source}), {seeds} repetitions each: ours as mean ± 95% CI half-width, theirs as mean ± sd of "
-        f"10 runs, in %. Verdict: `agrees` where our mean is within {WITHIN:g} of their standard deviations of "
-        "theirs; otherwise the difference, in points and in their standard deviations, which needs an explanation. "
+        f"10 runs, in % (LwF, DGR and RtF: van de Ven & Tolias's runs, which Hsu et al. quote; their code, "
+        "GMvandeVen/continual-learning at e17b714, compare_MNIST.py, reports mean ± SEM, below the sd by the square "
+        f"root of their run count, which makes the verdict on those rows stricter). Verdict: `agrees` where our mean "
+        f"is within {WITHIN:g} of their standard deviations of theirs; otherwise the difference, in points and in "
+        "their standard deviations, which needs an explanation. "
         f"Where this run still differs from theirs: {'; '.join(preset.differs)}.",
         "",
         *table2(summaries),
