@@ -330,7 +330,9 @@ SEQUENCE_PARAMS = PARAMS | {
     "model": {"hidden_units": 12, "dropout": 0.25, "init": "glorot", "init_fan_in": None},
     "train": {"batch_size": 32, "learning_rate": 1e-2},
     "si": {"c": 1.0, "xi": 0.1},
-    "lwf": {"temperature": 2.0, "weight": 1.0},
+    # the protocol knobs' non-default forms, here trained through every scenario (the e2e runs train the defaults)
+    "mas": {"lambda": 2.0, "importance": "batch"},
+    "lwf": {"temperature": 2.0, "weight": 1.0, "loss": "vandeven2018"},
     "replay": {"buffer_size": 30, "shift": 1},
     "agem": {"buffer_size": 30, "memory_batch": 16},
     "der": {"buffer_size": 30, "memory_batch": 16, "alpha": 0.5, "beta": 1.0},
