@@ -57,7 +57,16 @@ def test_the_protocols_shared_values_are_the_papers():
     assert vdv["generative_replay.weight"] == vdv["rtf.weight"] == 1.0  # their 1/t : 1 - 1/t, times t
     assert vdv["model.init"] == "torch" and vdv["model.init_fan_in"] is None  # U(+-1/sqrt(784)) on 28 x 28
     assert vdv["finetune.carry_optimizer"] is True  # --optimizer adam, not adam_reset
-    assert "lwf.loss" not in vdv and "lwf.weight" not in vdv
+    assert vdv["lwf.loss"] == "kl" and "lwf.weight" not in vdv  # the 2022 code's LwF is not matched: ours
+    # each protocol's own forms of MAS and LwF, set even where they are the defaults, so that a workspace that
+    # ran another protocol leaks none into it
+    forms = {name: {k: preset.params("class", 5)[k] for k in ("mas.importance", "lwf.loss")}
+             for name, preset in protocols.PROTOCOLS.items()}  # fmt: skip
+    assert forms == {
+        "hsu2018": {"mas.importance": "batch", "lwf.loss": "kl"},
+        "vandeven": {"mas.importance": "per_example", "lwf.loss": "kl"},
+        "vandeven2018": {"mas.importance": "per_example", "lwf.loss": "vandeven2018"},
+    }
 
 
 def test_van_de_ven_and_tolias_2018_is_their_first_code():

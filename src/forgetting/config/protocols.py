@@ -89,6 +89,9 @@ VAN_DE_VEN = (
     | stored(1000)
     | {
         "model.init_fan_in": None,  # 28 x 28 inputs
+        # the other protocols' forms set back, so that none leaks in from a workspace that ran one
+        "mas.importance": "per_example",
+        "lwf.loss": "kl",
         "train.iterations_a": 2000,
         "finetune.iterations": 2000,
         "class_outputs": "all",
@@ -135,6 +138,7 @@ PROTOCOLS: dict[str, Protocol] = {
             "class_outputs": "all",  # the class scenario's: the classes seen so far (below)
             "online_ewc.gamma": 1.0,
             "mas.importance": "batch",
+            "lwf.loss": "kl",  # LwF is not in their code (the vandeven2018 preset has the runs they quote)
             "seeds": 10,
         },
         by_scenario={
