@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from forgetting.config import protocols
 from forgetting.reporting import published
 
 
@@ -24,9 +25,15 @@ def test_the_published_column_of_a_5_task_setting():
 
 
 def test_table2_holds_ours_theirs_and_the_verdict(tmp_path):
-    summaries = {
-        "task": {"naive": {"mean_accuracy": 0.9346, "mean_accuracy_ci95": 0.01}},
-        "class": {"replay": {"mean_accuracy": 0.80, "mean_accuracy_ci95": 0.004}, "naive": {"mean_accuracy": 0.2}},
+    summaries = {  # scenario -> run -> model -> summary
+        "task": {"hsu2018": {"naive": {"mean_accuracy": 0.9346, "mean_accuracy_ci95": 0.01}}},
+        "class": {
+            "hsu2018": {
+                "replay": {"mean_accuracy": 0.80, "mean_accuracy_ci95": 0.004},
+                "naive": {"mean_accuracy": 0.2},
+            },
+            "hsu2018-buffer4400": {"replay": {"mean_accuracy": 0.9559, "mean_accuracy_ci95": 0.003}},
+        },
     }
     lines = published.table2(summaries)
     assert lines[0].startswith("| method (theirs) | ours | ours, task | Hsu et al., task | verdict, task | ours, class")
@@ -37,7 +44,10 @@ def test_table2_holds_ours_theirs_and_the_verdict(tmp_path):
     assert klass == ["20.00 ± n/a", "19.71 ± 0.08", "+0.3 (+3.6 sd)"]
     assert rows["rehearsal (buffer 1100)"][1].startswith("`replay` (ours class-balanced")
     assert rows["rehearsal (buffer 1100)"][5:] == ["80.00 ± 0.40", "90.78 ± 0.85", "-10.8 (-12.7 sd)"]
-    assert rows["RtF"][1].startswith("`rtf` (ours fits its decoder") and rows["RtF"][2] == ""  # not run here
+    assert rows["rehearsal (buffer 4400)"][5:] == ["95.59 ± 0.30", "95.59 ± 0.49", "agrees"]  # its own run's replay
+    assert rows["rehearsal (buffer 4400)"][2] == ""  # no run of it in the task scenario
+    assert rows["RtF"][1].startswith("`rtf` (under `vandeven2018`; ours fits its decoder") and rows["RtF"][2] == ""
+    assert rows["LwF"][1] == "`lwf` (under `vandeven2018`)"  # the protocol of the runs that Hsu et al. quote
     assert rows["naive (SGD)"][1] == "— (every strategy here trains with Adam)" and rows["naive (SGD)"][2] == ""
     published.write_table2_page(summaries, 5, tmp_path / "hsu2018.md")
     page = (tmp_path / "hsu2018.md").read_text()
@@ -46,9 +56,13 @@ def test_table2_holds_ours_theirs_and_the_verdict(tmp_path):
         and "5 repetitions each" in page
         and "A-GEM (one reference gradient on a memory batch)" in page
     )
+    # the quoted rows' protocol and how it differs, without what each preset says of the rows it does not run
+    assert "LwF, DGR and RtF are not in their code: Hsu et al. quote van de Ven & Tolias's runs" in page
+    assert "run under `vandeven2018` (van de Ven & Tolias 2018's protocol" in page and "their DGR+distill" in page
+    assert protocols.HSU_QUOTED not in page and protocols.VAN_DE_VEN_2018_OTHERS not in page
     assert "in the task and class scenarios under" in page  # the scenarios run, in Table 2's order
-    assert published.agreeing(summaries) == {"task": (1, 1), "class": (0, 2)}  # naive: 3.6 sd; replay: -12.7 sd
-    assert "Rows that agree: task, 1 of 1; class, 0 of 2 (GEM's and DGR's with our stand-ins)." in page
+    assert published.agreeing(summaries) == {"task": (1, 1), "class": (1, 3)}  # naive: 3.6 sd; replay: -12.7 sd
+    assert "Rows that agree: task, 1 of 1; class, 1 of 3 (GEM's and DGR's with our stand-ins)." in page
     first = page
     published.write_table2_page(summaries, 5, tmp_path / "hsu2018.md")
     assert (tmp_path / "hsu2018.md").read_text() == first
@@ -63,3 +77,28 @@ def test_every_row_maps_to_one_of_our_models_or_says_why_not(scenario):
     for row, (model, note) in published.OURS.items():
         assert model in (*models(), None), row
         assert model is not None or note, row
+
+
+def test_each_row_comes_from_one_run_the_quoted_rows_from_van_de_ven_and_tolias_s_protocol():
+    from forgetting.evaluation.results import models
+
+    runs = published.runs(models())
+    assert list(runs) == ["hsu2018", "vandeven2018", "hsu2018-buffer4400"]
+    assert runs["vandeven2018"] == ("vandeven2018", {}, ["lwf", "generative_replay", "rtf"])
+    assert runs["hsu2018-buffer4400"] == ("hsu2018", {"replay.buffer_size": 4400}, ["replay"])
+    plain = runs["hsu2018"]
+    assert plain[:2] == ("hsu2018", {}) and plain[2] == [
+        m for m in models() if m not in ("lwf", "generative_replay", "rtf")
+    ]
+    assert [published.run_of(row) for row in ("LwF", "DGR", "RtF", "EWC", "rehearsal (buffer 4400)")] == [
+        "vandeven2018",
+        "vandeven2018",
+        "vandeven2018",
+        "hsu2018",
+        "hsu2018-buffer4400",
+    ]
+    for preset, _, _ in runs.values():
+        assert preset in protocols.PROTOCOLS
+    preset = protocols.PROTOCOLS["hsu2018"]  # a run of either preset still says what it does with the other rows
+    assert protocols.HSU_QUOTED in preset.differs
+    assert protocols.VAN_DE_VEN_2018_OTHERS in protocols.PROTOCOLS["vandeven2018"].differs

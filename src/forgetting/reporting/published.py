@@ -9,7 +9,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
-from forgetting.config.protocols import PROTOCOLS
+from forgetting.config.protocols import HSU_QUOTED, PROTOCOLS, VAN_DE_VEN_2018_OTHERS
 from forgetting.evaluation.intervals import plus_minus
 from forgetting.files import atomic_output
 from forgetting.reporting import markdown
@@ -42,25 +42,37 @@ OURS: dict[str, tuple[str | None, str]] = {
     "online EWC": ("online_ewc", ""),
     "SI": ("si", ""),
     "MAS": ("mas", ""),
-    "LwF": (
-        "lwf",
-        "not in their code: the row quotes van de Ven & Tolias, whose protocol is `vandeven2018`; ours runs with our "
-        "LwF values",
-    ),
+    "LwF": ("lwf", ""),
     "rehearsal (buffer 1100)": ("replay", "ours class-balanced, each finished task weighing as much as the new one"),
-    "rehearsal (buffer 4400)": (None, "a run of its own: -S replay.buffer_size=4400"),
+    "rehearsal (buffer 4400)": ("replay", "the same at 4400 stored examples: a run of its own"),
     "GEM": ("agem", "A-GEM stands in: one reference gradient, not GEM's quadratic program"),
-    "DGR": ("generative_replay", "our generative replay (a VAE per repetition, distillation) stands in"),
+    "DGR": (
+        "generative_replay",
+        "our generative replay stands in: a VAE of one hidden layer per repetition whose inputs the old model labels "
+        "with soft targets (their DGR+distill; their DGR's labels are the old model's predicted classes)",
+    ),
     "RtF": ("rtf", "ours fits its decoder to task A on the task-A model's frozen hidden layers"),
     "offline (joint)": ("joint", ""),
 }
 STAND_INS = ("GEM", "DGR")  # another method of ours in their row: on Table 2's page, not beside the settings
+# The rows that Hsu et al. quote from van de Ven & Tolias (2018) rather than run: ours of them run under the protocol
+# they were measured under (``QUOTED_PROTOCOL``), the rest under ``hsu2018``.
+QUOTED = ("LwF", "DGR", "RtF")
+QUOTED_PROTOCOL = "vandeven2018"
+# The runs that Table 2's page takes its rows from, by the name of the folder that keeps each: its preset, the values
+# it sets beyond the preset's, and its rows. Every other row that one of our models runs is the plain ``hsu2018`` run's.
+RUNS: dict[str, tuple[str, dict[str, Any], tuple[str, ...]]] = {
+    QUOTED_PROTOCOL: (QUOTED_PROTOCOL, {}, QUOTED),
+    "hsu2018-buffer4400": ("hsu2018", {"replay.buffer_size": 4400}, ("rehearsal (buffer 4400)",)),
+}
+Summaries = dict[str, dict[str, dict[str, dict[str, Any]]]]  # scenario -> run -> our model -> its metrics summary
 WITHIN = 2.0  # a cell agrees where our mean is within this many of their standard deviations of theirs
 
 
 def published(setting: str) -> dict[str, str]:
     """Our model -> the published figure of the 5-task setting ``setting`` (``<scenario>-split5``) as text, "mean ±
-    sd" in %, for the rows that one of our models runs (not a stand-in: ``STAND_INS``)."""
+    sd" in %, for the rows that one of our models runs (not a stand-in: ``STAND_INS``) at the preset's own values
+    (not rehearsal with 4400 stored examples: replay's figure is the 1100-example row's)."""
     scenario, _, sequence = setting.partition("-")
     if sequence != "split5":
         return {}
@@ -68,8 +80,22 @@ def published(setting: str) -> dict[str, str]:
     return {
         OURS[row][0]: f"{_tenths(cells[column][0])} ± {_tenths(cells[column][1])}"
         for row, cells in HSU_TABLE2.items()
-        if OURS[row][0] is not None and row not in STAND_INS
+        if OURS[row][0] is not None and row not in STAND_INS and run_of(row) in ("hsu2018", QUOTED_PROTOCOL)
     }
+
+
+def run_of(row: str) -> str:
+    """The name of the run that Table 2's page takes ``row`` from: one of ``RUNS``, else ``hsu2018``."""
+    return next((name for name, (_, _, rows) in RUNS.items() if row in rows), "hsu2018")
+
+
+def runs(every: list[str]) -> dict[str, tuple[str, dict[str, Any], list[str]]]:
+    """Every run of Table 2's page: its name -> (preset, its own values, our models in it), the ``hsu2018`` run's
+    models those of ``every`` (our models, in order) but those whose every row is another run's."""
+    elsewhere = {OURS[row][0] for row in OURS if run_of(row) != "hsu2018"}
+    elsewhere -= {OURS[row][0] for row in OURS if run_of(row) == "hsu2018"}
+    plain = {"hsu2018": ("hsu2018", {}, [m for m in every if m not in elsewhere])}
+    return plain | {name: (preset, values, [OURS[r][0] for r in rows]) for name, (preset, values, rows) in RUNS.items()}
 
 
 def _tenths(value: float) -> str:
@@ -83,12 +109,12 @@ def verdict(ours: float, theirs: float, sd: float) -> str:
     return "agrees" if abs(gap) <= WITHIN else f"{ours - theirs:+.1f} ({gap:+.1f} sd)"
 
 
-def _compared(summaries: dict[str, dict[str, dict[str, Any]]], scenario: str):
+def _compared(summaries: Summaries, scenario: str):
     """Each row of Table 2 in ``scenario``, in order: (our mean in %, its 95% CI half-width in % or None, their mean,
     their sd); our mean None where none of our models ran the row."""
     for row, cells in HSU_TABLE2.items():
         model = OURS[row][0]
-        summary = summaries[scenario].get(model) if model else None
+        summary = summaries[scenario].get(run_of(row), {}).get(model) if model else None
         theirs, sd = cells[SCENARIOS.index(scenario)]
         if summary is None:
             yield None, None, theirs, sd
@@ -106,9 +132,10 @@ def _cells(mean: float | None, ci: float | None, theirs: float, sd: float) -> li
     return [f"{mean:.2f} {plus_minus(ci, 2)}", published, verdict(mean, theirs, sd)]
 
 
-def table2(summaries: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
-    """The markdown table: each row of theirs, and per scenario (``summaries``: scenario -> our model -> its metrics
-    summary, as metrics/<name>.json holds it) ours in % (mean ± 95% CI), theirs, and the verdict."""
+def table2(summaries: Summaries) -> list[str]:
+    """The markdown table: each row of theirs, and per scenario (``summaries``: scenario -> run (``runs``) -> our
+    model -> its metrics summary, as metrics/<name>.json holds it) ours in % (mean ± 95% CI), theirs, and the
+    verdict."""
     scenarios = [s for s in SCENARIOS if s in summaries]
     header = ["method (theirs)", "ours"]
     header += [f"{label}, {s}" for s in scenarios for label in ("ours", "Hsu et al.", "verdict")]
@@ -116,12 +143,14 @@ def table2(summaries: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
     rows = []
     for i, row in enumerate(HSU_TABLE2):
         model, note = OURS[row]
+        if run_of(row) == QUOTED_PROTOCOL:
+            note = "; ".join(filter(None, (f"under `{QUOTED_PROTOCOL}`", note)))
         line = [row, f"`{model}`" + (f" ({note})" if note else "") if model else f"— ({note})"]
         rows.append(line + [cell for column in columns for cell in column[i]])
     return markdown.table(header, rows, left=[1, *(4 + 3 * k for k in range(len(scenarios)))])  # ours, verdicts
 
 
-def agreeing(summaries: dict[str, dict[str, dict[str, Any]]]) -> dict[str, tuple[int, int]]:
+def agreeing(summaries: Summaries) -> dict[str, tuple[int, int]]:
     """Per scenario of ``summaries``: how many of the rows that one of our models ran agree, and how many ran."""
     counts = {}
     for scenario in (s for s in SCENARIOS if s in summaries):
@@ -136,21 +165,31 @@ def _listed(words: list[str]) -> str:
     return " and ".join(filter(None, (", ".join(words[:-1]), words[-1])))
 
 
-def write_table2_page(summaries: dict[str, dict[str, dict[str, Any]]], seeds: int, out: Path) -> None:
-    """``out`` (report/settings/hsu2018.md): Table 2 beside ours under ``hsu2018``, run with ``seeds`` repetitions."""
-    preset = PROTOCOLS["hsu2018"]
+def _but(differs: tuple[str, ...], left_out: str) -> str:
+    """A protocol's differences as a sentence lists them, ``left_out`` left out."""
+    return "; ".join(d for d in differs if d != left_out)
+
+
+def write_table2_page(summaries: Summaries, seeds: int, out: Path) -> None:
+    """``out`` (report/settings/hsu2018.md): Table 2 beside ours under ``hsu2018`` (the ``QUOTED`` rows under
+    ``QUOTED_PROTOCOL``), run with ``seeds`` repetitions."""
+    preset, quoted = PROTOCOLS["hsu2018"], PROTOCOLS[QUOTED_PROTOCOL]
     lines = [
         "# Hsu et al. (2018)'s Table 2 under their protocol",
         "",
         f"5-task split MNIST in the {_listed([s for s in SCENARIOS if s in summaries])} "
         f"scenario{'s' * (len(summaries) > 1)} under `hsu2018` ({preset.title}'s protocol, read "
         f"from {preset.source}), {seeds} repetitions each: ours as mean ± 95% CI half-width, theirs as mean ± sd of "
-        f"10 runs, in % (LwF, DGR and RtF: van de Ven & Tolias's runs, which Hsu et al. quote; their code, "
-        "GMvandeVen/continual-learning at e17b714, compare_MNIST.py, reports mean ± SEM, below the sd by the square "
-        f"root of their run count, which makes the verdict on those rows stricter). Verdict: `agrees` where our mean "
-        f"is within {WITHIN:g} of their standard deviations of theirs; otherwise the difference, in points and in "
-        "their standard deviations, which needs an explanation. "
-        f"Where this run still differs from theirs: {'; '.join(preset.differs)}.",
+        f"10 runs, in %. Verdict: `agrees` where our mean is within {WITHIN:g} of their standard deviations of "
+        "theirs; otherwise the difference, in points and in their standard deviations, which needs an explanation. "
+        f"Where this run still differs from theirs: {_but(preset.differs, HSU_QUOTED)}.",
+        "",
+        f"{_listed(list(QUOTED))} are not in their code: Hsu et al. quote van de Ven & Tolias's runs, whose code "
+        "(GMvandeVen/continual-learning at e17b714, compare_MNIST.py) reports mean ± SEM, below the sd by the square "
+        "root of their run count, which makes the verdict on those rows stricter. Ours of those rows run under "
+        f"`{QUOTED_PROTOCOL}` ({quoted.title}'s protocol, read from {quoted.source}), where the preset differs from "
+        "their code: "
+        f"{_but(quoted.differs, VAN_DE_VEN_2018_OTHERS)}.",
         "",
         *table2(summaries),
         "",
