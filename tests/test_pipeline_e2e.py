@@ -71,7 +71,8 @@ def run(repo: Path, *command: str, check: bool = True) -> str:
     `python`), even when it is not activated; with ``check``, fail the test unless it exits 0."""
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     env = {**os.environ, **GIT_ENV, "PATH": path}
-    done = subprocess.run(command, cwd=repo, capture_output=True, text=True, env=env, timeout=1800)
+    # a guard against a hang, not a speed target: a slower CPU (an AVX2 one here, the cores shared: over 1800 s)
+    done = subprocess.run(command, cwd=repo, capture_output=True, text=True, env=env, timeout=3600)
     output = done.stdout + done.stderr
     if check:
         assert done.returncode == 0, f"{' '.join(command)} failed:\n{output[-5000:]}"
