@@ -71,8 +71,8 @@ WITHIN = 2.0  # a cell agrees where our mean is within this many of their standa
 
 def published(setting: str) -> dict[str, str]:
     """Our model -> the published figure of the 5-task setting ``setting`` (``<scenario>-split5``) as text, "mean ±
-    sd" in %, for the rows that one of our models runs (not a stand-in: ``STAND_INS``) at the preset's own values
-    (not rehearsal with 4400 stored examples: replay's figure is the 1100-example row's)."""
+    sd" in %, for the rows that one of our models runs (not a stand-in: ``STAND_INS``) from a run that sets no values
+    beyond its preset's (not rehearsal with 4400 stored examples: replay's figure is the 1100-example row's)."""
     scenario, _, sequence = setting.partition("-")
     if sequence != "split5":
         return {}
@@ -80,7 +80,7 @@ def published(setting: str) -> dict[str, str]:
     return {
         OURS[row][0]: f"{_tenths(cells[column][0])} ± {_tenths(cells[column][1])}"
         for row, cells in HSU_TABLE2.items()
-        if OURS[row][0] is not None and row not in STAND_INS and run_of(row) in ("hsu2018", QUOTED_PROTOCOL)
+        if OURS[row][0] is not None and row not in STAND_INS and not RUNS.get(run_of(row), ("", {}, ()))[1]
     }
 
 
