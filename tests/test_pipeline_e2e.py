@@ -31,13 +31,12 @@ from forgetting.strategies import listed, strategy_class
 ROOT = Path(__file__).resolve().parents[1]
 STRATEGIES = tuple(listed())  # dvc.yaml's strategy list
 MODELS = ("task_a", "joint", *STRATEGIES)
-# The strategies of the sequence runs (CI's time): the 5-task split in the class scenario with naive and replay (the
-# classic result) and iCaRL (a nearest-mean head through the stages); permuted MNIST (a domain sequence) with naive
-# and SI (the path integral that train_a writes). Every strategy trains through task sequences in every scenario in
-# tests/test_strategies.py (EWC's Fisher of each finished task, replay_equal_steps' step count and generative
-# replay's generator and replay-through-feedback's among them), and through its stages in the default pipeline's test.
+# The strategies of the sequence run (CI's time): the 5-task split in the class scenario with naive and replay (the
+# classic result) and iCaRL (a nearest-mean head through the stages). Every strategy trains through task sequences in
+# every scenario in tests/test_strategies.py (EWC's Fisher of each finished task, SI's path integral,
+# replay_equal_steps' step count and generative replay's generator and replay-through-feedback's among them), and
+# through its stages in the default pipeline's test.
 FIVE_TASK_STRATEGIES = ("naive", "replay", "icarl")
-DOMAIN_SEQUENCE_STRATEGIES = ("naive", "si")
 ALL_STAGES = {
     "check_params",
     "prepare",
@@ -254,19 +253,55 @@ def assert_the_committed_results_reproduce(repo: Path) -> bool:
 
 
 @pytest.mark.e2e
-def test_pipeline_end_to_end(repo):
-    # A full run from an empty cache runs every stage that makes cached outputs. (check_params has no outputs,
-    # evaluate@* only git-tracked ones: with the committed params, the retrained models are byte-identical to the
-    # committed lock's, so DVC finds those stages up to date and skips them.) It runs quietly: no error-level line
-    # of TensorFlow's C++ logging (E0000 ... cuInit), none of its start-up lines, no tfds download bars.
+def test_the_committed_results_reproduce(repo):
+    """A clone with the committed params retrains task A first. Where its checkpoint comes out as the committed one
+    byte for byte (this CPU computes as the committer's did, and MNIST is where the committer's was), the whole
+    pipeline runs from an empty cache and reproduces the committed dvc.lock and metrics
+    (``assert_the_committed_results_reproduce``), and a second `dvc repro` runs nothing. Elsewhere every later model
+    would differ too: task A's committed metrics are reproduced within their 95% CI half-widths, and the later models
+    are not retrained (CI's time: a full run takes over half of CI's budget on an AVX2 CPU with 2 cores; there
+    `dvc repro` then `dvc metrics diff` shows how far each committed figure moves, README)."""
+    output = run(repo, "dvc", "repro", "train_a")
+    assert stages_run(output) == {"prepare", "train_a"}  # (check_params is no stage's dependency)
+    committed_task_a = model_hashes(yaml.safe_load(committed(repo, "dvc.lock")))["task_a"]
+    retrained = model_hashes(yaml.safe_load((repo / "dvc.lock").read_text()))["task_a"]
+    at_committed_place = read_params(repo)["data"]["manual_dir"].startswith("~")  # MNIST where the committer's was
+    if not (at_committed_place and retrained == committed_task_a):
+        assert stages_run(run(repo, "dvc", "repro", "evaluate@task_a")) <= {"evaluate@task_a"}
+        old, new = json.loads(committed(repo, "metrics/task_a.json")), read_metrics(repo)["task_a"]
+        assert old.keys() == new.keys()
+        for key in (k for k in old if not k.endswith("_ci95")):
+            assert abs(new[key] - old[key]) <= old[f"{key}_ci95"], (key, old[key], new[key])
+        return
     output = run(repo, "dvc", "repro")
-    trained = {s for s in ALL_STAGES if s not in ("check_params", "report") and not s.startswith("evaluate@")}
-    assert trained <= stages_run(output) <= ALL_STAGES
+    trained = {s for s in ALL_STAGES if s not in ("check_params", "prepare", "train_a", "report")}
+    assert {s for s in trained if not s.startswith("evaluate@")} <= stages_run(output) <= ALL_STAGES
+    assert_the_committed_results_reproduce(repo)
+    assert stages_run(run(repo, "dvc", "repro")) == set()  # nothing changed: nothing runs
+
+
+DEFAULT_TASKS = [[0, 2, 4, 6, 8], [1, 3, 5, 7, 9]]
+
+
+@pytest.mark.e2e
+def test_pipeline_end_to_end(tmp_path, tfds_dir):
+    """The default pipeline (the domain scenario, tasks even and odd, every strategy at its params.yaml values) on a
+    subset of real MNIST (1000 train examples per digit, two epochs a task at the full rate, two repetitions, buffers
+    of 100): every stage, the metrics and their intervals, the per-epoch logs and accuracy matrices, the report,
+    repetitions trained together against one alone, same params same bytes, DVC's views, a corrupt checkpoint, a typo,
+    the way back from a failed experiment and an experiment that reruns only the EWC work. (The committed results on
+    the full data: ``test_the_committed_results_reproduce``.)"""
+    repo = copy_project(tmp_path / "repo", tfds_dir)
+    write_params(repo, small_run_params(repo, DEFAULT_TASKS, "domain", 1000))
+    run(repo, "git", "commit", "-qam", "a subset")
+    # A full run from an empty cache runs every stage. It runs quietly: no error-level line of TensorFlow's C++
+    # logging (E0000 ... cuInit), none of its start-up lines, no tfds download bars.
+    output = run(repo, "dvc", "repro")
+    assert stages_run(output) == ALL_STAGES
     noise = [line for line in output.splitlines() if re.match(r"[EFWI]\d{4} ", line) or "MiB/s" in line]
     noise += [line for line in output.splitlines() if "Downloading" in line or "absl::InitializeLog" in line]
     assert noise == []
-    at_committed_place = read_params(repo)["data"]["manual_dir"].startswith("~")  # MNIST where the committer's was
-    reproduced = at_committed_place and assert_the_committed_results_reproduce(repo)
+    epochs = read_params(repo)["finetune"]["epochs"]
 
     metrics = read_metrics(repo)
     assert set(metrics) == set(MODELS)
@@ -294,11 +329,13 @@ def test_pipeline_end_to_end(repo):
         assert all(0 <= values[k] <= 1 for k in ("task_a_accuracy", "task_b_accuracy", "mean_accuracy"))
         mean = (values["task_a_accuracy"] + values["task_b_accuracy"]) / 2
         assert values["mean_accuracy"] == pytest.approx(mean, abs=2e-6)  # means of rounded values
-    assert metrics["task_a"]["task_a_accuracy"] > 0.95
-    assert metrics["joint"]["mean_accuracy"] > 0.95
+    # on the subset (measured: task A 0.964, joint 0.939, naive's task A 0.292 and B 0.953, replay 0.910; of the
+    # strategies SI keeps least of task A, 0.370)
+    assert metrics["task_a"]["task_a_accuracy"] > 0.94
+    assert metrics["joint"]["mean_accuracy"] > 0.9
     assert metrics["naive"]["task_a_accuracy"] < 0.6
-    assert metrics["naive"]["task_b_accuracy"] > 0.95
-    assert metrics["replay"]["mean_accuracy"] > 0.9
+    assert metrics["naive"]["task_b_accuracy"] > 0.9
+    assert metrics["replay"]["mean_accuracy"] > 0.85
     params = read_params(repo)
     if params["online_ewc"]["alpha"] == params["alpha"]:  # with two tasks online EWC is EWC
         assert metrics["online_ewc"]["mean_accuracy"] == metrics["ewc"]["mean_accuracy"]
@@ -313,7 +350,7 @@ def test_pipeline_end_to_end(repo):
     for name in STRATEGIES:
         with open(repo / f"metrics/epochs/{name}.csv") as handle:
             rows = list(csv.DictReader(handle))
-        assert [int(r["epoch"]) for r in rows] == list(range(7))
+        assert [int(r["epoch"]) for r in rows] == list(range(epochs + 1))
         if name in logits_rule:
             assert float(rows[0]["task_a_accuracy"]) == pytest.approx(metrics["task_a"]["task_a_accuracy"], abs=2e-6)
         assert float(rows[-1]["task_a_accuracy"]) == pytest.approx(metrics[name]["task_a_accuracy"], abs=2e-6)
@@ -321,7 +358,7 @@ def test_pipeline_end_to_end(repo):
         assert float(rows[-1]["task_a_accuracy_ci95"]) == pytest.approx(metrics[name]["task_a_accuracy_ci95"], abs=2e-6)
         with open(repo / f"metrics/epochs/repetitions/{name}.csv") as handle:
             each = list(csv.DictReader(handle))
-        assert [(int(r["epoch"]), int(r["seed"])) for r in each] == [(e, s) for e in range(7) for s in seeds]
+        assert [(int(r["epoch"]), int(r["seed"])) for r in each] == [(e, s) for e in range(epochs + 1) for s in seeds]
         r = matrix(repo, name)
         assert set(r) == {(i, j) for i in ("task_a", "task_b") for j in ("task_a", "task_b")}
         if name in logits_rule:
@@ -329,7 +366,8 @@ def test_pipeline_end_to_end(repo):
         assert r["task_a", "task_a"] == pytest.approx(float(rows[0]["task_a_accuracy"]), abs=2e-6)
         assert r["task_b", "task_b"] == pytest.approx(metrics[name]["task_b_accuracy"], abs=2e-6)
         per_epoch = json.loads((repo / f"metrics/accuracy_per_epoch/{name}.json").read_text())
-        assert {(p["epoch"], p["task"]) for p in per_epoch} == {(e, t) for e in range(7) for t in ("task_a", "task_b")}
+        logged = {(e, t) for e in range(epochs + 1) for t in ("task_a", "task_b")}
+        assert {(p["epoch"], p["task"]) for p in per_epoch} == logged
         assert all(p["low"] <= p["accuracy"] <= p["high"] for p in per_epoch)
     assert set(matrix(repo, "joint")) == {("joint", "task_a"), ("joint", "task_b")}
 
@@ -350,11 +388,11 @@ def test_pipeline_end_to_end(repo):
     figures = re.findall(r"!\[[^]]*\]\(([^)]+\.png)\)", report)
     assert len(figures) >= 3 and all((repo / "report" / f).read_bytes()[:4] == b"\x89PNG" for f in figures)
 
-    # Repetition 1 of the committed run is the same training as a one-repetition run with seed + 1 on the same data:
-    # task A's training, the Fisher, and EWC through task B. Bit for bit on the CPUs seen but the AMD EPYC (AVX2),
-    # where oneDNN sums a short last batch's kernel gradient in another order for 5 repetitions than for one (a
-    # relative 1e-8 a step; after EWC's 6 epochs up to 1e-3 of a weight's largest value): there, within those
-    # bounds, and the test answers the same but for a handful of examples (README).
+    # Repetition 1 of the run is the same training as a one-repetition run with seed + 1 on the same data: task A's
+    # training, the Fisher, and EWC through task B. Bit for bit on the CPUs seen (the AMD EPYC with AVX2 too, on
+    # this subset), but on the full data there, where oneDNN sums a short last batch's kernel gradient in another
+    # order for 5 repetitions than for one (a relative 1e-8 a step; after EWC's 6 epochs up to 1e-3 of a weight's
+    # largest value): within those bounds, and the test answers the same but for a handful of examples (README).
     said = run(repo, "env", "PYTHONPATH=src", "python", "-c", SECOND_REPETITION_ALONE).splitlines()
     assert "identical" in said or "within float tolerance" in said
 
@@ -362,16 +400,13 @@ def test_pipeline_end_to_end(repo):
     assert stages_run(run(repo, "dvc", "repro")) == set()
 
     # Same params, same bytes: retraining a model rewrites an identical checkpoint and identical metrics, so
-    # dvc.lock does not change and nothing downstream goes stale. Where the fresh run above rewrote the committed
-    # dvc.lock byte for byte (this CPU computes as the committer's), every stage has shown it; elsewhere naive's
-    # retraining shows it here.
-    if not reproduced:
-        lock = (repo / "dvc.lock").read_bytes()
-        rerun = {"finetune@naive", "evaluate@naive"}
-        assert stages_run(run(repo, "dvc", "repro", "--force", "--single-item", *sorted(rerun))) == rerun
-        assert (repo / "dvc.lock").read_bytes() == lock
-        assert read_metrics(repo)["naive"] == metrics["naive"]
-        assert up_to_date(repo)
+    # dvc.lock does not change and nothing downstream goes stale.
+    lock = (repo / "dvc.lock").read_bytes()
+    rerun = {"finetune@naive", "evaluate@naive"}
+    assert stages_run(run(repo, "dvc", "repro", "--force", "--single-item", *sorted(rerun))) == rerun
+    assert (repo / "dvc.lock").read_bytes() == lock
+    assert read_metrics(repo)["naive"] == metrics["naive"]
+    assert up_to_date(repo)
 
     # DVC's views: one metrics row per model (means and CIs; the per-repetition values and the accuracy matrix
     # have their own files); plots of every task's accuracy per epoch (derived from the data, with a CI band) and
@@ -437,6 +472,40 @@ def test_pipeline_end_to_end(repo):
     assert "metrics/ewc.json" in diff
     ewc = read_metrics(repo)["ewc"]
     assert f"{ewc['mean_accuracy']:.3f} ± {ewc['mean_accuracy_ci95']:.3f}" in (repo / "report/README.md").read_text()
+
+    # A queued experiment reruns naive's chain from `prepare` on (a new seed) in DVC's temp copy of the repo, which
+    # holds only git-tracked files.
+    run(repo, "git", "add", "-A")
+    run(repo, "git", "commit", "-qm", "alpha 50")
+    quick = ["-S", "train.epochs_a=1", "-S", "train.epochs_joint=1", "-S", "finetune.epochs=1"]  # CI time
+    # only naive's chain (prepare, train_a, finetune@naive, evaluate@naive): what a queued run needs of its temp copy
+    run(repo, "dvc", "exp", "run", "--queue", "-S", "seed=7", *quick, "evaluate@naive")
+    run(repo, "dvc", "exp", "run", "--run-all")
+    status = run(repo, "dvc", "queue", "status")
+    assert "Success" in status and "Failed" not in status, status
+    shown = json.loads(run(repo, "dvc", "exp", "show", "--json"))
+    runs = [exp for rev in shown for group in rev.get("experiments") or [] for exp in group["revs"]]
+    (seeded,) = [e for e in runs if e["data"]["params"]["params.yaml"]["data"]["seed"] == 7]
+    seeded_metrics = seeded["data"]["metrics"]
+    assert set(seeded_metrics) >= {f"metrics/{name}.json" for name in MODELS}
+    assert 0 < seeded_metrics["metrics/naive.json"]["data"]["mean_accuracy"] <= 1
+    assert seeded_metrics["metrics/naive.json"]["data"] != metrics["naive"]  # another seed, other results
+
+    # A new strategy in three edits: its own stages run, the others stay cached, and it is everywhere the list is.
+    add_toy_strategy(repo)
+    changed = run(repo, "git", "status", "--porcelain").splitlines()
+    assert sorted(changed) == [" M dvc.yaml", " M params.yaml", "?? src/forgetting/strategies/toy.py"]
+    assert run(repo, "git", "diff", "--numstat", "dvc.yaml").split()[:2] == ["1", "0"]  # one line added
+    assert stages_run(run(repo, "dvc", "repro")) == {"check_params", "finetune@toy", "evaluate@toy", "report"}
+    toy = read_metrics(repo)["toy"]
+    assert set(matrix(repo, "toy")) == {(i, j) for i in ("task_a", "task_b") for j in ("task_a", "task_b")}
+    assert toy["mean_accuracy"] != metrics["naive"]["mean_accuracy"]  # the penalty changed the training
+    report = (repo / "report/README.md").read_text()
+    assert "`toy`" in report and "toy.weight = 0.01" in report
+    assert '"model": "toy"' in (repo / "report/plots/accuracy_per_epoch.json").read_text()
+    assert "metrics/toy.json" in run(repo, "dvc", "metrics", "show")
+    assert "toy" in run(repo, "forgetting", "diff", "naive", "toy")
+    assert up_to_date(repo)
 
 
 FIVE_TASKS = [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]]
@@ -581,69 +650,17 @@ def test_rotated_mnist_prepares_its_tasks(tmp_path, tfds_dir):
 
 
 @pytest.mark.e2e
-def test_permuted_mnist_end_to_end(tmp_path, tfds_dir):
-    """Permuted MNIST, a domain sequence, on a small subset (three tasks of every digit, 100 train examples per digit,
-    two epochs a task, two repetitions): task t's prepared images are task A's shown through task t's pixel order;
-    naive and SI (the path integral that train_a writes) through the sequence, every model, the matrix and the report
-    following it. Then a queued experiment that reruns naive's chain from `prepare` on (a new seed) in DVC's temp copy
-    of the repo, which holds only git-tracked files; then a toy strategy added in the three edits the README names."""
+def test_permuted_mnist_prepares_its_tasks(tmp_path, tfds_dir):
+    """Permuted MNIST's `prepare` (CI's time: its later stages read its tasks as they read any task's, and a task
+    sequence runs through them in the five-task test): task t's prepared images are task A's shown through task t's
+    pixel order, task A's MNIST's own."""
     repo = copy_project(tmp_path / "repo", tfds_dir)
     params = small_run_params(repo, [list(range(10))] * 3, "domain", 100)
     params["task_inputs"] = {"kind": "permuted", "degrees_per_task": 45.0}
     write_params(repo, params)
-    keep_only(repo, DOMAIN_SEQUENCE_STRATEGIES)
-    left_out = {f"{s}@{n}" for n in STRATEGIES if n not in DOMAIN_SEQUENCE_STRATEGIES for s in ("finetune", "evaluate")}
-    assert stages_run(run(repo, "dvc", "repro")) == ALL_STAGES - left_out
-
-    assert_each_task_shows_task_a(repo, params)
-
-    names = ["task_a", "task_b", "task_c"]
-    metrics = assert_a_sequence_of_tasks(repo, DOMAIN_SEQUENCE_STRATEGIES, names)
-    shown = run(repo, "dvc", "metrics", "show", "--json")
-    listed_files = {Path(f).stem for rev in json.loads(shown).values() for f in rev["data"]}
-    assert listed_files == {"task_a", "joint", *DOMAIN_SEQUENCE_STRATEGIES}  # dvc metrics show: the list's models
-    task_a_model = metrics["task_a"]
-    assert task_a_model["task_a_accuracy"] > 0.75  # it learnt task A ...
-    assert task_a_model["task_b_accuracy"] < 0.4 and task_a_model["task_c_accuracy"] < 0.4  # ... and not a permuted one
-    assert metrics["naive"]["task_a_forgetting"] > 0 and metrics["naive"]["bwt"] < 0  # later tasks cost task A
-    assert metrics["joint"]["mean_accuracy"] > metrics["naive"]["mean_accuracy"]
-    report = (repo / "report/README.md").read_text()
-    assert "Forgetting on permuted MNIST, domain scenario" in report.splitlines()[0]
-    assert "A task sequence of your own" in report  # three tasks: not a setting
-
-    run(repo, "git", "add", "-A")
-    run(repo, "git", "commit", "-qm", "three tasks")
-    quick = ["-S", "train.epochs_a=1", "-S", "train.epochs_joint=1", "-S", "finetune.epochs=1"]  # CI time
-    # only naive's chain (prepare, train_a, finetune@naive, evaluate@naive): what a queued run needs of its temp copy
-    run(repo, "dvc", "exp", "run", "--queue", "-S", "seed=7", *quick, "evaluate@naive")
-    run(repo, "dvc", "exp", "run", "--run-all")
-    status = run(repo, "dvc", "queue", "status")
-    assert "Success" in status and "Failed" not in status, status
-    shown = json.loads(run(repo, "dvc", "exp", "show", "--json"))
-    runs = [exp for rev in shown for group in rev.get("experiments") or [] for exp in group["revs"]]
-    (seeded,) = [e for e in runs if e["data"]["params"]["params.yaml"]["data"]["seed"] == 7]
-    seeded_metrics = seeded["data"]["metrics"]
-    assert set(seeded_metrics) >= {f"metrics/{name}.json" for name in ("task_a", "joint", *DOMAIN_SEQUENCE_STRATEGIES)}
-    assert 0 < seeded_metrics["metrics/naive.json"]["data"]["mean_accuracy"] <= 1
-    assert seeded_metrics["metrics/naive.json"]["data"] != metrics["naive"]  # another seed, other results
-
-    # A new strategy in three edits: its own stages run, the others stay cached, and it is everywhere the list is.
-    add_toy_strategy(repo)
-    changed = run(repo, "git", "status", "--porcelain").splitlines()
-    assert sorted(changed) == [" M dvc.yaml", " M params.yaml", "?? src/forgetting/strategies/toy.py"]
-    assert run(repo, "git", "diff", "--numstat", "dvc.yaml").split()[:2] == ["1", "0"]  # one line added
-    assert stages_run(run(repo, "dvc", "repro")) == {"check_params", "finetune@toy", "evaluate@toy", "report"}
-    toy = read_metrics(repo)["toy"]
-    assert set(matrix(repo, "toy")) == {(i, j) for i in names for j in names}
-    assert toy["mean_accuracy"] != metrics["naive"]["mean_accuracy"]  # the penalty changed the training
-    assert (
-        "`toy`" in (repo / "report/README.md").read_text()
-        and "toy.weight = 0.01" in (repo / "report/README.md").read_text()
-    )
-    assert '"model": "toy"' in (repo / "report/plots/accuracy_per_epoch.json").read_text()
-    assert "metrics/toy.json" in run(repo, "dvc", "metrics", "show")
-    assert "toy" in run(repo, "forgetting", "diff", "naive", "toy")
-    assert up_to_date(repo)
+    assert stages_run(run(repo, "dvc", "repro", "prepare")) == {"prepare"}
+    task_a = assert_each_task_shows_task_a(repo, params)
+    assert not np.array_equal(prepared_images(repo, "task_b").image, task_a.image)
 
 
 def assert_each_task_shows_task_a(repo: Path, params: dict) -> mnist.Split:

@@ -355,6 +355,19 @@ def test_untuned_settings_say_so(tmp_path):
     )
 
 
+def test_the_title_names_the_benchmark_and_how_each_task_shows_the_digits(tmp_path):
+    """Permuted and rotated MNIST's pages say so in their first line (each task all ten digits, shown its own way)."""
+    titles = {}
+    for kind in ("permuted", "rotated"):
+        inputs = {"kind": kind, "degrees_per_task": 45.0}
+        out, _ = build(tmp_path / kind, count=3, tasks=[list(range(10))] * 3, task_inputs=inputs)
+        titles[kind] = (out / "README.md").read_text().splitlines()[0]
+    assert titles["permuted"] == (
+        "# Forgetting on permuted MNIST, domain scenario: tasks A to C, each with its own pixel order (A: MNIST's own)"
+    )
+    assert titles["rotated"] == "# Forgetting on rotated MNIST, domain scenario: tasks A (0°), B (45°), C (90°)"
+
+
 def test_the_page_says_how_long_each_later_task_trains(tmp_path):
     """Epochs by default; optimiser steps where ``finetune.iterations`` is set."""
     out, _ = build(tmp_path / "epochs")
