@@ -624,25 +624,32 @@ def assert_a_sequence_of_tasks(repo: Path, strategies, names: list[str]) -> dict
     return metrics
 
 
-@pytest.mark.e2e
-def test_rotated_mnist_prepares_its_tasks(tmp_path, tfds_dir):
-    """Rotated MNIST's `prepare` (CI's time: its later stages read its tasks as they read permuted MNIST's): task t's
-    prepared images are task A's turned by t x 45 degrees, task C's a quarter turn."""
+def prepare_three_tasks(tmp_path: Path, tfds_dir: Path, kind: str) -> mnist.Split:
+    """`dvc repro prepare` of three tasks of every digit shown as ``kind`` (permuted or rotated, 45 degrees a task) in
+    a fresh copy of the project; that tasks B and C's prepared images are task A's, shown as task 1 and task 2 show
+    them; task A's split."""
     repo = copy_project(tmp_path / "repo", tfds_dir)
     params = small_run_params(repo, [list(range(10))] * 3, "domain", 100)
-    params["task_inputs"] = {"kind": "rotated", "degrees_per_task": 45.0}
+    params["task_inputs"] = {"kind": kind, "degrees_per_task": 45.0}
     write_params(repo, params)
     assert stages_run(run(repo, "dvc", "repro", "prepare")) == {"prepare"}
-    task_a = assert_each_task_shows_task_a(repo, params)
-    np.testing.assert_array_equal(prepared_images(repo, "task_c").image, np.rot90(task_a.image, 1, axes=(1, 2)))
+    return assert_each_task_shows_task_a(repo, params)
+
+
+@pytest.mark.e2e
+def test_rotated_mnist_prepares_its_tasks(tmp_path, tfds_dir):
+    """Rotated MNIST's `prepare` (CI's time: its later stages read its tasks as they read any task's): task t's
+    prepared images are task A's turned by t x 45 degrees, task C's a quarter turn."""
+    task_a = prepare_three_tasks(tmp_path, tfds_dir, "rotated")
+    task_c = prepared_images(tmp_path / "repo", "task_c")
+    np.testing.assert_array_equal(task_c.image, np.rot90(task_a.image, 1, axes=(1, 2)))
 
 
 @pytest.mark.e2e
 def test_five_task_sequence_end_to_end(tmp_path, tfds_dir):
     """The standard 5-task split in the class scenario on a small real-MNIST subset (200 train examples per digit,
     two epochs per task, two repetitions): naive, replay (the classic result) and iCaRL (a nearest-mean head through
-    the stages) train through all five tasks; the metrics hold BWT, the matrix file the 5x5 accuracy matrix. (A
-    longer domain sequence: permuted MNIST's test.)"""
+    the stages) train through all five tasks; the metrics hold BWT, the matrix file the 5x5 accuracy matrix."""
     repo = copy_project(tmp_path / "repo", tfds_dir)
     write_params(repo, small_run_params(repo, FIVE_TASKS, "class", 200))
     keep_only(repo, FIVE_TASK_STRATEGIES)
@@ -664,13 +671,8 @@ def test_permuted_mnist_prepares_its_tasks(tmp_path, tfds_dir):
     """Permuted MNIST's `prepare` (CI's time: its later stages read its tasks as they read any task's, and a task
     sequence runs through them in the five-task test): task t's prepared images are task A's shown through task t's
     pixel order, task A's MNIST's own."""
-    repo = copy_project(tmp_path / "repo", tfds_dir)
-    params = small_run_params(repo, [list(range(10))] * 3, "domain", 100)
-    params["task_inputs"] = {"kind": "permuted", "degrees_per_task": 45.0}
-    write_params(repo, params)
-    assert stages_run(run(repo, "dvc", "repro", "prepare")) == {"prepare"}
-    task_a = assert_each_task_shows_task_a(repo, params)
-    assert not np.array_equal(prepared_images(repo, "task_b").image, task_a.image)
+    task_a = prepare_three_tasks(tmp_path, tfds_dir, "permuted")
+    assert not np.array_equal(prepared_images(tmp_path / "repo", "task_b").image, task_a.image)
 
 
 def assert_each_task_shows_task_a(repo: Path, params: dict) -> mnist.Split:
