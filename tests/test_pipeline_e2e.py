@@ -492,24 +492,28 @@ def test_pipeline_end_to_end(tmp_path, tfds_dir):
 
 @pytest.mark.e2e
 def test_the_committed_results_reproduce(repo):
-    """A clone with the committed params retrains task A first. Where its checkpoint comes out as the committed one
-    byte for byte (this CPU computes as the committer's did, and MNIST is where the committer's was), the whole
-    pipeline runs from an empty cache and reproduces the committed dvc.lock and metrics
-    (``assert_the_committed_results_reproduce``), and a second `dvc repro` runs nothing. Elsewhere every later model
-    would differ too: task A's committed metrics are reproduced within their 95% CI half-widths, and the later models
-    are not retrained (CI's time: a full run takes over half of CI's budget on an AVX2 CPU with 2 cores; there
-    `dvc repro` then `dvc metrics diff` shows how far each committed figure moves, README)."""
+    """A clone with the committed params retrains task A first and reproduces task A's committed metrics within their
+    95% CI half-widths (byte for byte on a CPU that computes as the committer's did). With FORGETTING_FULL_REPRO=1,
+    where the checkpoint comes out as the committed one byte for byte (this CPU computes as the committer's did, and
+    MNIST is where the committer's was), the whole pipeline then runs from an empty cache and reproduces the committed
+    dvc.lock and metrics (``assert_the_committed_results_reproduce``), and a second `dvc repro` runs nothing. Not by
+    default (CI's time: the full run takes 30 to 45 minutes on 2 cores, over CI's budget with the other tests; on
+    another kind of CPU every later model would differ anyway, and `dvc repro` then `dvc metrics diff` shows how far
+    each committed figure moves, README)."""
     output = run(repo, "dvc", "repro", "train_a")
     assert stages_run(output) == {"prepare", "train_a"}  # (check_params is no stage's dependency)
     committed_task_a = model_hashes(yaml.safe_load(committed(repo, "dvc.lock")))["task_a"]
     retrained = model_hashes(yaml.safe_load((repo / "dvc.lock").read_text()))["task_a"]
     at_committed_place = read_params(repo)["data"]["manual_dir"].startswith("~")  # MNIST where the committer's was
-    if not (at_committed_place and retrained == committed_task_a):
+    full = os.environ.get("FORGETTING_FULL_REPRO") == "1"
+    if not (full and at_committed_place and retrained == committed_task_a):
         assert stages_run(run(repo, "dvc", "repro", "evaluate@task_a")) <= {"evaluate@task_a"}
         old, new = json.loads(committed(repo, "metrics/task_a.json")), read_metrics(repo)["task_a"]
         assert old.keys() == new.keys()
         for key in (k for k in old if not k.endswith("_ci95")):
             assert abs(new[key] - old[key]) <= old[f"{key}_ci95"], (key, old[key], new[key])
+        if at_committed_place and retrained == committed_task_a:  # the same bytes: the same figures
+            assert (repo / "metrics/task_a.json").read_text() == committed(repo, "metrics/task_a.json")
         return
     output = run(repo, "dvc", "repro")
     trained = {s for s in ALL_STAGES if s not in ("check_params", "prepare", "train_a", "report")}
