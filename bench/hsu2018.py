@@ -6,6 +6,7 @@ rehearsal with 4400 stored examples in a run of its own (``published.RUNS``).
 
     python bench/hsu2018.py                                   # 3 scenarios x every strategy x 10 repetitions (hours)
     python bench/hsu2018.py --scenarios class --seeds 5 --keep /tmp/hsu   # a cheaper look, kept elsewhere
+    python bench/hsu2018.py --seeds 5 --kept-only              # the page from the runs kept so far, running nothing
 
 Each scenario's run shares this project's DVC cache; its runs are kept in --keep/<scenario>/ (default:
 report/settings/runs/hsu2018/, committed with the page) and the other runs' beside it, in --keep/../<run>/<scenario>/
@@ -40,9 +41,15 @@ def preset_params(
     return params_module.with_values(params, values | ({"seeds": seeds} if seeds else {}))
 
 
-def summaries(keep: Path, names: list[str]) -> dict[str, dict]:
-    """The metrics summary (metrics/<name>.json) of each model of ``names`` kept in ``keep``."""
-    return {name: json.loads((keep / "metrics" / f"{name}.json").read_text()) for name in names}
+def summaries(keep: Path, names: list[str], seeds: int) -> dict[str, dict]:
+    """The metrics summary (metrics/<name>.json) of each model of ``names`` kept in ``keep`` with ``seeds``
+    repetitions (those it holds)."""
+    kept = {}
+    for name in names:
+        repetitions = keep / "metrics" / "repetitions" / f"{name}.json"
+        if repetitions.is_file() and len(json.loads(repetitions.read_text())["seed"]) == seeds:
+            kept[name] = json.loads((keep / "metrics" / f"{name}.json").read_text())
+    return kept
 
 
 def main() -> None:
@@ -50,6 +57,11 @@ def main() -> None:
     parser.add_argument("--scenarios", nargs="+", default=list(SCENARIOS), choices=SCENARIOS)
     parser.add_argument("--seeds", type=int, help="repetitions (default: the protocol's 10)")
     parser.add_argument("--out", type=Path, default=ROOT / "report" / "settings" / "hsu2018.md", help="the page")
+    parser.add_argument(
+        "--kept-only",
+        action="store_true",
+        help="run nothing: write the page from the runs kept so far (a model's cells read 'not run' until it is)",
+    )
     add_run_options(parser, ROOT / "report" / "settings" / "runs" / "hsu2018", "scenario")
     args = parser.parse_args()
     from forgetting.stage import import_tensorflow
@@ -64,11 +76,13 @@ def main() -> None:
         for name, (protocol, own, names) in runs(models()).items():
             start, params = time.perf_counter(), preset_params(base, scenario, seeds, protocol, own)
             keep = (args.keep if name == "hsu2018" else args.keep.parent / name) / scenario
-            print(f"{scenario}, {name}:", flush=True)
-            keep_runs(params, args.mnist, keep, names)
-            ours[scenario][name] = summaries(keep, names)
-            seconds[f"{scenario}, {name}"] = round(time.perf_counter() - start)
-            print(f"{scenario}, {name}: {seconds[f'{scenario}, {name}']} s", flush=True)
+            if not args.kept_only:
+                print(f"{scenario}, {name}:", flush=True)
+                keep_runs(params, args.mnist, keep, names)
+            ours[scenario][name] = summaries(keep, names, seeds)
+            if not args.kept_only:
+                seconds[f"{scenario}, {name}"] = round(time.perf_counter() - start)
+                print(f"{scenario}, {name}: {seconds[f'{scenario}, {name}']} s", flush=True)
     write_table2_page(ours, seeds, args.out)
     print(json.dumps(seconds), f"\nwrote {args.out}")
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from forgetting.config import protocols
+from forgetting.evaluation.results import models
 from forgetting.reporting import published
 
 
@@ -13,6 +14,16 @@ def test_a_cell_agrees_within_two_of_their_standard_deviations():
     assert published.verdict(93.46 - 4.0, 93.46, 2.01) == "agrees"  # 1.99 sd
     assert published.verdict(80.0, 93.46, 2.01) == "-13.5 (-6.7 sd)"
     assert published.verdict(91.0, 90.78, 0.05) == "+0.2 (+4.4 sd)"
+
+
+def test_the_quoted_rows_sd_is_their_sem_times_the_root_of_their_runs():
+    # van de Ven & Tolias's code prints mean ± SEM over its seeds (5 runs): sd = SEM x sqrt(5)
+    assert published.their_sd("LwF", 0.33) == pytest.approx(0.33 * 5**0.5) == pytest.approx(0.7379, abs=1e-4)
+    assert published.their_sd("EWC", 0.05) == 0.05  # Hsu et al.'s own rows: mean ± sd already
+    summaries = {"class": {"vandeven2018": {"lwf": {"mean_accuracy": 0.2328, "mean_accuracy_ci95": 0.0067}}}}
+    rows = {line.split(" | ")[0].lstrip("| "): line.strip("| ").split(" | ") for line in published.table2(summaries)}
+    assert rows["LwF"][2:] == ["23.28 ± 0.67", "24.17 ± 0.33", "agrees"]  # -0.89 = -1.2 sd (-2.7 SEM)
+    assert published.verdict(23.28, 24.17, 0.33) == "-0.9 (-2.7 sd)"
 
 
 def test_the_published_column_of_a_5_task_setting():
@@ -45,8 +56,9 @@ def test_table2_holds_ours_theirs_and_the_verdict(tmp_path):
     assert rows["rehearsal (buffer 1100)"][1].startswith("`replay` (ours class-balanced")
     assert rows["rehearsal (buffer 1100)"][5:] == ["80.00 ± 0.40", "90.78 ± 0.85", "-10.8 (-12.7 sd)"]
     assert rows["rehearsal (buffer 4400)"][5:] == ["95.59 ± 0.30", "95.59 ± 0.49", "agrees"]  # its own run's replay
-    assert rows["rehearsal (buffer 4400)"][2] == ""  # no run of it in the task scenario
-    assert rows["RtF"][1].startswith("`rtf` (under `vandeven2018`; ours fits its decoder") and rows["RtF"][2] == ""
+    assert rows["rehearsal (buffer 4400)"][2] == "not run"  # no run of it kept in the task scenario
+    assert rows["RtF"][1].startswith("`rtf` (under `vandeven2018`; ours fits its decoder")
+    assert rows["RtF"][2:5] == ["not run", "99.66 ± 0.03", ""]
     assert rows["LwF"][1] == "`lwf` (under `vandeven2018`)"  # the protocol of the runs that Hsu et al. quote
     assert rows["naive (SGD)"][1] == "— (every strategy here trains with Adam)" and rows["naive (SGD)"][2] == ""
     published.write_table2_page(summaries, 5, tmp_path / "hsu2018.md")
@@ -63,6 +75,14 @@ def test_table2_holds_ours_theirs_and_the_verdict(tmp_path):
     assert "in the task and class scenarios under" in page  # the scenarios run, in Table 2's order
     assert published.agreeing(summaries) == {"task": (1, 1), "class": (1, 3)}  # naive: 3.6 sd; replay: -12.7 sd
     assert "Rows that agree: task, 1 of 1; class, 1 of 3 (GEM's and DGR's with our stand-ins)." in page
+    # the rows that one of our models runs but whose run is not kept: named once per scenario
+    (not_run,) = [line for line in page.splitlines() if line.startswith("Not run yet")]
+    assert not_run.endswith("task: L2, EWC, online EWC, SI, MAS, LwF, rehearsal (buffer 1100), rehearsal (buffer "
+                            "4400), GEM, DGR, RtF and offline (joint); class: L2, EWC, online EWC, SI, MAS, LwF, GEM, "
+                            "DGR, RtF and offline (joint).")  # fmt: skip
+    every = {s: {name: {m: {"mean_accuracy": 0.5} for m in published.runs(models())[name][2]} for name in
+                 published.runs(models())} for s in published.SCENARIOS}  # fmt: skip
+    assert published._not_run(every) == [] and "not run" not in "".join(published.table2(every))
     first = page
     published.write_table2_page(summaries, 5, tmp_path / "hsu2018.md")
     assert (tmp_path / "hsu2018.md").read_text() == first
