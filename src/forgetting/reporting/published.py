@@ -60,7 +60,8 @@ STAND_INS = ("GEM", "DGR")  # another method of ours in their row: on Table 2's 
 QUOTED = ("LwF", "DGR", "RtF")
 QUOTED_PROTOCOL = "vandeven2018"
 # Their figures of those rows are mean ± SEM (their code, compare_MNIST.py, prints the standard error of the mean over
-# its seeds), over 5 runs (the vandeven2018 preset's record): the verdict compares with their sd, SEM x sqrt(5).
+# its seeds), over 5 runs (the vandeven2018 preset's record; their later papers run 20, which would make each sd twice
+# as wide again): the verdict compares with their sd, SEM x sqrt(5), the stricter of the two.
 QUOTED_RUNS = 5
 # The runs that Table 2's page takes its rows from, by the name of the folder that keeps each: its preset, the values
 # it sets beyond the preset's, and its rows. Every other row that one of our models runs is the plain ``hsu2018`` run's.
@@ -215,7 +216,8 @@ def write_table2_page(summaries: Summaries, seeds: int, out: Path) -> None:
         f"{_listed(list(QUOTED))} are not in their code: Hsu et al. quote van de Ven & Tolias's runs, whose code "
         "(GMvandeVen/continual-learning at e17b714, compare_MNIST.py) reports mean ± SEM, below the sd by the square "
         f"root of their run count: on those rows the verdict takes their sd as the SEM times the square root of "
-        f"{QUOTED_RUNS}, their runs. Ours of those rows run under "
+        f"{QUOTED_RUNS}, their runs (with 20, as their later papers run, it would be wider still). Ours of those rows "
+        "run under "
         f"`{QUOTED_PROTOCOL}` ({quoted.title}'s protocol, read from {quoted.source}), where the preset differs from "
         "their code: "
         f"{_but(quoted.differs, VAN_DE_VEN_2018_OTHERS)}.",
