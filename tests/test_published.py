@@ -122,3 +122,33 @@ def test_each_row_comes_from_one_run_the_quoted_rows_from_van_de_ven_and_tolias_
     preset = protocols.PROTOCOLS["hsu2018"]  # a run of either preset still says what it does with the other rows
     assert protocols.HSU_QUOTED in preset.differs
     assert protocols.VAN_DE_VEN_2018_OTHERS in protocols.PROTOCOLS["vandeven2018"].differs
+
+
+def test_the_page_from_the_kept_runs_only(tmp_path, monkeypatch):
+    """bench/hsu2018.py --kept-only runs nothing: it writes the page from the kept runs of the asked repetition count
+    (a kept run of another count is left out) and marks the rest not run."""
+    import json
+    import runpy
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+
+    def keep(run: str, scenario: str, model: str, mean: float, seeds: list[int]) -> None:
+        metrics = tmp_path / "runs" / run / scenario / "metrics"
+        (metrics / "repetitions").mkdir(parents=True, exist_ok=True)
+        (metrics / f"{model}.json").write_text(json.dumps({"mean_accuracy": mean, "mean_accuracy_ci95": 0.001}))
+        (metrics / "repetitions" / f"{model}.json").write_text(json.dumps({"seed": seeds}))
+
+    keep("hsu2018", "class", "naive", 0.1975, [42, 43, 44, 45, 46])
+    keep("hsu2018", "class", "ewc", 0.5, [42, 43, 44])  # another repetition count: left out
+    keep("vandeven2018", "class", "lwf", 0.2328, [42, 43, 44, 45, 46])
+    out = tmp_path / "page.md"
+    argv = ["hsu2018.py", "--seeds", "5", "--kept-only", "--scenarios", "class"]
+    monkeypatch.setattr(sys, "argv", [*argv, "--keep", str(tmp_path / "runs" / "hsu2018"), "--out", str(out)])
+    monkeypatch.syspath_prepend(str(root / "bench"))
+    runpy.run_path(str(root / "bench" / "hsu2018.py"), run_name="__main__")
+    rows = {line.split(" | ")[0].lstrip("| "): line.strip("| ").split(" | ") for line in out.read_text().splitlines()}
+    assert rows["naive (Adam)"][2:] == ["19.75 ± 0.10", "19.71 ± 0.08", "agrees"]
+    assert rows["EWC"][2] == "not run" and rows["LwF"][2:] == ["23.28 ± 0.10", "24.17 ± 0.33", "agrees"]
+    assert "Rows that agree: class, 2 of 2" in out.read_text()
