@@ -14,6 +14,9 @@ def test_a_cell_agrees_within_two_of_their_standard_deviations():
     assert published.verdict(93.46 - 4.0, 93.46, 2.01) == "agrees"  # 1.99 sd
     assert published.verdict(80.0, 93.46, 2.01) == "-13.5 (-6.7 sd)"
     assert published.verdict(91.0, 90.78, 0.05) == "+0.2 (+4.4 sd)"
+    assert published.verdict(99.736, 99.60, 0.067) == "+0.1 (+2.03 sd)"  # just over 2: not shown as 2.0
+    assert published.verdict(99.60 - 0.067 * 2.04, 99.60, 0.067) == "-0.1 (-2.04 sd)"
+    assert published.verdict(99.60 + 0.067 * 2.051, 99.60, 0.067) == "+0.1 (+2.1 sd)"
 
 
 def test_the_quoted_rows_sd_is_their_sem_times_the_root_of_their_runs():

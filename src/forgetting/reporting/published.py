@@ -110,7 +110,10 @@ def _tenths(value: float) -> str:
 def verdict(ours: float, theirs: float, sd: float) -> str:
     """Whether our mean (%) is within ``WITHIN`` of their standard deviations of theirs, and by how many if not."""
     gap = (ours - theirs) / sd
-    return "agrees" if abs(gap) <= WITHIN else f"{ours - theirs:+.1f} ({gap:+.1f} sd)"
+    if abs(gap) <= WITHIN:
+        return "agrees"
+    digits = 2 if round(abs(gap), 1) <= WITHIN else 1  # 2.03 sd shows as such, not as a 2.0 that does not agree
+    return f"{ours - theirs:+.1f} ({gap:+.{digits}f} sd)"
 
 
 def their_sd(row: str, spread: float) -> float:
