@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -24,6 +31,21 @@ def pytest_collection_modifyitems(items) -> None:
         return not e2e, not e2e and item.get_closest_marker("xdist_group") is None
 
     items.sort(key=order)
+
+
+def run_in(folder: Path, call: Callable[[], Any]) -> tuple[Any, str, str]:
+    """``call()`` with ``folder`` as the working directory, in this process (CI's time: a process of its own spends
+    about 3 s importing TensorFlow): what it returned (SystemExit's code where it exits), its stdout and its stderr."""
+    out, err, cwd = io.StringIO(), io.StringIO(), os.getcwd()
+    try:
+        os.chdir(folder)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            result = call()
+    except SystemExit as exc:
+        result = exc.code if isinstance(exc.code, int) else 1
+    finally:
+        os.chdir(cwd)
+    return result, out.getvalue(), err.getvalue()
 
 
 def synthetic_mnist(count: int, seed: int = 0) -> Split:

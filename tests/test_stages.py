@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import csv
-import io
 import json
-import os
 import runpy
 import shutil
 import subprocess
@@ -16,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import EVEN_ODD
+from conftest import EVEN_ODD, run_in
 from scipy import stats
 
 from forgetting.data import mnist
@@ -49,21 +46,14 @@ def set_param(repo: Path, key: str, value) -> None:
 
 def completed_stage(repo: Path, *args: str) -> subprocess.CompletedProcess:
     """Stage script ``args[0]`` with the arguments ``args[1:]``, run in ``repo`` as DVC runs it there, but in this
-    process (CI's time: a process of its own spends about 4 s importing TensorFlow): its exit status (SystemExit's
-    code, 0 where it returns) and what it printed."""
-    out, err, code = io.StringIO(), io.StringIO(), 0
-    argv, cwd = sys.argv, os.getcwd()
+    process (``run_in``): its exit status (0 where it returns) and what it printed."""
+    argv = sys.argv
+    sys.argv = list(args)
     try:
-        os.chdir(repo)
-        sys.argv = list(args)
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            runpy.run_path(args[0], run_name="__main__")
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
+        code, out, err = run_in(repo, lambda: runpy.run_path(args[0], run_name="__main__"))
     finally:
-        os.chdir(cwd)
         sys.argv = argv
-    return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
+    return subprocess.CompletedProcess(list(args), 0 if isinstance(code, dict) else code, out, err)
 
 
 def run_stage(repo: Path, *args: str) -> tuple[int, list[str]]:

@@ -5,17 +5,15 @@ tune under a local Ray, its bad inputs, and the tuned values run as a DVC experi
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import json
 import math
-import os
 import shutil
 import statistics
 from pathlib import Path
 
 import pytest
 import yaml
+from conftest import run_in
 from test_pipeline_e2e import copy_project, keep_only, read_params, run, stages_run, tfds_dir  # noqa: F401 (tfds_dir: a fixture)
 
 from forgetting.config import params, settings
@@ -456,14 +454,10 @@ def _fails(repo: Path, *args: str) -> str:
     line and write nothing to tuning/."""
     from forgetting import cli
 
-    before, printed, cwd = _tuning_files(repo), io.StringIO(), os.getcwd()
-    try:
-        os.chdir(repo)
-        with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
-            assert cli.main(["tune", *args]) != 0
-    finally:
-        os.chdir(cwd)
-    output = printed.getvalue()
+    before = _tuning_files(repo)
+    code, out, err = run_in(repo, lambda: cli.main(["tune", *args]))
+    assert code != 0
+    output = out + err
     errors = [line for line in output.splitlines() if line.startswith("error:")]
     assert len(errors) == 1, output
     assert _tuning_files(repo) == before
