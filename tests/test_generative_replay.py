@@ -44,10 +44,20 @@ def test_the_generators_iterations_count_optimiser_steps_in_place_of_epochs(caps
     assert gen.generator_schedule(OWN | {"iterations": 7}) == {"epochs": 1, "iterations": 7, "learning_rate": 1e-3}
 
 
-def test_the_generators_loss_is_the_negative_elbo_by_hand():
+@pytest.mark.parametrize("hidden", [5, [5, 3]], ids=["one-layer", "two-layers"])
+def test_the_generators_loss_is_the_negative_elbo_by_hand(hidden):
     """sum over pixels of BCE(x, sigmoid(decoder(mu + s * eps))) + sum_j (mu^2 + s^2 - log s^2 - 1) / 2, per
-    repetition the mean over its batch; and the weight count the memory column reports."""
-    model = gen.build_generator(5, 2, seeds=[1, 2])
+    repetition the mean over its batch, the decoder mirroring the encoder's widths; and the weight count the memory
+    column reports."""
+    model = gen.build_generator(hidden, 2, seeds=[1, 2])
+    widths = [hidden] if isinstance(hidden, int) else hidden
+    assert [v.shape[1:] for v in model.weights if v.path.endswith("kernel")] == [
+        *zip([784, *widths[:-1]], widths, strict=True),
+        (widths[-1], 2),
+        (widths[-1], 2),
+        *zip([2, *widths[::-1][:-1]], widths[::-1], strict=True),
+        (widths[0], 784),
+    ]
     rng = np.random.default_rng(0)
     images = rng.uniform(size=(2, 3, 28, 28, 1)).astype(np.float32)
     eps = rng.normal(size=(2, 3, 2)).astype(np.float32)
@@ -59,14 +69,18 @@ def test_the_generators_loss_is_the_negative_elbo_by_hand():
 
     for s in range(2):
         x = images[s].reshape(3, -1).astype(np.float64)
-        h = np.maximum(dense(s, "encoder", x), 0)
+        h = x
+        for number in range(len(widths)):
+            h = np.maximum(dense(s, f"encoder_{number}", h), 0)
         mean, log_variance = dense(s, "mean", h), dense(s, "log_variance", h)
-        z = mean + np.exp(0.5 * log_variance) * eps[s]
-        p = 1 / (1 + np.exp(-dense(s, "pixels", np.maximum(dense(s, "decoder", z), 0))))
+        h = mean + np.exp(0.5 * log_variance) * eps[s]
+        for number in range(len(widths)):
+            h = np.maximum(dense(s, f"decoder_{number}", h), 0)
+        p = 1 / (1 + np.exp(-dense(s, "pixels", h)))
         bce = -(x * np.log(p) + (1 - x) * np.log(1 - p)).sum(-1)
         kl = 0.5 * (mean**2 + np.exp(log_variance) - log_variance - 1).sum(-1)
         assert got[s] == pytest.approx((bce + kl).mean(), rel=1e-4)
-    assert gen.generator_parameters(5, 2) == sum(v.numpy()[0].size for v in model.weights)
+    assert gen.generator_parameters(hidden, 2) == sum(v.numpy()[0].size for v in model.weights)
 
 
 def test_the_generator_learns_a_task_and_its_samples_come_to_look_like_it():

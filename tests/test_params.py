@@ -51,6 +51,11 @@ def test_committed_params_are_valid(defaults):
         ),
         ("model.hidden_units", [400, 0], "model.hidden_units = [400, 0] is invalid; set it to a width >= 1, or a list"),
         ("model.hidden_units", [], "model.hidden_units = [] is invalid"),
+        (
+            "generative_replay.hidden_units",
+            [400, 0],
+            "generative_replay.hidden_units = [400, 0] is invalid; set it to a width >= 1, or a list of 1 to 8 widths",
+        ),
         ("model.init", "he", "model.init = 'he' is invalid; set it to glorot (Keras' default"),
         ("model.init_fan_in", 0, "model.init_fan_in = 0 is invalid; set it to an integer >= 1 (the first layer's"),
         (

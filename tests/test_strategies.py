@@ -414,7 +414,7 @@ def stacked_and_alone(tmp_path_factory):
             "agem": {"buffer_size": 32, "memory_batch": 32},
             "der": {"buffer_size": 32, "memory_batch": 32, "alpha": 0.5, "beta": 1.0},
             "icarl": {"buffer_size": 32, "weight": 1.0},
-            "generative_replay": TINY_GENERATOR,
+            "generative_replay": TINY_GENERATOR | {"hidden_units": [16, 8]},  # two layers each way; elsewhere one
         }
         net, recorder = loop.train_new_model(params, SEQUENCE, train[0], None, epochs=1, path_integral=True)
         assert net.seeds == list(seeds)

@@ -99,7 +99,7 @@ VAN_DE_VEN = (
         # their replayed loss weighted (1 - 1/t) against the new task's 1/t: ours at weight 1, times t
         "generative_replay.weight": 1.0,
         "generative_replay.temperature": 2.0,
-        "generative_replay.hidden_units": 400,
+        "generative_replay.hidden_units": [400, 400],  # main.py: the generator's layers are the classifier's
         "generative_replay.iterations": 2000,
         "generative_replay.latent": 100,
         "generative_replay.learning_rate": 0.001,
@@ -115,8 +115,8 @@ VAN_DE_VEN_DIFFERS = (
     "the digits in their natural order (theirs: shuffled by each seed but seed 0)",
     "replay weighs each finished task as much as the new one by repeating the buffer (theirs: loss = "
     "L_new / t + (1 - 1 / t) L_replay)",
-    "the generator one hidden layer of 400 wide (theirs: two), its weights and RtF's heads and decoder "
-    "Glorot-uniform with zero biases (theirs: PyTorch's default, as the classifier's)",
+    "the generator's weights and RtF's heads and decoder Glorot-uniform with zero biases (theirs: PyTorch's "
+    "default, as the classifier's)",
     "RtF's heads and decoder fit task A on the task-A model's frozen hidden layers, and train with the "
     "classifier from the second task on (theirs: together from the first)",
 )

@@ -48,8 +48,8 @@ OURS: dict[str, tuple[str | None, str]] = {
     "GEM": ("agem", "A-GEM stands in: one reference gradient, not GEM's quadratic program"),
     "DGR": (
         "generative_replay",
-        "our generative replay stands in: a VAE of one hidden layer per repetition whose inputs the old model labels "
-        "with soft targets (their DGR+distill; their DGR's labels are the old model's predicted classes)",
+        "our generative replay stands in: a VAE per repetition (DGR's, 2 x 400 each way) whose inputs the old model "
+        "labels with soft targets (their DGR+distill; their DGR's labels are the old model's predicted classes)",
     ),
     "RtF": ("rtf", "ours fits its decoder to task A on the task-A model's frozen hidden layers"),
     "offline (joint)": ("joint", ""),

@@ -20,10 +20,13 @@ Every draw (the generator's noise, the replayed codes) is repetition s's own, fr
 as it would alone. The generator is not saved: the checkpoint is the classifier's.
 
 The generator: a variational autoencoder per repetition (Kingma & Welling 2014), stacked
-as the classifier's repetitions are (``forgetting.nn.model.StackedDense``), each initialised from its own seed.
+as the classifier's repetitions are (``forgetting.nn.model.StackedDense``), each initialised from its own seed. Its
+hidden widths H_1 .. H_n are ``generative_replay.hidden_units`` (one width: one layer each way; van de Ven et al.'s
+generator, the classifier's 2 x 400: ``[400, 400]``), the decoder mirroring the encoder:
 
-    encoder:  x (784 pixels) -> h = relu(W_1 x + b_1) (H) -> mu = W_mu h + b_mu,  log s^2 = W_v h + b_v  (Z each)
-    decoder:  z (Z) -> relu(W_2 z + b_2) (H) -> x' = sigmoid(W_3 . + b_3) (784)
+    encoder:  x (784 pixels) -> relu(...) (H_1) -> ... -> h = relu(...) (H_n)
+              -> mu = W_mu h + b_mu,  log s^2 = W_v h + b_v  (Z each)
+    decoder:  z (Z) -> relu(...) (H_n) -> ... -> relu(...) (H_1) -> x' = sigmoid(W . + b) (784)
 
 An example's loss is its negative evidence lower bound,
 
@@ -47,11 +50,13 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from itertools import pairwise
+from typing import Annotated, Any, ClassVar
 
 import keras
 import numpy as np
 import tensorflow as tf
+from pydantic import Field
 
 from forgetting.config.params import ITERATIONS, POSITIVE, STRENGTH, Section, integer
 from forgetting.data.mnist import Split
@@ -122,33 +127,55 @@ def flattened(images: tf.Tensor) -> tf.Tensor:
 class StackedVAE(VariationalAutoencoder):
     """S variational autoencoders side by side (the module docstring)."""
 
-    def __init__(self, hidden_units: int, latent: int, seeds: Sequence[int] = (0,), **kwargs) -> None:
+    def __init__(self, hidden_units: int | Sequence[int], latent: int, seeds: Sequence[int] = (0,), **kwargs) -> None:
         super().__init__(**kwargs)
-        self.hidden_units, self.latent, self.seeds = int(hidden_units), int(latent), [int(s) for s in seeds]
+        self.hidden_units = hidden_units if isinstance(hidden_units, int) else [int(u) for u in hidden_units]
+        self.latent, self.seeds = int(latent), [int(s) for s in seeds]
         count = len(self.seeds)
-        self.encoder = StackedDense(count, self.hidden_units, "relu", name="encoder")
+        for number, units in enumerate(self.widths):  # one attribute a layer, as StackedMLP's
+            setattr(self, f"encoder_{number}", StackedDense(count, units, "relu", name=f"encoder_{number}"))
         self.mean = StackedDense(count, self.latent, name="mean")
         self.log_variance = StackedDense(count, self.latent, name="log_variance")
-        self.decoder = StackedDense(count, self.hidden_units, "relu", name="decoder")
+        for number, units in enumerate(reversed(self.widths)):
+            setattr(self, f"decoder_{number}", StackedDense(count, units, "relu", name=f"decoder_{number}"))
         self.pixels = StackedDense(count, PIXELS, name="pixels")
 
     @property
+    def widths(self) -> list[int]:
+        """The encoder's hidden widths: ``hidden_units`` as a list (one int is one layer)."""
+        return [self.hidden_units] if isinstance(self.hidden_units, int) else list(self.hidden_units)
+
+    @property
+    def encoder(self) -> list[StackedDense]:
+        return [getattr(self, f"encoder_{number}") for number in range(len(self.widths))]
+
+    @property
+    def decoder(self) -> list[StackedDense]:
+        return [getattr(self, f"decoder_{number}") for number in range(len(self.widths))]
+
+    @property
     def layers_in_order(self) -> list[StackedDense]:
-        return [self.encoder, self.mean, self.log_variance, self.decoder, self.pixels]
+        return [*self.encoder, self.mean, self.log_variance, *self.decoder, self.pixels]
 
     def build(self, input_shape=None) -> None:
-        inputs = (PIXELS, self.hidden_units, self.hidden_units, self.latent, self.hidden_units)
+        widths = self.widths
+        inputs = (PIXELS, *widths[:-1], widths[-1], widths[-1], self.latent, *reversed(widths[1:]), widths[0])
         for layer, width in zip(self.layers_in_order, inputs, strict=True):
             layer.build((None, width))
         self.built = True
 
     def encode(self, flat: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """(mu, log s^2), each (S, batch, Z), for pixels (S, batch, 784)."""
-        h = self.encoder(flat)
+        h = flat
+        for layer in self.encoder:
+            h = layer(h)
         return self.mean(h), self.log_variance(h)
 
     def decode(self, z: tf.Tensor) -> tf.Tensor:
-        return self.pixels(self.decoder(z))
+        h = z
+        for layer in self.decoder:
+            h = layer(h)
+        return self.pixels(h)
 
     def loss_per_repetition(self, images: tf.Tensor, eps: tf.Tensor) -> tf.Tensor:
         """Each repetition's mean negative ELBO (S,) over its batch ``images`` (S, batch, 28, 28, 1), with the
@@ -174,7 +201,7 @@ def initialised(model: keras.Model, first_layer: int) -> keras.Model:
     return model
 
 
-def build_generator(hidden_units: int, latent: int, seeds: Sequence[int]) -> StackedVAE:
+def build_generator(hidden_units: int | Sequence[int], latent: int, seeds: Sequence[int]) -> StackedVAE:
     """One VAE per seed: repetition s's kernels Glorot-uniform draws from ``seeds[s]``, its biases zero."""
     generator = StackedVAE(hidden_units, latent, seeds, name="generator")
     generator.build()
@@ -279,14 +306,19 @@ class GenerativeReplayParams(Section):
     temperature: POSITIVE
     epochs: integer("an integer >= 1 (the generator's epochs on each task but the last)", ge=1)
     iterations: ITERATIONS
-    hidden_units: integer("an integer >= 1 (the generator's hidden layer, encoder and decoder)", ge=1)
+    hidden_units: Annotated[
+        Annotated[int, Field(ge=1)] | Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=1, max_length=8)],
+        Field(description="a width >= 1, or a list of 1 to 8 widths (the generator's hidden layers, e.g. [400, 400])"),
+    ]
     latent: integer("an integer >= 1 (the generator's code size)", ge=1)
     learning_rate: POSITIVE
 
 
-def generator_parameters(hidden: int, latent: int) -> int:
+def generator_parameters(hidden: int | Sequence[int], latent: int) -> int:
     """The generator's weights: encoder, mean and log-variance, decoder, pixels (kernels and biases)."""
-    return (PIXELS + 1) * hidden + 2 * (hidden + 1) * latent + (latent + 1) * hidden + (hidden + 1) * PIXELS
+    widths = [hidden] if isinstance(hidden, int) else list(hidden)
+    layers = [*pairwise([PIXELS, *widths]), *pairwise([latent, *reversed(widths), PIXELS])]
+    return 2 * (widths[-1] + 1) * latent + sum((a + 1) * b for a, b in layers)
 
 
 class GenerativeReplay(Strategy):
