@@ -20,6 +20,7 @@ OWN = {
     "hidden_units": 16,
     "latent": 3,
     "learning_rate": 1e-3,
+    "targets": "soft",
 }
 
 
@@ -201,3 +202,44 @@ def test_in_the_class_scenario_the_new_classes_get_no_probability_in_the_targets
     q = log_softmax(new[..., so_far])[..., np.isin(so_far, old_columns)]
     expected = 0.5 * 1 * 4.0 * (np.exp(p) * (p - q)).sum(-1).mean(-1).sum()
     assert strategy.memory_loss(network, tf.constant(0)).numpy() == pytest.approx(expected, rel=1e-4)
+
+
+@pytest.mark.parametrize("kind", ["task", "class"])
+def test_hard_targets_train_on_the_class_the_previous_model_predicts(kind):
+    """generative_replay.targets: hard (DGR), two tasks finished of three: memory_loss = weight * k * sum_g mean over
+    the replayed batch of CE(argmax_g z_old, softmax(z_g)), no temperature. Task scenario: g each finished task's
+    head; class scenario: the target among the finished classes, the softmax over the classes seen so far."""
+    scenario = Scenario(kind, ((0, 1), (2, 3), (4, 5)))
+    teacher = build_network(scenario.num_outputs, 8, seeds=(1, 2))
+    bias = teacher.trainable_variables[-1]
+    bias.assign(bias + np.array([0.0, 0.3, 0.6, 0.0, 5.0, 0.0], np.float32))  # the class seen last scores highest
+    network = build_network(scenario.num_outputs, 8, seeds=(3, 4))
+    generator = gen.build_generator(8, 2, seeds=(1, 2))
+    strategy = gen.GenerativeReplay(teacher, generator, scenario, OWN | {"targets": "hard"}, batch_size=8)
+    strategy.tasks_done, strategy.groups = 2, None
+    strategy.groups = strategy._groups()
+    images = strategy.replayed(tf.constant(0)).numpy()
+    old = teacher.per_repetition(images).numpy().astype(np.float64)
+    new = network.per_repetition(images).numpy().astype(np.float64)
+
+    def cross_entropy(logits, labels):
+        z = logits - logits.max(-1, keepdims=True)
+        log_p = z - np.log(np.exp(z).sum(-1, keepdims=True))
+        return -np.take_along_axis(log_p, labels[..., None], axis=-1)[..., 0].mean(-1)  # (S,)
+
+    if kind == "task":
+        groups = scenario.seen_columns(2)
+        assert [list(g) for g in groups] == [[0, 1], [2, 3]]
+        terms = [cross_entropy(new[..., g], old[..., g].argmax(-1)) for g in groups]
+    else:
+        (finished,), (so_far,) = scenario.seen_columns(2), scenario.seen_columns(3)
+        assert list(finished) == [0, 1, 2, 3] and list(so_far) == [0, 1, 2, 3, 4, 5]
+        labels = old[..., finished].argmax(-1)  # a finished class, by its position among those seen so far
+        terms = [cross_entropy(new[..., so_far], labels)]
+        assert np.all(old.argmax(-1) == 4)  # the teacher's answer over every class: a new one, never a target
+    expected = 0.5 * 2 * np.sum(terms)
+    assert strategy.memory_loss(network, tf.constant(0)).numpy() == pytest.approx(expected, rel=1e-4)
+    soft = gen.GenerativeReplay(teacher, generator, scenario, OWN, batch_size=8)
+    soft.tasks_done = 2
+    soft.groups = soft._groups()
+    assert soft.memory_loss(network, tf.constant(0)).numpy() != pytest.approx(expected, rel=1e-2)

@@ -56,6 +56,11 @@ def test_committed_params_are_valid(defaults):
             [400, 0],
             "generative_replay.hidden_units = [400, 0] is invalid; set it to a width >= 1, or a list of 1 to 8 widths",
         ),
+        (
+            "generative_replay.targets",
+            "argmax",
+            "generative_replay.targets = 'argmax' is invalid; set it to soft (the previous model's softened outputs)",
+        ),
         ("model.init", "he", "model.init = 'he' is invalid; set it to glorot (Keras' default"),
         ("model.init_fan_in", 0, "model.init_fan_in = 0 is invalid; set it to an integer >= 1 (the first layer's"),
         (

@@ -82,6 +82,7 @@ def _readers(declared: dict[str, set[str]], key: str) -> set[str]:
         ("generative_replay.epochs", {"finetune@generative_replay"}),
         ("generative_replay.iterations", {"finetune@generative_replay"}),
         ("generative_replay.latent", {"finetune@generative_replay"}),
+        ("generative_replay.targets", {"finetune@generative_replay"}),
         ("rtf.weight", {"finetune@rtf"}),
         ("rtf.latent", {"finetune@rtf"}),
         ("rtf.iterations", {"finetune@rtf"}),

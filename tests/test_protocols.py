@@ -53,6 +53,7 @@ def test_the_protocols_shared_values_are_the_papers():
         vdv["class_outputs"] == "all" and vdv["replay.buffer_size"] == 1000 and vdv["generative_replay.latent"] == 100
     )
     assert vdv["generative_replay.iterations"] == 2000 and vdv["generative_replay.hidden_units"] == [400, 400]
+    assert vdv["generative_replay.targets"] == "hard"  # DGR: compare_MNIST.py and compare.py run it without --distill
     assert vdv["rtf.iterations"] == 2000 and vdv["rtf.latent"] == 100 and vdv["rtf.learning_rate"] == 0.001
     assert vdv["generative_replay.weight"] == vdv["rtf.weight"] == 1.0  # their 1/t : 1 - 1/t, times t
     assert vdv["model.init"] == "torch" and vdv["model.init_fan_in"] is None  # U(+-1/sqrt(784)) on 28 x 28

@@ -73,7 +73,7 @@ def test_table2_holds_ours_theirs_and_the_verdict(tmp_path):
     )
     # the quoted rows' protocol and how it differs, without what each preset says of the rows it does not run
     assert "LwF, DGR and RtF are not in their code: Hsu et al. quote van de Ven & Tolias's runs" in page
-    assert "run under `vandeven2018` (van de Ven & Tolias 2018's protocol" in page and "their DGR+distill" in page
+    assert "run under `vandeven2018` (van de Ven & Tolias 2018's protocol" in page and "generative_replay.targets: hard, DGR's" in page
     assert protocols.HSU_QUOTED not in page and protocols.VAN_DE_VEN_2018_OTHERS not in page
     assert "in the task and class scenarios under" in page  # the scenarios run, in Table 2's order
     assert published.agreeing(summaries) == {"task": (1, 1), "class": (1, 3)}  # naive: 3.6 sd; replay: -12.7 sd

@@ -323,7 +323,7 @@ def _consolidated_task_b(strategy, theta_a: dict[str, np.ndarray]) -> bool:
 
 # a generator small and quick enough for unit tests
 TINY_GENERATOR = {"weight": 1.0, "temperature": 2.0, "epochs": 1, "iterations": None, "hidden_units": 16, "latent": 4}
-TINY_GENERATOR["learning_rate"] = 1e-3
+TINY_GENERATOR |= {"learning_rate": 1e-3, "targets": "soft"}
 TINY_FEEDBACK = {"weight": 1.0, "temperature": 2.0, "latent": 4, "epochs": 1, "iterations": None, "learning_rate": 1e-3}
 SEQUENCE_PARAMS = PARAMS | {
     "seed": 3,

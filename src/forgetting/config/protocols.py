@@ -103,6 +103,7 @@ VAN_DE_VEN = (
         "generative_replay.iterations": 2000,
         "generative_replay.latent": 100,
         "generative_replay.learning_rate": 0.001,
+        "generative_replay.targets": "hard",  # DGR: the previous model's predicted class (no --distill)
         "rtf.weight": 1.0,
         "rtf.temperature": 2.0,
         "rtf.latent": 100,

@@ -49,7 +49,7 @@ OURS: dict[str, tuple[str | None, str]] = {
     "DGR": (
         "generative_replay",
         "our generative replay stands in: a VAE per repetition (DGR's, 2 x 400 each way) whose inputs the old model "
-        "labels with soft targets (their DGR+distill; their DGR's labels are the old model's predicted classes)",
+        "labels with the class it predicts (generative_replay.targets: hard, DGR's; soft is their DGR+distill)",
     ),
     "RtF": ("rtf", "ours fits its decoder to task A on the task-A model's frozen hidden layers"),
     "offline (joint)": ("joint", ""),

@@ -16,6 +16,14 @@ the class scenario g is every class seen so far, the current task's included, an
 task's classes probability 0 (van de Ven et al.'s zero-padded soft targets): a generated old digit must not score
 as a new class. The generator is the memory: its weights, and the previous classifier.
 
+With ``generative_replay.targets: hard`` the previous model labels each generated input with the class it predicts
+instead (Shin et al.'s DGR as van de Ven & Tolias 2018 run it: GMvandeVen/continual-learning's ``replay_targets``
+"hard", its default without ``--distill``; dgr.py ``sample``): per group g, its argmax over g's finished outputs
+(in the class scenario, over the finished classes), and the term is the cross-entropy of the classifier's logits
+over g (no temperature) against it,
+
+    generative_replay.weight * k * sum_g mean over x~ of CE( argmax_g z_old(x~), softmax(z_g(x~)) ).
+
 Every draw (the generator's noise, the replayed codes) is repetition s's own, from its seed: each repetition trains
 as it would alone. The generator is not saved: the checkpoint is the classifier's.
 
@@ -51,7 +59,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from itertools import pairwise
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 import keras
 import numpy as np
@@ -312,6 +320,21 @@ class GenerativeReplayParams(Section):
     ]
     latent: integer("an integer >= 1 (the generator's code size)", ge=1)
     learning_rate: POSITIVE
+    targets: Annotated[
+        Literal["soft", "hard"],
+        Field(description="soft (the previous model's softened outputs) or hard (its predicted class: DGR)"),
+    ]
+
+
+def hard_target_terms(old: tf.Tensor, new: tf.Tensor, groups: Sequence[tf.Tensor]) -> list[tf.Tensor]:
+    """For each output group g (columns), each repetition's mean over its batch of CE(argmax_g old, softmax(new_g)),
+    (S,): the logits ``new`` (S, batch, outputs) trained on the class that ``old``'s predict within each group."""
+    terms = []
+    for group in groups:
+        target = tf.argmax(tf.gather(old, group, axis=-1), axis=-1)
+        logits = tf.gather(new, group, axis=-1)
+        terms.append(tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(target, logits), axis=-1))
+    return terms
 
 
 def generator_parameters(hidden: int | Sequence[int], latent: int) -> int:
@@ -334,6 +357,7 @@ class GenerativeReplay(Strategy):
         "generative_replay.hidden_units",
         "generative_replay.latent",
         "generative_replay.learning_rate",
+        "generative_replay.targets",
     )
     search_space: ClassVar[dict[str, list[Any]]] = {"generative_replay.weight": [0.3, 1.0, 3.0]}
 
@@ -350,6 +374,7 @@ class GenerativeReplay(Strategy):
         self.generator.trainable = False
         self.teacher = frozen_copy(network)
         self.weight, self.temperature, self.tasks_done = float(own["weight"]), float(own["temperature"]), 1
+        self.hard = own.get("targets") == "hard"  # RtF's section has none: it distils (van de Ven & Tolias's RtF)
         self.groups = self._groups()
 
     @classmethod
@@ -378,13 +403,14 @@ class GenerativeReplay(Strategy):
         return tf.stop_gradient(self.generator.sample(REPLAY_SALT + self.tasks_done, step, self.batch_size))
 
     def memory_loss(self, network: keras.Model, step: tf.Tensor) -> tf.Tensor:
-        scale = self.tasks_done * self.temperature**2
+        scale = self.tasks_done * (1.0 if self.hard else self.temperature**2)
         return self.weight * scale * self.distillation(network, self.replayed(step))
 
     def distillation(self, network: keras.Model, images: tf.Tensor) -> tf.Tensor:
         """The sum over repetitions and output groups g of KL(softmax(z_old,g / T) || softmax(z_g / T)), each a mean
-        over the repetition's ``images`` (S, batch, 28, 28, 1): the previous classifier's soft targets."""
-        t = self.temperature
+        over the repetition's ``images`` (S, batch, 28, 28, 1): the previous classifier's soft targets; with hard
+        targets, of CE(argmax_g z_old, softmax(z_g)) (``hard_target_terms``)."""
+        t = 1.0 if self.hard else self.temperature
         old = tf.stop_gradient(self.teacher.per_repetition(images)) / t
         new = network.per_repetition(images, training=True) / t
         groups = self.groups
@@ -392,7 +418,8 @@ class GenerativeReplay(Strategy):
             (group,) = groups
             old = tf.where(self.old_classes, tf.gather(old, group, axis=-1), UNSCORED)
             new, groups = tf.gather(new, group, axis=-1), [tf.range(len(group))]
-        total = tf.add_n(distillation_terms(old, new, groups))  # (S,)
+        terms = hard_target_terms if self.hard else distillation_terms
+        total = tf.add_n(terms(old, new, groups))  # (S,)
         return tf.reduce_sum(total)
 
     def end_task(self, network: keras.Model, task: int, train: Split) -> None:
