@@ -111,6 +111,7 @@ def _assert_repetition_is_alone(stacked, alone, s):
 def test_the_loop_compiles_only_the_hooks_a_strategy_overrides():
     hooks = ("adjust_gradients", "memory_loss", "see_batch", "after_step", "predict")
     assert [h for h in hooks if Strategy.acts_at(h)] == []
+    assert Strategy().retrain_task_a() is None  # the later tasks start from task A's checkpoint as it is
     assert [h for h in hooks if DER.acts_at(h)] == ["memory_loss", "see_batch"]
     assert ProjectOnMemory.acts_at("adjust_gradients") and not ProjectOnMemory.acts_at("memory_loss")
     assert MemoryLogits.acts_at("memory_loss") and Negated.acts_at("predict") and SI.acts_at("after_step")

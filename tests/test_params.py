@@ -61,6 +61,7 @@ def test_committed_params_are_valid(defaults):
             "argmax",
             "generative_replay.targets = 'argmax' is invalid; set it to soft (the previous model's softened outputs)",
         ),
+        ("rtf.task_a", "fresh", "rtf.task_a = 'fresh' is invalid; set it to frozen (its feedback fit to task A"),
         ("model.init", "he", "model.init = 'he' is invalid; set it to glorot (Keras' default"),
         ("model.init_fan_in", 0, "model.init_fan_in = 0 is invalid; set it to an integer >= 1 (the first layer's"),
         (

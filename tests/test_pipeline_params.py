@@ -86,6 +86,7 @@ def _readers(declared: dict[str, set[str]], key: str) -> set[str]:
         ("rtf.weight", {"finetune@rtf"}),
         ("rtf.latent", {"finetune@rtf"}),
         ("rtf.iterations", {"finetune@rtf"}),
+        ("rtf.task_a", {"finetune@rtf"}),
         ("lwf.temperature", {"finetune@lwf"}),
         ("lwf.weight", {"finetune@lwf"}),
         # later tasks' Fisher uses the same settings as task A's

@@ -55,6 +55,7 @@ def test_the_protocols_shared_values_are_the_papers():
     assert vdv["generative_replay.iterations"] == 2000 and vdv["generative_replay.hidden_units"] == [400, 400]
     assert vdv["generative_replay.targets"] == "hard"  # DGR: compare_MNIST.py and compare.py run it without --distill
     assert vdv["rtf.iterations"] == 2000 and vdv["rtf.latent"] == 100 and vdv["rtf.learning_rate"] == 0.001
+    assert vdv["rtf.task_a"] == "joint"  # main.py --feedback: one network, classifier and decoder, from task 1
     assert vdv["generative_replay.weight"] == vdv["rtf.weight"] == 1.0  # their 1/t : 1 - 1/t, times t
     assert vdv["model.init"] == "torch" and vdv["model.init_fan_in"] is None  # U(+-1/sqrt(784)) on 28 x 28
     assert vdv["finetune.carry_optimizer"] is True  # --optimizer adam, not adam_reset

@@ -16,6 +16,7 @@ from forgetting.training import loop
 
 DOMAIN = Scenario("domain", EVEN_ODD)
 OWN = {"weight": 0.5, "temperature": 2.0, "latent": 3, "epochs": 2, "iterations": None, "learning_rate": 1e-2}
+OWN["task_a"] = "frozen"
 PARAMS = {"seed": 7, "seeds": 2, "train": {"batch_size": 16}, "rtf": OWN}
 
 
@@ -135,3 +136,69 @@ def test_the_replayed_batch_is_decoded_by_the_frozen_feedback_and_labelled_by_th
         for a, b in zip(mine.weights, theirs.weights, strict=True):
             np.testing.assert_array_equal(a.numpy(), b.numpy())
     assert not strategy.previous.trainable and strategy.generator.trainable
+
+
+def test_joint_task_a_trains_the_classifier_and_its_feedback_together_on_task_a_first(
+    task_a_state,  # noqa: F811
+    capsys,
+    monkeypatch,
+):
+    """rtf.task_a: joint: from_params fits nothing; the loop trains the checkpoint's classifier and the feedback
+    together on task A (CE + V, nothing replayed: memory_loss is 0) for rtf.iterations steps at rtf.learning_rate,
+    then end_task(network, 0): the replay comes from the feedback and the labels from the classifier as they are
+    then; task B trains from there, its Adam going on from that training's (finetune.carry_optimizer)."""
+    own = OWN | {"task_a": "joint", "iterations": 6}
+    network = task_a_state.model()
+    checkpoint = [v.numpy() for v in network.weights]
+    strategy = rtf.RtF.from_params({**PARAMS, "rtf": own}, task_a_state)
+    untrained = rtf.build_feedback(network.widths, own["latent"], network.seeds)
+    for mine, theirs in zip(strategy.generator.weights, untrained.weights, strict=True):  # nothing fitted yet
+        np.testing.assert_array_equal(mine.numpy(), theirs.numpy())
+    assert strategy.tasks_done == 0 and float(strategy.memory_loss(network, tf.constant(0))) == 0.0
+    assert strategy.retrain_task_a() == {"epochs": 2, "iterations": 6, "learning_rate": 1e-2}
+    assert rtf.RtF.from_params(PARAMS, task_a_state).retrain_task_a() is None  # frozen: the checkpoint as it is
+    at_end_of_a = {}
+    end_task = strategy.end_task
+
+    def recording(net, task, train):
+        at_end_of_a.update(task=task, tasks_done=strategy.tasks_done, iterations=int(strategy.steps.numpy()))
+        at_end_of_a["network"] = [v.numpy() for v in net.weights]
+        at_end_of_a["feedback"] = [v.numpy() for v in strategy.generator.weights]
+        end_task(net, task, train)
+        strategy.end_task = end_task
+
+    strategy.end_task = recording
+    task_a = task_a_state.train_split()
+    (_, task_b) = split_into_tasks(synthetic_mnist(200, seed=3), DOMAIN)
+    calls, finetune = [], loop.finetune
+
+    def spy(*args, **kwargs):
+        calls.append((args[5], dict(kwargs["carried"]), kwargs["learning_rate"]))
+        return finetune(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "finetune", spy)
+    loop.train_sequence(
+        network, strategy, DOMAIN, [task_a, task_b], [None, None], None, epochs=1, batch_size=16,
+        learning_rate=1e-4, verbose=0, optimizer_state={"iterations": np.asarray(100, np.int64)},
+    )  # fmt: skip
+    steps = [(task, int(carried["iterations"]), rate) for task, carried, rate in calls]
+    assert steps == [(0, 100, 1e-2), (1, 106, 1e-4)]
+    feedback_moments = [f"momentum/{v.path}" for v in strategy.generator.trainable_weights]
+    assert all(key in calls[1][1] for key in feedback_moments) and feedback_moments
+    out = capsys.readouterr().out
+    assert "rtf: training on task_a again, with its own layers" in out and out.index("again") < out.index("task_b")
+    assert at_end_of_a["task"] == 0 and at_end_of_a["tasks_done"] == 0 and at_end_of_a["iterations"] == 6
+    assert all(not np.array_equal(a, b) for a, b in zip(at_end_of_a["network"], checkpoint, strict=True))
+    images = tf.constant(task_a.image[:64])
+    eps = tf.zeros((2, 64, own["latent"]))
+    fitted = rtf.Feedback.from_config(strategy.generator.get_config())
+    fitted.build()
+    fitted.set_weights(at_end_of_a["feedback"])
+    for mine, theirs in zip(strategy.previous.weights, fitted.weights, strict=True):  # the replay: as of task A's end
+        np.testing.assert_array_equal(mine.numpy(), theirs.numpy())
+    for mine, theirs in zip(strategy.teacher.weights, at_end_of_a["network"], strict=True):
+        np.testing.assert_array_equal(mine.numpy(), theirs)
+    h, flat = strategy.teacher.features(images), rtf.per_repetition_pixels(images, 2)
+    before, after = (f.loss_per_repetition(h, flat, eps).numpy() for f in (untrained, fitted))
+    assert np.all(after < before)
+    assert strategy.tasks_done == 1 and int(strategy.steps.numpy()) > 6  # task B trained on from there

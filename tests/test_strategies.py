@@ -325,6 +325,7 @@ def _consolidated_task_b(strategy, theta_a: dict[str, np.ndarray]) -> bool:
 TINY_GENERATOR = {"weight": 1.0, "temperature": 2.0, "epochs": 1, "iterations": None, "hidden_units": 16, "latent": 4}
 TINY_GENERATOR |= {"learning_rate": 1e-3, "targets": "soft"}
 TINY_FEEDBACK = {"weight": 1.0, "temperature": 2.0, "latent": 4, "epochs": 1, "iterations": None, "learning_rate": 1e-3}
+TINY_FEEDBACK["task_a"] = "frozen"
 SEQUENCE_PARAMS = PARAMS | {
     "seed": 3,
     "model": {"hidden_units": 12, "dropout": 0.25, "init": "glorot", "init_fan_in": None},
@@ -414,7 +415,9 @@ def stacked_and_alone(tmp_path_factory):
             "agem": {"buffer_size": 32, "memory_batch": 32},
             "der": {"buffer_size": 32, "memory_batch": 32, "alpha": 0.5, "beta": 1.0},
             "icarl": {"buffer_size": 32, "weight": 1.0},
-            "generative_replay": TINY_GENERATOR | {"hidden_units": [16, 8]},  # two layers each way; elsewhere one
+            # two layers each way and hard targets, RtF's task A trained again with its feedback: elsewhere the defaults
+            "generative_replay": TINY_GENERATOR | {"hidden_units": [16, 8], "targets": "hard"},
+            "rtf": TINY_FEEDBACK | {"task_a": "joint", "iterations": 3},
         }
         net, recorder = loop.train_new_model(params, SEQUENCE, train[0], None, epochs=1, path_integral=True)
         assert net.seeds == list(seeds)

@@ -51,7 +51,7 @@ OURS: dict[str, tuple[str | None, str]] = {
         "our generative replay stands in: a VAE per repetition (DGR's, 2 x 400 each way) whose inputs the old model "
         "labels with the class it predicts (generative_replay.targets: hard, DGR's; soft is their DGR+distill)",
     ),
-    "RtF": ("rtf", "ours fits its decoder to task A on the task-A model's frozen hidden layers"),
+    "RtF": ("rtf", "ours trains the task-A model again on task A, together with its decoder (rtf.task_a: joint)"),
     "offline (joint)": ("joint", ""),
 }
 STAND_INS = ("GEM", "DGR")  # another method of ours in their row: on Table 2's page, not beside the settings

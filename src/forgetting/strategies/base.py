@@ -1,6 +1,9 @@
 """The strategy interface: the hooks at which a continual-learning method acts. The training loop
 (``forgetting.training.loop``) is written once, knows no method by name, and calls them in this order:
 
+- ``retrain_task_a()``: once, before the later tasks: where a strategy trains the task-A network on task A again,
+  with its own loss and layers (RtF's classifier and feedback together), that training's length and learning rate;
+  the loop then trains it as it trains any task (the hooks below) and calls ``end_task(network, 0, train)``;
 - ``training_data(train)``: what to train on for a task (replay mixes in its buffer), and
   ``steps_per_epoch(train, batch_size)``: how many optimiser steps an epoch of it takes (default: a pass over it);
 - each step, for a batch x with the scenario's logits z:
@@ -214,6 +217,12 @@ class Strategy:
         is the answer. The evaluate stage scores with the checkpoint's own rule (``StackedMLP.scores``): a rule of a
         strategy's own must live in its network (``end_training``) and give the same answers there."""
         return network.scores(images)
+
+    def retrain_task_a(self) -> dict[str, Any] | None:
+        """Where the strategy trains the task-A network on task A again before the later tasks (its loss, its own
+        layers): that training's ``epochs``, ``iterations`` (None: the epochs, each a pass over task A) and
+        ``learning_rate``. None (the default): the later tasks start from task A's checkpoint as it is."""
+        return None
 
     def training_data(self, train: Split) -> Split | Iterable[Split]:
         """What to train on for a task whose train split is ``train``: one split for every repetition, or one

@@ -21,21 +21,24 @@ from z ~ N(0, I) by the decoder as it was at the end of task t - 1, labelled by 
 the groups g, the temperature T and the class scenario's zero-padded targets as in ``generative_replay``). With
 rtf.weight = 1 this is their rnt * loss(x) + (1 - rnt) * loss(x~), rnt = 1 / t, times t.
 
-Task A: this project trains task A's checkpoint once, for every strategy, with no decoder. So ``from_params``
-first fits the heads and decoder to task A on the checkpoint's frozen hidden layers (``rtf.epochs`` passes, or
-``rtf.iterations`` steps, Adam at ``rtf.learning_rate``); where van de Ven & Tolias train the classifier and the
-feedback together from the start, ours share the encoder from task B on. The decoder is not saved: the checkpoint
-is the classifier's.
+Task A: this project trains task A's checkpoint once, for every strategy, with no decoder. With ``rtf.task_a:
+frozen`` (the default), ``from_params`` first fits the heads and decoder to task A on the checkpoint's frozen hidden
+layers (``rtf.epochs`` passes, or ``rtf.iterations`` steps, Adam at ``rtf.learning_rate``), and the two share the
+encoder from task B on. With ``rtf.task_a: joint``, the loop trains the checkpoint's classifier and the feedback
+together on task A first (``Strategy.retrain_task_a``: the same length and learning rate, the loss CE + V, nothing
+replayed), as van de Ven & Tolias train them from the start (theirs from a fresh classifier; ours goes on from the
+checkpoint). The decoder is not saved: the checkpoint is the classifier's.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from itertools import pairwise
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 import keras
 import tensorflow as tf
+from pydantic import Field
 
 from forgetting.config.params import ITERATIONS, POSITIVE, STRENGTH, Section, integer
 from forgetting.data.mnist import Split
@@ -149,6 +152,10 @@ class RtFParams(Section):
     epochs: integer("an integer >= 1 (the feedback's epochs on task A)", ge=1)
     iterations: ITERATIONS
     learning_rate: POSITIVE
+    task_a: Annotated[
+        Literal["frozen", "joint"],
+        Field(description="frozen (its feedback fit to task A on the checkpoint's frozen hidden layers) or joint"),
+    ]
 
 
 class RtF(GenerativeReplay):
@@ -173,16 +180,22 @@ class RtF(GenerativeReplay):
         self.previous = frozen_generator(feedback)  # the decoder as it was at the end of the last task: the replay
         # the steps trained so far: the noise on the task's own batches is drawn from it (``penalty`` has no step)
         self.steps = tf.Variable(0, dtype=tf.int64, trainable=False, name="rtf_steps")
+        if self.own["task_a"] == "joint":  # task A first (``retrain_task_a``), with nothing finished to replay
+            self.tasks_done = 0
 
     @classmethod
     def from_params(cls, params: dict[str, Any], task_a: TaskAState) -> RtF:
         own, network = params["rtf"], task_a.model()
         feedback = build_feedback(network.widths, own["latent"], network.seeds)
         batch_size = params["train"]["batch_size"]
-        schedule = generator_schedule(own)
-        on_task_a = OnFrozenFeatures(network, feedback)
-        train_generator(on_task_a, task_a.train_split(), None, 1, **schedule, batch_size=batch_size)
+        if own["task_a"] == "frozen":
+            on_task_a = OnFrozenFeatures(network, feedback)
+            train_generator(on_task_a, task_a.train_split(), None, 1, **generator_schedule(own), batch_size=batch_size)
         return cls(network, feedback, task_a.scenario, own, batch_size)
+
+    def retrain_task_a(self) -> dict[str, Any] | None:
+        """With ``rtf.task_a: joint``, the classifier and the feedback train on task A together first."""
+        return generator_schedule(self.own) if self.own["task_a"] == "joint" else None
 
     def trained_layers(self) -> list[keras.layers.Layer]:
         return [self.generator]
@@ -205,6 +218,8 @@ class RtF(GenerativeReplay):
         return self.vae_loss(model, x["image"], CURRENT_SALT + self.tasks_done, self.steps.assign_add(1))
 
     def memory_loss(self, network: keras.Model, step: tf.Tensor) -> tf.Tensor:
+        if self.tasks_done == 0:  # task A trained again (``rtf.task_a: joint``): nothing to replay yet
+            return tf.constant(0.0)
         images, t = self.replayed(step), self.temperature
         salt = REPLAYED_SALT + self.tasks_done
         return self.weight * self.tasks_done * (t**2 * self.distillation(network, images)

@@ -335,10 +335,21 @@ def train_sequence(
     would have (their weights, dropout and optimiser state, data order and the strategy's state:
     ``Strategy.keep``); either as ``Strategy.end_training`` gives it back (iCaRL's with its nearest-mean head).
     Each task trains with a new Adam, or, given the ``optimizer_state`` that task 0's training left
-    (``forgetting.nn.adam``), with one going on from it and then from each task's own."""
+    (``forgetting.nn.adam``), with one going on from it and then from each task's own. A strategy that trains on
+    task 0 again first (``Strategy.retrain_task_a``) does so before task 1, in the same way."""
     for watcher in (log, halving) if strategy.acts_at("predict") else ():  # they score under its rule
         if watcher is not None:
             watcher.predict = strategy.predict
+    again = strategy.retrain_task_a()
+    if again is not None:
+        print(f"{strategy.name}: training on {scenario.names[0]} again, with its own layers", flush=True)
+        steps = again["iterations"]  # one epoch of that many steps, where set (``schedule``)
+        history = finetune(
+            network, strategy, scenario, train[0], None, 0, epochs=again["epochs"] if steps is None else 1,
+            iterations=steps, carried=optimizer_state, **(fit_args | {"learning_rate": again["learning_rate"]}),
+        )  # fmt: skip
+        optimizer_state = None if optimizer_state is None else adam.state(history.model.optimizer)
+        strategy.end_task(network, 0, train[0])
     for t in range(1, len(train)):
         print(f"{strategy.name}: training on {scenario.names[t]} ({t + 1} of {len(train)})", flush=True)
         if log is not None:
