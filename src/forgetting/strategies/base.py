@@ -3,7 +3,8 @@
 
 - ``retrain_task_a()``: once, before the later tasks: where a strategy trains the task-A network on task A again,
   with its own loss and layers (RtF's classifier and feedback together), that training's length and learning rate;
-  the loop then trains it as it trains any task (the hooks below) and calls ``end_task(network, 0, train)``;
+  the loop then trains it as it trains any task (the hooks below; a new Adam, which the later tasks go on from
+  where they go on from task A's) and calls ``end_task(network, 0, train)``;
 - ``training_data(train)``: what to train on for a task (replay mixes in its buffer), and
   ``steps_per_epoch(train, batch_size)``: how many optimiser steps an epoch of it takes (default: a pass over it);
 - each step, for a batch x with the scenario's logits z:

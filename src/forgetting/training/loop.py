@@ -336,7 +336,8 @@ def train_sequence(
     ``Strategy.keep``); either as ``Strategy.end_training`` gives it back (iCaRL's with its nearest-mean head).
     Each task trains with a new Adam, or, given the ``optimizer_state`` that task 0's training left
     (``forgetting.nn.adam``), with one going on from it and then from each task's own. A strategy that trains on
-    task 0 again first (``Strategy.retrain_task_a``) does so before task 1, in the same way."""
+    task 0 again first (``Strategy.retrain_task_a``) does so before task 1, with a new Adam (over the network and
+    its own layers at once), which task 1's then goes on from where it does from task 0's."""
     for watcher in (log, halving) if strategy.acts_at("predict") else ():  # they score under its rule
         if watcher is not None:
             watcher.predict = strategy.predict
@@ -346,9 +347,9 @@ def train_sequence(
         steps = again["iterations"]  # one epoch of that many steps, where set (``schedule``)
         history = finetune(
             network, strategy, scenario, train[0], None, 0, epochs=again["epochs"] if steps is None else 1,
-            iterations=steps, carried=optimizer_state, **(fit_args | {"learning_rate": again["learning_rate"]}),
+            iterations=steps, **(fit_args | {"learning_rate": again["learning_rate"]}),
         )  # fmt: skip
-        optimizer_state = None if optimizer_state is None else adam.state(history.model.optimizer)
+        optimizer_state = None if optimizer_state is None else adam.state(history.model.optimizer)  # task 1 goes on
         strategy.end_task(network, 0, train[0])
     for t in range(1, len(train)):
         print(f"{strategy.name}: training on {scenario.names[t]} ({t + 1} of {len(train)})", flush=True)
