@@ -24,6 +24,11 @@ OWN = {
 }
 
 
+def _log_softmax(z):
+    z = z - z.max(-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(-1, keepdims=True))
+
+
 def test_the_generators_iterations_count_optimiser_steps_in_place_of_epochs(capsys):
     """generative_replay.iterations: that many steps, whatever the epochs. Where the examples make whole batches, 2
     epochs of 5 batches are the same 10 steps, bit for bit; 9 steps are not."""
@@ -120,11 +125,7 @@ def test_replayed_inputs_are_labelled_by_the_frozen_previous_classifier(task_a_s
     old = task_a_state.model().per_repetition(images).numpy() / 2.0
     new = network.per_repetition(images).numpy() / 2.0
 
-    def log_softmax(z):
-        z = z - z.max(-1, keepdims=True)
-        return z - np.log(np.exp(z).sum(-1, keepdims=True))
-
-    target, current = log_softmax(old.astype(np.float64)), log_softmax(new.astype(np.float64))
+    target, current = _log_softmax(old.astype(np.float64)), _log_softmax(new.astype(np.float64))
     kl = (np.exp(target) * (target - current)).sum(-1).mean(-1).sum()
     expected = 0.5 * 1 * 4.0 * kl
     assert expected > 0
@@ -194,12 +195,8 @@ def test_in_the_class_scenario_the_new_classes_get_no_probability_in_the_targets
     old_columns, so_far = scenario.seen_columns(1)[0], scenario.seen_columns(2)[0]
     assert len(old_columns) == 2 and len(so_far) == 4
 
-    def log_softmax(z):
-        z = z - z.max(-1, keepdims=True)
-        return z - np.log(np.exp(z).sum(-1, keepdims=True))
-
-    p = log_softmax(old[..., old_columns])
-    q = log_softmax(new[..., so_far])[..., np.isin(so_far, old_columns)]
+    p = _log_softmax(old[..., old_columns])
+    q = _log_softmax(new[..., so_far])[..., np.isin(so_far, old_columns)]
     expected = 0.5 * 1 * 4.0 * (np.exp(p) * (p - q)).sum(-1).mean(-1).sum()
     assert strategy.memory_loss(network, tf.constant(0)).numpy() == pytest.approx(expected, rel=1e-4)
 
@@ -216,16 +213,14 @@ def test_hard_targets_train_on_the_class_the_previous_model_predicts(kind):
     network = build_network(scenario.num_outputs, 8, seeds=(3, 4))
     generator = gen.build_generator(8, 2, seeds=(1, 2))
     strategy = gen.GenerativeReplay(teacher, generator, scenario, OWN | {"targets": "hard"}, batch_size=8)
-    strategy.tasks_done, strategy.groups = 2, None
+    strategy.tasks_done = 2
     strategy.groups = strategy._groups()
     images = strategy.replayed(tf.constant(0)).numpy()
     old = teacher.per_repetition(images).numpy().astype(np.float64)
     new = network.per_repetition(images).numpy().astype(np.float64)
 
     def cross_entropy(logits, labels):
-        z = logits - logits.max(-1, keepdims=True)
-        log_p = z - np.log(np.exp(z).sum(-1, keepdims=True))
-        return -np.take_along_axis(log_p, labels[..., None], axis=-1)[..., 0].mean(-1)  # (S,)
+        return -np.take_along_axis(_log_softmax(logits), labels[..., None], axis=-1)[..., 0].mean(-1)  # (S,)
 
     if kind == "task":
         groups = scenario.seen_columns(2)
