@@ -7,6 +7,7 @@ rehearsal with 4400 stored examples in a run of its own (``published.RUNS``).
     python bench/hsu2018.py                                   # 3 scenarios x every strategy x 10 repetitions (hours)
     python bench/hsu2018.py --scenarios class --seeds 5 --keep /tmp/hsu   # a cheaper look, kept elsewhere
     python bench/hsu2018.py --seeds 5 --kept-only              # the page from the runs kept so far, running nothing
+    python bench/hsu2018.py --seeds 5 --runs hsu2018-sgd       # one run brought up to date, the page from them all
 
 Each scenario's run shares this project's DVC cache; its runs are kept in --keep/<scenario>/ (default:
 report/settings/runs/hsu2018/, committed with the page) and the other runs' beside it, in --keep/../<run>/<scenario>/
@@ -56,6 +57,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scenarios", nargs="+", default=list(SCENARIOS), choices=SCENARIOS)
     parser.add_argument("--seeds", type=int, help="repetitions (default: the protocol's 10)")
+    parser.add_argument(
+        "--runs", nargs="+", default=list(runs(models())), choices=list(runs(models())),
+        help="the runs to bring up to date (default: all); the page takes every run's kept models",
+    )  # fmt: skip
     parser.add_argument("--out", type=Path, default=ROOT / "report" / "settings" / "hsu2018.md", help="the page")
     parser.add_argument(
         "--kept-only",
@@ -76,11 +81,12 @@ def main() -> None:
         for name, (protocol, own, names) in runs(models()).items():
             start, params = time.perf_counter(), preset_params(base, scenario, seeds, protocol, own)
             keep = (args.keep if name == "hsu2018" else args.keep.parent / name) / scenario
-            if not args.kept_only:
+            running = name in args.runs and not args.kept_only
+            if running:
                 print(f"{scenario}, {name}:", flush=True)
                 keep_runs(params, args.mnist, keep, names)
             ours[scenario][name] = summaries(keep, names, seeds)
-            if not args.kept_only:
+            if running:
                 seconds[f"{scenario}, {name}"] = round(time.perf_counter() - start)
                 print(f"{scenario}, {name}: {seconds[f'{scenario}, {name}']} s", flush=True)
     write_table2_page(ours, seeds, args.out)

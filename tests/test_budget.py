@@ -25,7 +25,7 @@ def _memory(params: dict, name: str):
 def test_a_budget_sets_the_stored_examples_of_every_strategy_that_stores_any_and_nothing_else():
     params = make_params(FIVE, "class")
     stores = [name for name in listed() if _memory(params, name).examples > 0]
-    assert budget.storing() == stores and {"replay", "agem", "der", "icarl"} <= set(stores)
+    assert budget.storing() == stores and {"replay", "agem", "gem", "der", "icarl"} <= set(stores)
     changed = budget.with_budget(params, 321)
     for name in listed():
         expected = 321 if name in stores else 0

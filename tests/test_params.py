@@ -70,6 +70,7 @@ def test_committed_params_are_valid(defaults):
             "model.init_fan_in = 1024 sets the bound of init torch's first layer, but model.init is 'glorot'; set",
         ),
         ("finetune.carry_optimizer", "yes", "finetune.carry_optimizer = 'yes' is invalid; set it to true (each"),
+        ("train.optimizer", "rmsprop", "train.optimizer = 'rmsprop' is invalid; set it to adam or sgd (plain SGD"),
         ("online_ewc.gamma", 1.5, "online_ewc.gamma = 1.5 is invalid; set it to a number in [0, 1]"),
         ("si.xi", 0, "si.xi = 0 is invalid; set it to a number > 0"),
         ("si.c", -1, "si.c = -1 is invalid"),
@@ -148,6 +149,22 @@ def test_rotations_that_repeat_a_task_are_refused(defaults, degrees, task):
     assert str(error.value).startswith(f"params.yaml: task_inputs.degrees_per_task = {degrees} turns task {task} by ")
     assert "the tasks repeat; choose an angle whose multiples up to 3 x it differ, e.g. 45" in str(error.value)
     defaults["task_inputs"]["degrees_per_task"] = 15
+    validate(defaults)
+
+
+def test_a_carried_optimizer_is_one_kind(defaults):
+    """finetune.carry_optimizer goes on from task A's optimiser: of another kind, its state would mean nothing."""
+    defaults["finetune"].update(optimizer="sgd", carry_optimizer=True)
+    with pytest.raises(ForgettingError) as error:
+        validate(defaults)
+    assert str(error.value) == (
+        "params.yaml: finetune.carry_optimizer goes on from task A's optimiser, but train.optimizer is 'adam' and "
+        "finetune.optimizer 'sgd'; set both to one (or finetune.carry_optimizer to false)"
+    )
+    defaults["train"]["optimizer"] = "sgd"
+    validate(defaults)
+    defaults["finetune"]["carry_optimizer"] = False
+    defaults["train"]["optimizer"] = "adam"
     validate(defaults)
 
 

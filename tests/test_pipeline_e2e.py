@@ -319,7 +319,7 @@ def test_pipeline_end_to_end(tmp_path, tfds_dir):
     params = read_params(repo)
     if params["online_ewc"]["alpha"] == params["alpha"]:  # with two tasks online EWC is EWC
         assert metrics["online_ewc"]["mean_accuracy"] == metrics["ewc"]["mean_accuracy"]
-    for name in ("l2", "ewc", "si", "mas", "lwf", "replay", "agem", "der", "icarl", "generative_replay", "rtf"):
+    for name in ("l2", "ewc", "si", "mas", "lwf", "replay", "agem", "gem", "der", "icarl", "generative_replay", "rtf"):
         assert metrics[name]["task_a_accuracy"] > metrics["naive"]["task_a_accuracy"], name
     for name in STRATEGIES:
         forgetting = metrics["task_a"]["task_a_accuracy"] - metrics[name]["task_a_accuracy"]
@@ -591,6 +591,7 @@ def small_run_params(repo: Path, tasks: list[list[int]], scenario: str, per_digi
     params["finetune"] |= {"epochs": 2, "learning_rate": 0.001}
     params["replay"]["buffer_size"] = 100
     params["agem"] |= {"buffer_size": 100, "memory_batch": 32}
+    params["gem"] |= {"buffer_size": 100, "memory_batch": 32}
     params["der"]["buffer_size"] = 100
     params["icarl"]["buffer_size"] = 100
     return params

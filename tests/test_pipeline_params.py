@@ -74,6 +74,8 @@ def _readers(declared: dict[str, set[str]], key: str) -> set[str]:
         ("replay.shift", {"finetune@replay", "finetune@replay_equal_steps"}),
         ("agem.buffer_size", {"finetune@agem"}),
         ("agem.memory_batch", {"finetune@agem"}),
+        ("gem.margin", {"finetune@gem"}),
+        ("gem.train_on_memory", {"finetune@gem"}),
         ("der.alpha", {"finetune@der"}),
         ("der.buffer_size", {"finetune@der"}),
         ("icarl.buffer_size", {"finetune@icarl"}),

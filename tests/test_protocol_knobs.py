@@ -26,7 +26,7 @@ def _params(seed: int, seeds: int, hidden_units) -> dict:
         "seed": seed,
         "seeds": seeds,
         "model": {"hidden_units": hidden_units, "dropout": 0.0, "init": "glorot", "init_fan_in": None},
-        "train": {"batch_size": 32, "learning_rate": 1e-3},
+        "train": {"batch_size": 32, "learning_rate": 1e-3, "optimizer": "adam"},
     }
 
 

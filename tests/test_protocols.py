@@ -45,6 +45,12 @@ def test_the_protocols_shared_values_are_the_papers():
     assert hsu["model.init"] == "torch" and hsu["model.init_fan_in"] == 1024  # nn.Linear over 32 x 32 inputs
     assert hsu["finetune.carry_optimizer"] is True  # agents/default.py: reset_optimizer False
     assert hsu["mas.importance"] == "batch"  # agents/regularization.py: |grad of pred.pow(2).mean()| per batch
+    # agents/exp_replay.py's GEM_1100: Naive_Rehearsal's training on the memory, each task's whole memory's gradient,
+    # --reg_coef 0.5 as project2cone2's margin; every preset keeps one optimiser kind, Adam (their SGD rows: a run)
+    assert hsu["gem.buffer_size"] == 1100 and hsu["gem.memory_batch"] >= 1100 and hsu["gem.margin"] == 0.5
+    assert hsu["gem.train_on_memory"] is True
+    for preset in protocols.PROTOCOLS.values():
+        assert preset.params("class", 5)["train.optimizer"] == preset.params("class", 5)["finetune.optimizer"] == "adam"
     vdv = protocols.PROTOCOLS["vandeven"].params("class", 5)
     assert vdv["train.iterations_a"] == vdv["finetune.iterations"] == 2000 and vdv["train.batch_size"] == 128
     assert vdv["train.iterations_joint"] == 10000  # contexts x iters

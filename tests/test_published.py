@@ -34,7 +34,8 @@ def test_the_published_column_of_a_5_task_setting():
     assert published.published("domain-split5")["naive"] == "55.2 ± 1.4"
     assert published.published("task-split5")["joint"] == "99.5 ± 0.2"
     assert "icarl" not in published.published("class-split5")  # not in their table
-    assert "agem" not in published.published("class-split5")  # a stand-in for their GEM: on Table 2's page only
+    assert "agem" not in published.published("class-split5")  # not in their table
+    assert "gem" not in published.published("class-split5")  # theirs trains with SGD: on Table 2's page only
     assert published.published("domain-even-odd") == {}
 
 
@@ -63,13 +64,14 @@ def test_table2_holds_ours_theirs_and_the_verdict(tmp_path):
     assert rows["RtF"][1].startswith("`rtf` (under `vandeven2018`; ours trains the task-A model again")
     assert rows["RtF"][2:5] == ["not run", "99.66 ± 0.03", ""]
     assert rows["LwF"][1] == "`lwf` (under `vandeven2018`)"  # the protocol of the runs that Hsu et al. quote
-    assert rows["naive (SGD)"][1] == "— (every strategy here trains with Adam)" and rows["naive (SGD)"][2] == ""
+    assert rows["naive (SGD)"][1] == "`naive` (plain SGD at 0.01 on every task, theirs: a run of its own)"
+    assert rows["naive (SGD)"][2:5] == ["not run", "97.98 ± 0.09", ""]  # not the Adam run's naive
     published.write_table2_page(summaries, 5, tmp_path / "hsu2018.md")
     page = (tmp_path / "hsu2018.md").read_text()
     assert (
         "under `hsu2018`" in page
         and "5 repetitions each" in page
-        and "A-GEM (one reference gradient on a memory batch)" in page
+        and "GEM's memory replay's class-balanced buffer" in page
     )
     # the quoted rows' protocol and how it differs, without what each preset says of the rows it does not run
     assert "LwF, DGR and RtF are not in their code: Hsu et al. quote van de Ven & Tolias's runs" in page
@@ -78,12 +80,12 @@ def test_table2_holds_ours_theirs_and_the_verdict(tmp_path):
     assert protocols.HSU_QUOTED not in page and protocols.VAN_DE_VEN_2018_OTHERS not in page
     assert "in the task and class scenarios under" in page  # the scenarios run, in Table 2's order
     assert published.agreeing(summaries) == {"task": (1, 1), "class": (1, 3)}  # naive: 3.6 sd; replay: -12.7 sd
-    assert "Rows that agree: task, 1 of 1; class, 1 of 3 (GEM's and DGR's with our stand-ins)." in page
+    assert "Rows that agree: task, 1 of 1; class, 1 of 3 (DGR's with our stand-in)." in page
     # the rows that one of our models runs but whose run is not kept: named once per scenario
     (not_run,) = [line for line in page.splitlines() if line.startswith("Not run yet")]
-    assert not_run.endswith("task: L2, EWC, online EWC, SI, MAS, LwF, rehearsal (buffer 1100), rehearsal (buffer "
-                            "4400), GEM, DGR, RtF and offline (joint); class: L2, EWC, online EWC, SI, MAS, LwF, GEM, "
-                            "DGR, RtF and offline (joint).")  # fmt: skip
+    assert not_run.endswith("task: naive (SGD), L2, EWC, online EWC, SI, MAS, LwF, rehearsal (buffer 1100), "
+                            "rehearsal (buffer 4400), GEM, DGR, RtF and offline (joint); class: naive (SGD), L2, EWC, "
+                            "online EWC, SI, MAS, LwF, GEM, DGR, RtF and offline (joint).")  # fmt: skip
     every = {s: {name: {m: {"mean_accuracy": 0.5} for m in published.runs(models())[name][2]} for name in
                  published.runs(models())} for s in published.SCENARIOS}  # fmt: skip
     assert published._not_run(every) == [] and "not run" not in "".join(published.table2(every))
@@ -107,12 +109,19 @@ def test_each_row_comes_from_one_run_the_quoted_rows_from_van_de_ven_and_tolias_
     from forgetting.evaluation.results import models
 
     runs = published.runs(models())
-    assert list(runs) == ["hsu2018", "vandeven2018", "hsu2018-buffer4400"]
+    assert list(runs) == ["hsu2018", "vandeven2018", "hsu2018-buffer4400", "hsu2018-sgd"]
+    assert runs["hsu2018-sgd"] == ("hsu2018", published.SGD_AT_0_01, ["naive", "gem"])  # iBatchLearn.py: momentum 0
+    assert published.SGD_AT_0_01 == {
+        "train.optimizer": "sgd",
+        "finetune.optimizer": "sgd",
+        "train.learning_rate": 0.01,
+        "finetune.learning_rate": 0.01,
+    }
     assert runs["vandeven2018"] == ("vandeven2018", {}, ["lwf", "generative_replay", "rtf"])
     assert runs["hsu2018-buffer4400"] == ("hsu2018", {"replay.buffer_size": 4400}, ["replay"])
     plain = runs["hsu2018"]
     assert plain[:2] == ("hsu2018", {}) and plain[2] == [
-        m for m in models() if m not in ("lwf", "generative_replay", "rtf")
+        m for m in models() if m not in ("lwf", "generative_replay", "rtf", "gem")
     ]
     assert [published.run_of(row) for row in ("LwF", "DGR", "RtF", "EWC", "rehearsal (buffer 4400)")] == [
         "vandeven2018",

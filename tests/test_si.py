@@ -138,7 +138,7 @@ def test_each_repetition_path_integral_is_that_of_a_one_repetition_run(mnist_lik
             "seed": seed,
             "seeds": seeds,
             "model": {"hidden_units": 8, "dropout": 0.5, "init": "glorot", "init_fan_in": None},
-            "train": {"batch_size": 32, "learning_rate": 1e-2},
+            "train": {"batch_size": 32, "learning_rate": 1e-2, "optimizer": "adam"},
         }
         return loop.train_new_model(params, DOMAIN, mnist_like, None, epochs=2, path_integral=True)
 

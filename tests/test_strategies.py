@@ -12,6 +12,7 @@ from forgetting.strategies import (
     AGEM,
     DER,
     EWC,
+    GEM,
     L2,
     MAS,
     SI,
@@ -71,6 +72,7 @@ def test_registry_names_the_strategies():
         "replay": Replay,
         "replay_equal_steps": EqualStepsReplay,
         "agem": AGEM,
+        "gem": GEM,
         "der": DER,
         "icarl": ICaRL,
         "generative_replay": GenerativeReplay,
@@ -80,8 +82,8 @@ def test_registry_names_the_strategies():
 
 
 def test_unknown_strategy_is_a_clear_error():
-    with pytest.raises(ForgettingError, match="unknown strategy 'gem': use one of naive, l2, ewc, online_ewc, si"):
-        build_strategy("gem", {}, TaskAState(DOMAIN))
+    with pytest.raises(ForgettingError, match="unknown strategy 'gem2': use one of naive, l2, ewc, online_ewc, si"):
+        build_strategy("gem2", {}, TaskAState(DOMAIN))
 
 
 def test_naive_has_no_penalty(tiny_model):
@@ -329,13 +331,14 @@ TINY_FEEDBACK["task_a"] = "frozen"
 SEQUENCE_PARAMS = PARAMS | {
     "seed": 3,
     "model": {"hidden_units": 12, "dropout": 0.25, "init": "glorot", "init_fan_in": None},
-    "train": {"batch_size": 32, "learning_rate": 1e-2},
+    "train": {"batch_size": 32, "learning_rate": 1e-2, "optimizer": "adam"},
     "si": {"c": 1.0, "xi": 0.1},
     # the protocol knobs' non-default forms, here trained through every scenario (the e2e runs train the defaults)
     "mas": {"lambda": 2.0, "importance": "batch"},
     "lwf": {"temperature": 2.0, "weight": 1.0, "loss": "vandeven2018"},
     "replay": {"buffer_size": 30, "shift": 1},
     "agem": {"buffer_size": 30, "memory_batch": 16},
+    "gem": {"buffer_size": 30, "memory_batch": 8, "margin": 0.5, "train_on_memory": True},
     "der": {"buffer_size": 30, "memory_batch": 16, "alpha": 0.5, "beta": 1.0},
     "icarl": {"buffer_size": 30, "weight": 1.0},
     "generative_replay": TINY_GENERATOR,
@@ -413,6 +416,7 @@ def stacked_and_alone(tmp_path_factory):
             "fisher": SAMPLED,
             "replay": {"buffer_size": 32, "shift": 1},
             "agem": {"buffer_size": 32, "memory_batch": 32},
+            "gem": {"buffer_size": 32, "memory_batch": 8, "margin": 0.5, "train_on_memory": False},
             "der": {"buffer_size": 32, "memory_batch": 32, "alpha": 0.5, "beta": 1.0},
             "icarl": {"buffer_size": 32, "weight": 1.0},
             # two layers each way and hard targets, RtF's task A trained again with its feedback: elsewhere the defaults

@@ -28,7 +28,7 @@ def _params(seed: int, seeds: int, dropout: float = 0.0, hidden_units: int = 16)
         "seed": seed,
         "seeds": seeds,
         "model": {"hidden_units": hidden_units, "dropout": dropout, "init": "glorot", "init_fan_in": None},
-        "train": {"batch_size": 32, "learning_rate": 1e-3},
+        "train": {"batch_size": 32, "learning_rate": 1e-3, "optimizer": "adam"},
     }
 
 
@@ -387,18 +387,18 @@ def test_logged_loss_and_accuracy_are_means_over_repetitions(mnist_like):
     assert result["accuracy"] == pytest.approx(np.mean(metrics.accuracy(net, mnist_like, DOMAIN)), abs=1e-6)
 
 
-def _carried_sequence(make_mnist, tmp_path, carry: str):
-    """Seeds (0, 1) trained on task a (2 epochs), then on tasks b and c (1 epoch each) with Adam at 3e-3: one Adam
-    object over the whole sequence (``one``), the sequence going on from task a's saved state (``saved``), or a new
-    Adam per task (``new``). The network's weights and the Adam step count at the end."""
+def _carried_sequence(make_mnist, tmp_path, carry: str, kind: str = "adam"):
+    """Seeds (0, 1) trained on task a (2 epochs), then on tasks b and c (1 epoch each) with ``kind`` at 3e-3: one
+    optimiser object over the whole sequence (``one``), the sequence going on from task a's saved state
+    (``saved``), or a new optimiser per task (``new``). The network's weights and the step count at the end."""
     scenario = Scenario("domain", ((0, 1), (2, 3), (4, 5)))
     train = split_into_tasks(make_mnist(600, seed=1), scenario)
     loop.seed_everything(0)
     net = build_network(scenario.num_outputs, hidden_units=16, seeds=(0, 1))
     model = loop.ContinualModel(net, scenario, loop.TrainingSet(train[0], net.seeds, salt=0))
-    optimizer = loop.fit(model, None, 2, 32, 3e-3, verbose=0).model.optimizer
+    optimizer = loop.fit(model, None, 2, 32, 3e-3, verbose=0, optimizer_kind=kind).model.optimizer
     adam.save(tmp_path / "adam.npz", optimizer)
-    settings = {"batch_size": 32, "learning_rate": 3e-3, "verbose": 0}
+    settings = {"batch_size": 32, "learning_rate": 3e-3, "verbose": 0, "optimizer_kind": kind}
     if carry == "one":
         for t in (1, 2):
             loop.finetune(net, Naive(), scenario, train[t], None, t, epochs=1, optimizer=optimizer, **settings)
@@ -421,6 +421,34 @@ def test_a_carried_optimizer_trains_the_sequence_as_one_adam_would(make_mnist, t
     for key in one:
         np.testing.assert_array_equal(saved[key], one[key])
     assert any(not np.array_equal(new[key], one[key]) for key in one)
+
+
+def test_sgd_steps_by_the_gradient_and_carries_its_step_count_alone(make_mnist, tmp_path, mnist_like):
+    """train.optimizer / finetune.optimizer sgd: one step moves every weight by -learning_rate x its gradient (plain
+    SGD, no momentum: Hsu et al.'s); its saved state is the step count alone, and a sequence going on from it ends
+    bit for bit where one SGD object over the sequence does (nothing else is carried, so a new SGD per task too)."""
+    net = build_network(DOMAIN.num_outputs, hidden_units=8, seeds=(3, 4))
+    before = [v.numpy() for v in net.trainable_variables]
+    data = loop.TrainingSet(mnist_like, net.seeds, salt=0, iterations=1, batch_size=len(mnist_like))
+    model = loop.ContinualModel(net, DOMAIN, data)
+    with tf.GradientTape() as tape:  # the one batch is the whole split, whatever its order: the step's gradient
+        logits = net.per_repetition(mnist_like.image, training=True)
+        labels = np.broadcast_to(mnist_like.label, (2, len(mnist_like)))
+        cross_entropy = keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
+        loss = tf.reduce_sum(tf.reduce_mean(cross_entropy, axis=-1))
+    gradients = tape.gradient(loss, net.trainable_variables)
+    optimizer = loop.fit(model, None, 1, len(mnist_like), 0.5, verbose=0, optimizer_kind="sgd").model.optimizer
+    assert isinstance(optimizer, keras.optimizers.SGD) and optimizer.momentum == 0
+    for variable, start, gradient in zip(net.trainable_variables, before, gradients, strict=True):
+        np.testing.assert_allclose(variable.numpy(), start - 0.5 * gradient.numpy(), rtol=1e-5, atol=1e-6)
+    one, steps = _carried_sequence(make_mnist, tmp_path / "one", "one", "sgd")
+    saved, _ = _carried_sequence(make_mnist, tmp_path / "saved", "saved", "sgd")
+    new, _ = _carried_sequence(make_mnist, tmp_path / "new", "new", "sgd")
+    state = adam.load(tmp_path / "saved" / "adam.npz")
+    assert list(state) == ["iterations"] and 0 < int(state["iterations"]) < steps
+    for key in one:
+        np.testing.assert_array_equal(saved[key], one[key])
+        np.testing.assert_array_equal(new[key], one[key])
 
 
 def test_a_missing_optimizer_state_names_its_stage(tmp_path):

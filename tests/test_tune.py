@@ -436,6 +436,7 @@ def tiny_repo(tmp_path_factory, tfds_dir) -> Path:  # noqa: F811 (the fixture im
     p["train"]["epochs_a"], p["train"]["epochs_joint"], p["finetune"]["epochs"] = 1, 1, 1
     p["replay"]["buffer_size"] = 100  # at most 30 examples of a digit here
     p["agem"]["buffer_size"], p["agem"]["memory_batch"] = 100, 32
+    p["gem"]["buffer_size"], p["gem"]["memory_batch"] = 100, 32
     p["der"]["buffer_size"] = 100
     p["icarl"]["buffer_size"] = 100
     with open(repo / "params.yaml", "w") as handle:

@@ -91,7 +91,13 @@ class ModelParams(Section):
         return self
 
 
+OPTIMIZER = Annotated[
+    Literal["adam", "sgd"], Field(description="adam or sgd (plain SGD, no momentum: Hsu et al.'s SGD runs)")
+]
+
+
 class TrainParams(Section):
+    optimizer: OPTIMIZER
     learning_rate: POSITIVE
     batch_size: AT_LEAST_ONE
     epochs_a: AT_LEAST_ONE
@@ -103,6 +109,7 @@ class TrainParams(Section):
 class FinetuneParams(Section):
     epochs: AT_LEAST_ONE
     iterations: ITERATIONS
+    optimizer: OPTIMIZER
     learning_rate: POSITIVE
     carry_optimizer: Annotated[
         bool, Field(description="true (each task's Adam goes on from the previous task's) or false (a new one)")
@@ -162,6 +169,16 @@ class Params(Section):
             raise ValueError(
                 f"seed = {self.seed} with seeds = {self.seeds} is invalid: the last repetition's seed, seed + "
                 f"{self.seeds - 1} = {last}, is past 2**32 - 1; lower seed or seeds"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _one_optimizer_carried(self) -> Params:
+        if self.finetune.carry_optimizer and self.train.optimizer != self.finetune.optimizer:
+            raise ValueError(
+                f"finetune.carry_optimizer goes on from task A's optimiser, but train.optimizer is "
+                f"{self.train.optimizer!r} and finetune.optimizer {self.finetune.optimizer!r}; set both to one "
+                "(or finetune.carry_optimizer to false)"
             )
         return self
 

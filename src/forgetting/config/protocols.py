@@ -68,6 +68,8 @@ TWO_BY_400_ADAM = {
     "model.hidden_units": [400, 400],
     "model.dropout": 0.0,
     "model.init": "torch",
+    "train.optimizer": "adam",
+    "finetune.optimizer": "adam",
     "train.learning_rate": 0.001,
     "train.batch_size": 128,
     "finetune.learning_rate": 0.001,
@@ -79,7 +81,7 @@ TWO_BY_400_ADAM = {
 
 def stored(examples: int) -> dict[str, int]:
     """Every strategy's buffer at ``examples`` stored examples."""
-    return {f"{name}.buffer_size": examples for name in ("replay", "agem", "der", "icarl")}
+    return {f"{name}.buffer_size": examples for name in ("replay", "agem", "gem", "der", "icarl")}
 
 
 # GMvandeVen/continual-learning's split-MNIST defaults, the same in its code of 2018 (e17b714: main.py, train.py) and
@@ -150,6 +152,11 @@ PROTOCOLS: dict[str, Protocol] = {
             "class_outputs": "all",  # the class scenario's: the classes seen so far (below)
             "online_ewc.gamma": 1.0,
             "mas.importance": "batch",
+            # agents/exp_replay.py's GEM, as GEM_1100 runs it: trained on the memory too (Naive_Rehearsal's
+            # learn_batch), each finished task's gradient on all of its stored examples, --reg_coef 0.5 the bound
+            "gem.memory_batch": 1100,
+            "gem.margin": 0.5,
+            "gem.train_on_memory": True,
             "lwf.loss": "kl",  # LwF is not in their code (the vandeven2018 preset has the runs they quote)
             "seeds": 10,
         },
@@ -164,8 +171,7 @@ PROTOCOLS: dict[str, Protocol] = {
             "EWC's Fisher as the expectation over the model's outputs (theirs: the gradient of its predicted label)",
             "replay's buffer class-balanced, each finished task replayed as often as the new task's data (theirs: "
             "1100 // t random examples of each of t finished tasks, all of them about as often as the new data)",
-            "A-GEM (one reference gradient on a memory batch) in place of GEM (a quadratic program over every "
-            "finished task's gradient, trained on the memory too)",
+            "GEM's memory replay's class-balanced buffer, trained on as replay is",
             "seeded runs (10 by default), mean ± 95% CI (theirs: 10 unseeded runs, mean ± sd)",
             HSU_QUOTED,
         ),
@@ -202,8 +208,8 @@ PROTOCOLS: dict[str, Protocol] = {
             *VAN_DE_VEN_DIFFERS,
             "joint trained on every task for 2000 iterations a task (theirs, 'offline': the tasks so far, 2000 "
             "iterations at each task of the sequence)",
-            "generative replay distils the old model's soft targets (their DGR+distill; their DGR, the row Hsu et "
-            "al. quote, labels replayed inputs with the old model's predicted classes)",
+            "generative replay's replayed losses summed over the finished tasks' heads in the task scenario "
+            "(theirs: averaged)",
             "5 runs seeded 42-46 (theirs: 5 seeds from 1)",
             VAN_DE_VEN_2018_OTHERS,
         ),

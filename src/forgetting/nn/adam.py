@@ -1,4 +1,5 @@
-"""Adam's state carried from one training to the next (``finetune.carry_optimizer``).
+"""The optimiser (``train.optimizer``, ``finetune.optimizer``: Adam, or plain SGD, with no momentum, as Hsu et al.'s
+SGD runs), and its state carried from one training to the next (``finetune.carry_optimizer``).
 
 By default each task trains with a new Adam: moments m = v = 0 and step count 0, so that its bias correction
 (1 - beta^k) starts again. Hsu et al.'s code keeps one Adam for the whole sequence, and so does a run that carries
@@ -6,7 +7,8 @@ it: task B's training goes on from the step count and moments that task A's left
 from task B's, and so on, as one optimiser over every task would.
 
 The state is saved as ``momentum/<variable path>`` and ``velocity/<variable path>`` (one slot per trained variable,
-the repetitions stacked on its first axis, as the variable's) and ``iterations`` (the step count).
+the repetitions stacked on its first axis, as the variable's) and ``iterations`` (the step count). SGD keeps no state
+but its step count.
 """
 
 from __future__ import annotations
@@ -20,11 +22,20 @@ import numpy as np
 from forgetting.files import load_weight_sets, save_npz
 
 SLOTS = ("momentum", "velocity")
+OPTIMIZERS = ("adam", "sgd")
 State = dict[str, np.ndarray]
 
 
-def state(optimizer: keras.optimizers.Adam) -> State:
-    """The step count and every trained variable's moments, by variable path."""
+def new(kind: str, learning_rate: float) -> keras.optimizers.Optimizer:
+    """A new optimiser of ``kind`` (one of ``OPTIMIZERS``) at ``learning_rate``, Keras' defaults otherwise."""
+    optimizer = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD}[kind]
+    return optimizer(learning_rate=learning_rate)
+
+
+def state(optimizer: keras.optimizers.Optimizer) -> State:
+    """The step count and every trained variable's moments, by variable path (SGD's: the step count alone)."""
+    if not isinstance(optimizer, keras.optimizers.Adam):
+        return {"iterations": np.asarray(optimizer.iterations.numpy(), np.int64)}
     slots = {"momentum": optimizer._momentums, "velocity": optimizer._velocities}
     saved = {"iterations": np.asarray(optimizer.iterations.numpy(), np.int64)}
     for variable in optimizer._trainable_variables:
@@ -33,13 +44,15 @@ def state(optimizer: keras.optimizers.Adam) -> State:
     return saved
 
 
-def carried(learning_rate: float, variables: Sequence, saved: State) -> keras.optimizers.Adam:
-    """An Adam at ``learning_rate`` for ``variables`` that goes on from ``saved``: its step count, and the moments
-    of every variable ``saved`` holds (by path; one it does not hold, a strategy's own layer new to this training,
-    starts at zero)."""
-    optimizer = keras.optimizers.Adam(learning_rate=learning_rate)
+def carried(kind: str, learning_rate: float, variables: Sequence, saved: State) -> keras.optimizers.Optimizer:
+    """An optimiser of ``kind`` at ``learning_rate`` for ``variables`` that goes on from ``saved``: its step count,
+    and Adam's moments of every variable ``saved`` holds (by path; one it does not hold, a strategy's own layer new
+    to this training, starts at zero)."""
+    optimizer = new(kind, learning_rate)
     optimizer.build(list(variables))
     optimizer.iterations.assign(saved["iterations"])
+    if kind != "adam":
+        return optimizer
     slots = {"momentum": optimizer._momentums, "velocity": optimizer._velocities}
     for variable in variables:
         index = optimizer._get_variable_index(variable)
@@ -56,13 +69,13 @@ def selected(saved: State, repetitions: Sequence[int]) -> State:
     return {key: value if key == "iterations" else value[index] for key, value in saved.items()}
 
 
-def save(path: str | Path, optimizer: keras.optimizers.Adam) -> None:
+def save(path: str | Path, optimizer: keras.optimizers.Optimizer) -> None:
     save_npz(path, **state(optimizer))
 
 
 def load(path: str | Path) -> State:
     """``save``'s file (made by ``train_a``); a missing or corrupt one names the fix."""
-    momentum, velocity = load_weight_sets(path, SLOTS, "optimiser state", "train_a")
+    momentum, velocity = load_weight_sets(path, SLOTS, "optimiser state", "train_a") if _has_slots(path) else ({}, {})
     with np.load(path) as arrays:
         iterations = arrays["iterations"]
     return (
@@ -70,3 +83,13 @@ def load(path: str | Path) -> State:
         | {f"momentum/{k}": v for k, v in momentum.items()}
         | {f"velocity/{k}": v for k, v in velocity.items()}
     )
+
+
+def _has_slots(path: str | Path) -> bool:
+    """False for a readable file that holds a step count and nothing else (SGD's state); True otherwise, where
+    ``load_weight_sets`` says what is wrong with a file that is missing, corrupt or without its moments."""
+    try:
+        with np.load(path) as arrays:
+            return list(arrays.files) != ["iterations"]
+    except Exception:
+        return True

@@ -30,7 +30,7 @@ import tensorflow as tf
 from forgetting.config.params import Section, integer, repetition_seeds
 from forgetting.data.mnist import Split, as_uint8
 from forgetting.data.scenarios import Scenario
-from forgetting.strategies.base import TaskAState
+from forgetting.strategies.base import TaskAState, stored_gradients
 from forgetting.strategies.replay import Replay
 
 
@@ -94,14 +94,8 @@ class AGEM(Replay):
         """g_ref: the gradients of each repetition's mean loss on its memory batch of ``step`` (summed over
         repetitions, so each repetition's slice is its own), with the loss the loop trains the current task with."""
         index = self.draw(step)
-        images = tf.cast(tf.gather(self.images, index, batch_dims=1), tf.float32) / 255.0
-        labels, tasks = (tf.gather(values, index, batch_dims=1) for values in (self.labels, self.tasks))
-        with tf.GradientTape() as tape:
-            logits = self.scenario.select(network.per_repetition(images, training=True), tasks)
-            logits = self.scenario.restrict(logits, self.tasks_done)  # the task being trained: tasks_done
-            cross_entropy = keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
-            loss = tf.reduce_sum(tf.reduce_mean(cross_entropy, axis=-1))
-        return tape.gradient(loss, variables)
+        images, labels, tasks = (tf.gather(t, index, batch_dims=1) for t in (self.images, self.labels, self.tasks))
+        return stored_gradients(network, variables, self.scenario, images, labels, tasks, self.tasks_done)
 
     def adjust_gradients(
         self, network: keras.Model, variables: list, gradients: list[tf.Tensor], step: tf.Tensor

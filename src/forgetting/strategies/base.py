@@ -247,6 +247,21 @@ class Strategy:
         return network
 
 
+def stored_gradients(
+    network: keras.Model, variables: list, scenario: Scenario, images: tf.Tensor, labels: tf.Tensor, tasks, trained: int
+) -> list[tf.Tensor]:
+    """The gradients of each repetition's mean loss on its stored examples (``images`` (S, n, 28, 28, 1) uint8 pixels,
+    ``labels`` and ``tasks`` (S, n) or a task index for all), with the loss the loop trains task ``trained`` with: each
+    example's own head in the task scenario, the outputs seen so far where ``class_outputs: seen`` masks the others.
+    Summed over the repetitions, so that each repetition's slice of a gradient is its own (A-GEM's g_ref, GEM's g_k)."""
+    with tf.GradientTape() as tape:
+        logits = network.per_repetition(tf.cast(images, tf.float32) / 255.0, training=True)
+        logits = scenario.restrict(scenario.select(logits, tasks), trained)
+        cross_entropy = keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
+        loss = tf.reduce_sum(tf.reduce_mean(cross_entropy, axis=-1))
+    return tape.gradient(loss, variables)
+
+
 def distillation_terms(old: tf.Tensor, new: tf.Tensor, groups: Sequence[tf.Tensor]) -> list[tf.Tensor]:
     """For each output group g (columns), each repetition's mean over its batch of KL(softmax(old_g) ||
     softmax(new_g)), (S,): the distillation of the logits ``old`` into ``new`` (S, batch, outputs; each already

@@ -248,16 +248,17 @@ def fit(
     initial_epoch: int = 0,
     optimizer: keras.optimizers.Optimizer | None = None,
     carried: adam.State | None = None,
+    optimizer_kind: str = "adam",
 ) -> keras.callbacks.History:
-    """Compile (a new Adam, one going on from the state ``carried`` of an earlier training's, or ``optimizer``
-    carrying on from earlier epochs) and ``fit`` over ``model.data``, epochs
+    """Compile (a new optimiser of ``optimizer_kind``, one going on from the state ``carried`` of an earlier
+    training's, or ``optimizer`` carrying on from earlier epochs) and ``fit`` over ``model.data``, epochs
     ``initial_epoch`` to ``epochs``; a progress bar on a terminal, a line per epoch otherwise (as under
     ``dvc repro``). A NaN or infinite loss stops it with an error (``guard``; by default it blames the learning
     rate). The data are let go afterwards (``TrainingSet.release``), and so are the traced steps
     (``forget_custom_gradients``)."""
     if optimizer is None and carried is not None:
-        optimizer = adam.carried(learning_rate, model.trainable_weights, carried)
-    optimizer = optimizer or keras.optimizers.Adam(learning_rate=learning_rate)
+        optimizer = adam.carried(optimizer_kind, learning_rate, model.trainable_weights, carried)
+    optimizer = optimizer or adam.new(optimizer_kind, learning_rate)
     model.compile(optimizer=optimizer, steps_per_execution=STEPS_PER_EXECUTION)
     guard = guard or NonFiniteLossGuard(model.network.name, "the learning rate")
     try:
@@ -430,6 +431,7 @@ def train_strategy(
         optimizer_state=task_a.optimizer_state() if params["finetune"]["carry_optimizer"] else None,
         batch_size=params["train"]["batch_size"],
         learning_rate=params["finetune"]["learning_rate"],
+        optimizer_kind=params["finetune"]["optimizer"],
         verbose=verbose,
     )
 
@@ -472,6 +474,7 @@ def train_new_model(
         epochs=epochs,
         batch_size=params["train"]["batch_size"],
         learning_rate=params["train"]["learning_rate"],
+        optimizer_kind=params["train"]["optimizer"],
         callbacks=callbacks,
         guard=NonFiniteLossGuard(what, "train.learning_rate"),
     )

@@ -1,0 +1,164 @@
+"""Gradient episodic memory, GEM (Lopez-Paz & Ranzato 2017, "Gradient Episodic Memory for Continual Learning").
+
+Each step, with g the gradient of the new task's loss and g_k the gradient of the loss on finished task k's stored
+examples (k = 1..K, the K tasks finished), GEM asks for an update that raises no finished task's loss, to first
+order: g~ . g_k >= 0 for every k. Where g already keeps every constraint it is applied as it is; else it is projected,
+through the dual of min ||g~ - g||^2 / 2 subject to G g~ >= 0 (G the K x p matrix of the g_k):
+
+    v* = argmin_{v >= margin} v^T (G G^T + eps I) v / 2 + (G g)^T v,        g~ = G^T v* + g
+
+with eps = 1e-3 and ``gem.margin`` as the authors' code writes it (GradientEpisodicMemory's ``project2cone2``,
+whose ``memory_strength`` is the bound on v, not on G g~; Hsu et al. 2018 copy it, reg_coef 0.5 on split MNIST). At
+most 9 finished tasks, so the QP is solved exactly: every split of the K multipliers into those at the bound and
+those free, the free ones solving (G G^T + eps I) v = -G g on their rows, is a candidate; the feasible one of least
+objective is the optimum (one candidate is it). Each repetition solves its own, over its own weights' gradients.
+
+The memory is replay's buffer (``replay.py``): ``gem.buffer_size`` examples of the finished tasks' train splits,
+class-balanced, seeded per repetition, redrawn after each task: each finished task holds about buffer_size / K of
+them (the paper's: a fixed number per task). Each g_k is the gradient of the mean loss on up to ``gem.memory_batch``
+of task k's stored examples, drawn afresh each step without replacement from the repetition's seed, the task and the
+step (all of them where it holds no more: the paper's and Hsu et al.'s, every step), with the loss the new task
+trains with (the scenario's logits: task k's own head in the task scenario; the outputs seen so far where
+``class_outputs: seen`` masks the others). ``gem.train_on_memory``: false (the paper's: the memory only constrains)
+or true (Hsu et al.'s GEM_1100 also trains on it, as replay does, exact copies: each finished task weighing as much
+as the new one, ``replay.py``).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from typing import Annotated, Any, ClassVar
+
+import keras
+import numpy as np
+import tensorflow as tf
+from pydantic import Field
+
+from forgetting.config.params import Section, integer, number, repetition_seeds
+from forgetting.data.mnist import Split, as_uint8
+from forgetting.data.scenarios import Scenario
+from forgetting.errors import ForgettingError
+from forgetting.strategies.base import TaskAState, stored_gradients
+from forgetting.strategies.replay import Replay
+
+EPSILON = 1e-3  # added to G G^T's diagonal, as the authors' code does
+MAX_CONSTRAINTS = 9  # 2^9 candidate splits of the multipliers: a 10-task sequence, the longest params allow
+
+
+def dual(gram: tf.Tensor, dots: tf.Tensor, margin: float) -> tf.Tensor:
+    """v* = argmin_{v >= margin} v^T (gram + eps I) v / 2 + dots^T v, per repetition: ``gram`` (S, K, K) the g_k . g_j,
+    ``dots`` (S, K) the g_k . g; float64. Exact: the feasible candidate of least objective over every split of v
+    into bound (v_i = margin) and free coordinates (row i of the stationarity condition)."""
+    count = gram.shape[-1]
+    if count > MAX_CONSTRAINTS:
+        raise ForgettingError(f"gem: {count} finished tasks; it solves its quadratic program for at most 9")
+    matrix = gram + EPSILON * tf.eye(count, dtype=gram.dtype)
+    free = tf.constant(list(itertools.product([False, True], repeat=count)))[None]  # (1, 2^K, K): the splits
+    rows = tf.where(free[..., None], matrix[:, None], tf.eye(count, dtype=gram.dtype))  # (S, 2^K, K, K)
+    targets = tf.where(free, -dots[:, None], tf.constant(margin, gram.dtype))  # (S, 2^K, K)
+    candidates = tf.linalg.solve(rows, targets[..., None])[..., 0]
+    feasible = tf.reduce_all(candidates >= margin - 1e-9 * (1.0 + abs(margin)), axis=-1)  # all-bound: always
+    objective = 0.5 * tf.einsum("smi,sij,smj->sm", candidates, matrix, candidates)
+    objective += tf.einsum("smi,si->sm", candidates, dots)
+    best = tf.argmin(tf.where(feasible, objective, tf.constant(np.inf, gram.dtype)), axis=1)
+    return tf.gather(candidates, best, batch_dims=1)
+
+
+def projected(gradients: list[tf.Tensor], task_gradients: list[list[tf.Tensor]], margin: float) -> list[tf.Tensor]:
+    """g~ per repetition (the leading axis): g where g . g_k >= 0 for every finished task k, else G^T v* + g.
+    ``task_gradients[k]`` are g_k's variables, as ``gradients``."""
+
+    def dot(a: list[tf.Tensor], b: list[tf.Tensor]) -> tf.Tensor:  # (S,): sum over every variable, in float64
+        terms = [tf.reduce_sum(tf.reshape(tf.cast(x, tf.float64) * tf.cast(y, tf.float64), (tf.shape(x)[0], -1)), 1)
+                 for x, y in zip(a, b, strict=True)]  # fmt: skip
+        return tf.add_n(terms)
+
+    dots = tf.stack([dot(g_k, gradients) for g_k in task_gradients], axis=1)  # (S, K)
+    gram = tf.stack([tf.stack([dot(g_k, g_j) for g_j in task_gradients], 1) for g_k in task_gradients], 1)
+    weights = dual(gram, dots, margin)  # (S, K)
+    weights = tf.where(tf.reduce_any(dots < 0, axis=1, keepdims=True), weights, tf.zeros_like(weights))
+    out = []
+    for i, g in enumerate(gradients):
+        shape = (-1,) + (1,) * (len(g.shape) - 1)
+        added = tf.add_n([tf.reshape(tf.cast(weights[:, k], g.dtype), shape) * task_gradients[k][i]
+                          for k in range(len(task_gradients))])  # fmt: skip
+        out.append(g + added)
+    return out
+
+
+class GEMParams(Section):
+    buffer_size: integer("an integer >= 1 (examples of finished tasks kept)", ge=1)
+    memory_batch: integer("an integer >= 1 (stored examples of each finished task per step's g_k)", ge=1)
+    margin: number("a number >= 0 (the bound on the dual's multipliers: 0.5 in the authors' code)", ge=0)
+    train_on_memory: Annotated[
+        bool, Field(description="false (the memory only constrains: the paper's) or true (trained on too: Hsu et al.)")
+    ]
+
+
+class GEM(Replay):
+    """Replay's buffers, as one memory per finished task whose gradient constrains each step."""
+
+    name = "gem"
+    section = "gem"
+    params_section: ClassVar[dict[str, Any]] = {"gem": GEMParams}
+    hyperparameters = ("gem.buffer_size", "gem.memory_batch", "gem.margin", "gem.train_on_memory")
+    search_space: ClassVar[dict[str, list[Any]]] = {"gem.margin": [0.0, 0.5, 1.0]}
+    steps = "where trained on its memory too (gem.train_on_memory), replay's: (finished tasks + 1) x the others' steps"
+
+    def __init__(
+        self,
+        buffers: list[Split],
+        seeds: list[int],
+        scenario: Scenario,
+        memory_batch: int,
+        margin: float,
+        train_on_memory: bool = False,
+    ) -> None:
+        super().__init__(buffers, seeds)  # shift 0: trained on, the stored examples are exact copies
+        self.scenario, self.memory_batch, self.margin = scenario, int(memory_batch), float(margin)
+        self.train_on_memory = bool(train_on_memory)
+        self._stack()
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any], task_a: TaskAState) -> GEM:
+        own = params["gem"]
+        buffers, seeds = cls.first_buffers(params, task_a), repetition_seeds(params)
+        return cls(buffers, seeds, task_a.scenario, own["memory_batch"], own["margin"], own["train_on_memory"])
+
+    def _stack(self) -> None:
+        """Each finished task's stored examples, the repetition axis first: (pixels, labels) by task. Every
+        repetition holds as many of each task (the class-balanced quotas do not depend on the seed)."""
+        self.memories = []
+        for task in range(self.tasks_done):
+            index = [np.flatnonzero(buffer.task == task) for buffer in self.buffers]
+            if len({len(i) for i in index}) != 1:
+                raise ForgettingError(f"gem: the repetitions' buffers hold different numbers of task {task}'s examples")
+            images = np.stack([as_uint8(b.image)[i] for b, i in zip(self.buffers, index, strict=True)])
+            labels = np.stack([b.label[i] for b, i in zip(self.buffers, index, strict=True)]).astype(np.int32)
+            self.memories.append((tf.constant(images), tf.constant(labels)))
+
+    def training_data(self, train: Split) -> Split | Iterator[Split]:
+        return super().training_data(train) if self.train_on_memory else train
+
+    def task_gradient(self, network: keras.Model, variables: list, task: int, step: tf.Tensor) -> list[tf.Tensor]:
+        """g_k of finished task ``task``: the gradients of each repetition's mean loss on up to ``memory_batch`` of
+        its stored examples of that task, drawn for ``step`` (summed over repetitions: each slice is its own)."""
+        images, labels = self.memories[task]
+        size, step = images.shape[1], tf.cast(step, tf.int32)
+        if self.memory_batch < size:  # a draw without replacement from (seed, tasks done, task, step)
+            keys = [tf.random.stateless_uniform((size,), [seed * 1000 + self.tasks_done, step * 16 + task])
+                    for seed in self.seeds]  # fmt: skip
+            index = tf.stack([tf.math.top_k(key, k=self.memory_batch).indices for key in keys])
+            images, labels = tf.gather(images, index, batch_dims=1), tf.gather(labels, index, batch_dims=1)
+        return stored_gradients(network, variables, self.scenario, images, labels, task, self.tasks_done)
+
+    def adjust_gradients(
+        self, network: keras.Model, variables: list, gradients: list[tf.Tensor], step: tf.Tensor
+    ) -> list[tf.Tensor]:
+        task_gradients = [self.task_gradient(network, variables, k, step) for k in range(self.tasks_done)]
+        return projected(gradients, task_gradients, self.margin)
+
+    def end_task(self, network: keras.Model, task: int, train: Split) -> None:
+        super().end_task(network, task, train)
+        self._stack()
