@@ -99,7 +99,7 @@ def test_overlapping_digits(repo):
 
 def test_unknown_strategy_in_dvc_yaml(repo):
     pipeline = yaml.safe_load((repo / "dvc.yaml").read_text())
-    pipeline["vars"][0]["strategies"]["gem"] = {  # listed, with no module
+    pipeline["vars"][0]["strategies"]["ogd"] = {  # listed, with no module
         "params": "alpha",
         "extra": "seed",
         "needs": "models/task_a.keras",
@@ -108,16 +108,16 @@ def test_unknown_strategy_in_dvc_yaml(repo):
     (repo / "dvc.yaml").write_text(yaml.safe_dump(pipeline))
     (repo / "models").mkdir()
     save_model(build_network(5, hidden_units=8, seeds=[42, 43]), repo / "models" / "task_a.keras")
-    code, stderr = run_stage(repo, "stages/finetune.py", "gem")
+    code, stderr = run_stage(repo, "stages/finetune.py", "ogd")
     assert code == 1
     assert_one_error_line(
         stderr,
-        "error: finetune@gem: dvc.yaml's strategy list (vars: strategies) names 'gem', but "
-        "src/forgetting/strategies/gem.py does not exist: add the module, or remove the entry",
+        "error: finetune@ogd: dvc.yaml's strategy list (vars: strategies) names 'ogd', but "
+        "src/forgetting/strategies/ogd.py does not exist: add the module, or remove the entry",
     )
     assert sorted(p.name for p in (repo / "models").iterdir()) == ["task_a.keras"]
-    assert not (repo / "metrics" / "epochs" / "gem.csv").exists()
-    assert not (repo / "metrics" / "epochs" / "repetitions" / "gem.csv").exists()
+    assert not (repo / "metrics" / "epochs" / "ogd.csv").exists()
+    assert not (repo / "metrics" / "epochs" / "repetitions" / "ogd.csv").exists()
 
 
 def test_missing_si_path_integral_names_the_stage(repo):
