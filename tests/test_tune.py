@@ -224,6 +224,7 @@ def test_a_choice_at_its_grids_edge_widens_the_grid_a_decade_at_a_time(base):
     assert not tune.widenable("replay", "replay.shift", [0, 1, 2]) and not tune.widenable("l2", "l2.weight", [0.1, 0.2])
     assert tune.widenable("der", "der.alpha", [0.1, 0.1, 0.3, 1.0, 1.0])  # each value once per beta
     assert tune.widenable("ewc", "alpha", [100, 1000, 10000])  # a strength given as integers (--space)
+    assert tune.widenable("gem", "gem.margin", strategy_class("gem").search_space["gem.margin"])  # a log grid
 
 
 @pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="Linux's per-process peak memory")

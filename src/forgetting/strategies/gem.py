@@ -103,7 +103,7 @@ class GEM(Replay):
     section = "gem"
     params_section: ClassVar[dict[str, Any]] = {"gem": GEMParams}
     hyperparameters = ("gem.buffer_size", "gem.memory_batch", "gem.margin", "gem.train_on_memory")
-    search_space: ClassVar[dict[str, list[Any]]] = {"gem.margin": [0.0, 0.5, 1.0]}
+    search_space: ClassVar[dict[str, list[Any]]] = {"gem.margin": [0.1, 0.3, 1.0, 3.0]}  # log: widened at an edge
     steps = "where trained on its memory too (gem.train_on_memory), replay's: (finished tasks + 1) x the others' steps"
 
     def __init__(
