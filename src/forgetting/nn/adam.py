@@ -22,22 +22,22 @@ import numpy as np
 from forgetting.files import load_weight_sets, save_npz
 
 SLOTS = ("momentum", "velocity")
-OPTIMIZERS = ("adam", "sgd")
 State = dict[str, np.ndarray]
 
 
 def new(kind: str, learning_rate: float) -> keras.optimizers.Optimizer:
-    """A new optimiser of ``kind`` (one of ``OPTIMIZERS``) at ``learning_rate``, Keras' defaults otherwise."""
+    """A new optimiser of ``kind`` (adam or sgd: ``train.optimizer``) at ``learning_rate``, Keras' defaults
+    otherwise."""
     optimizer = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD}[kind]
     return optimizer(learning_rate=learning_rate)
 
 
 def state(optimizer: keras.optimizers.Optimizer) -> State:
     """The step count and every trained variable's moments, by variable path (SGD's: the step count alone)."""
-    if not isinstance(optimizer, keras.optimizers.Adam):
-        return {"iterations": np.asarray(optimizer.iterations.numpy(), np.int64)}
-    slots = {"momentum": optimizer._momentums, "velocity": optimizer._velocities}
     saved = {"iterations": np.asarray(optimizer.iterations.numpy(), np.int64)}
+    if not isinstance(optimizer, keras.optimizers.Adam):
+        return saved
+    slots = {"momentum": optimizer._momentums, "velocity": optimizer._velocities}
     for variable in optimizer._trainable_variables:
         index = optimizer._get_variable_index(variable)
         saved |= {f"{slot}/{variable.path}": np.array(slots[slot][index].numpy()) for slot in SLOTS}

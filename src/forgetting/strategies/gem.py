@@ -69,13 +69,17 @@ def projected(gradients: list[tf.Tensor], task_gradients: list[list[tf.Tensor]],
     """g~ per repetition (the leading axis): g where g . g_k >= 0 for every finished task k, else G^T v* + g.
     ``task_gradients[k]`` are g_k's variables, as ``gradients``."""
 
-    def dot(a: list[tf.Tensor], b: list[tf.Tensor]) -> tf.Tensor:  # (S,): sum over every variable, in float64
-        terms = [tf.reduce_sum(tf.reshape(tf.cast(x, tf.float64) * tf.cast(y, tf.float64), (tf.shape(x)[0], -1)), 1)
-                 for x, y in zip(a, b, strict=True)]  # fmt: skip
-        return tf.add_n(terms)
+    def flat(variables: list[tf.Tensor]) -> list[tf.Tensor]:  # each variable (S, its size), in float64, once
+        return [tf.reshape(tf.cast(x, tf.float64), (tf.shape(x)[0], -1)) for x in variables]
 
-    dots = tf.stack([dot(g_k, gradients) for g_k in task_gradients], axis=1)  # (S, K)
-    gram = tf.stack([tf.stack([dot(g_k, g_j) for g_j in task_gradients], 1) for g_k in task_gradients], 1)
+    def dot(a: list[tf.Tensor], b: list[tf.Tensor]) -> tf.Tensor:  # (S,): sum over every variable
+        return tf.add_n([tf.reduce_sum(x * y, 1) for x, y in zip(a, b, strict=True)])
+
+    new, memories = flat(gradients), [flat(g_k) for g_k in task_gradients]
+    dots = tf.stack([dot(g_k, new) for g_k in memories], axis=1)  # (S, K)
+    count = len(memories)
+    upper = {(k, j): dot(memories[k], memories[j]) for k in range(count) for j in range(k, count)}  # symmetric
+    gram = tf.stack([tf.stack([upper[min(k, j), max(k, j)] for j in range(count)], 1) for k in range(count)], 1)
     weights = dual(gram, dots, margin)  # (S, K)
     weights = tf.where(tf.reduce_any(dots < 0, axis=1, keepdims=True), weights, tf.zeros_like(weights))
     out = []
