@@ -18,6 +18,7 @@ from forgetting.nn.model import (
     StackedMLP,
     build_network,
     load_model,
+    network_input,
     repetition,
     save_model,
     selected,
@@ -231,22 +232,64 @@ def test_a_checkpoint_loads_with_plain_keras_after_importing_forgetting_model(tm
 
 def test_torch_init_draws_kernels_and_biases_within_one_over_root_fan_in():
     """model.init torch: PyTorch's nn.Linear default, U(+-1/sqrt(fan_in)) for kernels and biases alike (biases
-    not zero), each repetition from its own seed; init_fan_in sets the first layer's bound only (Hsu et al.'s
-    padded 32 x 32 input: 1024)."""
+    not zero), each repetition from its own seed; the first layer's fan-in is the padded digit's pixels (Hsu et
+    al.'s 32 x 32: 1024)."""
     pair = weights_by_path(build_network(5, hidden_units=[8, 6], seeds=[3, 4], init="torch"))
     alone = weights_by_path(build_network(5, hidden_units=[8, 6], seeds=[4], init="torch"))
-    padded = weights_by_path(build_network(5, hidden_units=[8, 6], seeds=[3, 4], init="torch", init_fan_in=1024))
+    padded = weights_by_path(build_network(5, hidden_units=[8, 6], seeds=[3, 4], init="torch", input_padding=2))
     glorot = weights_by_path(build_network(5, hidden_units=[8, 6], seeds=[3, 4]))
-    fan_in = {"hidden": 784, "hidden_2": 8, "logits": 6}
+    for weights, pixels in ((pair, 784), (padded, 1024)):
+        fan_in = {"hidden": pixels, "hidden_2": 8, "logits": 6}
+        for key, value in weights.items():
+            layer = key.split("/")[1]
+            bound = 1 / np.sqrt(fan_in[layer])
+            assert np.abs(value).max() <= bound and np.abs(value).max() > 0.5 * bound, key
     for key, value in pair.items():
-        layer = key.split("/")[1]
-        bound = 1 / np.sqrt(fan_in[layer])
-        assert np.abs(value).max() <= bound and np.abs(value).max() > 0.5 * bound, key
         np.testing.assert_array_equal(value[1], alone[key][0])
-        if layer == "hidden":  # the same draws, scaled to the padded input's bound
-            np.testing.assert_allclose(padded[key], value * np.sqrt(784 / 1024), rtol=1e-6)
-        else:
-            np.testing.assert_array_equal(padded[key], value)
+    assert padded["mlp/hidden/kernel"].shape == (2, 1024, 8)
     assert not np.any(glorot["mlp/hidden/bias"])
+
+
+HSU_INPUT = {"input_padding": 2, "input_mean": 0.1, "input_sd": 0.2752}
+
+
+def test_network_input_pads_with_zeros_then_normalises():
+    """Hsu et al.'s torchvision transform, Pad(2) then Normalize(0.1, 0.2752), by hand: the padding pixels are 0
+    before normalising (-0.1 / 0.2752 after), the digit's pixel (i, j) lands at (i + 2, j + 2) of the 32 x 32 image,
+    flattened row by row; a stack of batches (S, batch, 28, 28, 1) is padded the same way."""
+    images = _images(3, seed=7)
+    flat = network_input(tf.constant(images), **HSU_INPUT).numpy()
+    assert flat.shape == (3, 1024)
+    expected = np.full((3, 32, 32), (0.0 - 0.1) / 0.2752, np.float32)
+    expected[:, 2:30, 2:30] = (images[..., 0] - np.float32(0.1)) / np.float32(0.2752)
+    np.testing.assert_array_equal(flat, expected.reshape(3, 1024))
+    stacked = network_input(tf.constant(np.stack([images, images[::-1]])), **HSU_INPUT).numpy()
+    np.testing.assert_array_equal(stacked[0], flat)
+    np.testing.assert_array_equal(stacked[1], flat[::-1])
+    assert network_input(tf.constant(images)).shape == (3, 784)  # the defaults: the pixels as they are
+
+
+def test_a_network_with_padded_normalised_inputs_computes_the_mlp_on_them(tmp_path):
+    """The first layer takes the 1024 padded, normalised pixels (a hand computation of the logits); its plain
+    Keras repetition (ZeroPadding2D, Rescaling) agrees within float rounding; a checkpoint keeps the input settings,
+    and a default network's config names none of them (its checkpoints' bytes as before the settings existed)."""
+    net = build_network(5, hidden_units=8, seeds=[3, 4], init="torch", **HSU_INPUT)
+    x = _images(6, seed=8)
+    w = weights_by_path(net)
+    for s in range(2):
+        inputs = network_input(tf.constant(x), **HSU_INPUT).numpy()
+        h = np.maximum(inputs @ w["mlp/hidden/kernel"][s] + w["mlp/hidden/bias"][s], 0)
+        logits = h @ w["mlp/logits/kernel"][s] + w["mlp/logits/bias"][s]
+        np.testing.assert_allclose(net.per_repetition(x).numpy()[s], logits, rtol=1e-5, atol=1e-5)
+        plain = repetition(net, s)
+        assert [layer.name for layer in plain.layers[1:4]] == ["padding", "flatten", "normalisation"]
+        np.testing.assert_allclose(plain(x).numpy(), logits, rtol=1e-4, atol=1e-5)
+    save_model(net, tmp_path / "net.keras")
+    loaded = load_model(tmp_path / "net.keras", stage="train_a")
+    for copy in (loaded, selected(net, [1])):
+        assert copy.input_settings == HSU_INPUT and copy.hidden.kernel.shape[1] == 1024
+    np.testing.assert_array_equal(loaded.per_repetition(x).numpy(), net.per_repetition(x).numpy())
+    np.testing.assert_array_equal(selected(net, [1]).per_repetition(x).numpy()[0], net.per_repetition(x).numpy()[1])
+    assert not set(HSU_INPUT) & set(build_network(5, hidden_units=8).get_config())
     with pytest.raises(ForgettingError, match="unknown initialisation 'he': use one of glorot, torch"):
         build_network(5, hidden_units=8, init="he")

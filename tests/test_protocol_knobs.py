@@ -12,7 +12,7 @@ from conftest import FIVE_PAIRS, split_into_tasks
 from forgetting.data.scenarios import MASKED, Scenario
 from forgetting.evaluation import metrics
 from forgetting.nn import fisher
-from forgetting.nn.model import build_network, load_model, repetition, save_model, weights_by_path
+from forgetting.nn.model import INPUT_DEFAULTS, build_network, load_model, repetition, save_model, weights_by_path
 from forgetting.reporting.report import num_parameters
 from forgetting.strategies.mas import mas_importance, reference_mas_importance
 from forgetting.training import loop
@@ -25,7 +25,7 @@ def _params(seed: int, seeds: int, hidden_units) -> dict:
     return {
         "seed": seed,
         "seeds": seeds,
-        "model": {"hidden_units": hidden_units, "dropout": 0.0, "init": "glorot", "init_fan_in": None},
+        "model": {"hidden_units": hidden_units, "dropout": 0.0, "init": "glorot", **INPUT_DEFAULTS},
         "train": {"batch_size": 32, "learning_rate": 1e-3, "optimizer": "adam"},
     }
 
@@ -47,6 +47,8 @@ def test_several_hidden_layers_are_stacked_saved_and_unstacked(tmp_path, mnist_l
     np.testing.assert_allclose(repetition(loaded, 1)(x), network.per_repetition(x)[1], rtol=1e-6, atol=1e-6)
     params = {"model": {"hidden_units": [400, 400]}, "scenario": "class", "tasks": [list(p) for p in FIVE_PAIRS]}
     assert num_parameters(params) == 784 * 400 + 400 + 400 * 400 + 400 + 400 * 10 + 10  # Hsu et al.'s 478,410
+    params["model"]["input_padding"] = 2  # their 32 x 32 input: 1024 x 400 weights in the first layer
+    assert num_parameters(params) == 1024 * 400 + 400 + 400 * 400 + 400 + 400 * 10 + 10
 
 
 def test_a_repetition_of_a_deeper_mlp_trains_exactly_as_it_would_alone(mnist_like):
@@ -56,9 +58,13 @@ def test_a_repetition_of_a_deeper_mlp_trains_exactly_as_it_would_alone(mnist_lik
         np.testing.assert_array_equal(weights_by_path(stacked)[key][1], value[0], err_msg=key)
 
 
-@pytest.mark.parametrize("estimator", ["exact", "empirical"])
-def test_the_fisher_and_mas_of_a_deeper_mlp_match_the_references(mnist_like, estimator):
-    network = build_network(5, [12, 8], seeds=[3, 4])
+@pytest.mark.parametrize(
+    ("estimator", "inputs"),
+    [("exact", {}), ("empirical", {}), ("exact", {"input_padding": 2, "input_mean": 0.1, "input_sd": 0.2752})],
+)
+def test_the_fisher_and_mas_of_a_deeper_mlp_match_the_references(mnist_like, estimator, inputs):
+    """The closed forms against autodiff through the network, Hsu et al.'s padded, normalised input included."""
+    network = build_network(5, [12, 8], seeds=[3, 4], **inputs)
     x, y = mnist_like.image[:30], mnist_like.label[:30]
     fast, slow = (
         fisher.fisher_diagonal(network, x, y, estimator, chunk=16),
@@ -70,6 +76,22 @@ def test_the_fisher_and_mas_of_a_deeper_mlp_match_the_references(mnist_like, est
         for got, expected in ((fast[key], slow[key]), (omega[key], reference[key])):
             scale = float(np.max(np.abs(expected)))
             np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5 * scale, err_msg=key)
+
+
+def test_the_training_loop_builds_the_network_on_params_inputs(mnist_like):
+    """model.input_padding / input_mean / input_sd reach the network that train_a trains: its first layer takes
+    the 32 x 32 padded digits, normalised, and training it alone or stacked gives the same bits."""
+    hsu = {"input_padding": 2, "input_mean": 0.1, "input_sd": 0.2752}
+    params, alone_params = _params(5, 2, 8), _params(6, 1, 8)
+    for p in (params, alone_params):
+        p["model"] |= hsu
+    stacked, _ = loop.train_new_model(params, CLASS, mnist_like, None, epochs=1)
+    alone, _ = loop.train_new_model(alone_params, CLASS, mnist_like, None, epochs=1)
+    assert stacked.input_settings == hsu and stacked.hidden.kernel.shape == (2, 1024, 8)
+    for key, value in weights_by_path(alone).items():
+        np.testing.assert_array_equal(weights_by_path(stacked)[key][1], value[0], err_msg=key)
+    plain, _ = loop.train_new_model(_params(6, 1, 8), CLASS, mnist_like, None, epochs=1)
+    assert not np.allclose(weights_by_path(plain)["mlp/logits/kernel"], weights_by_path(alone)["mlp/logits/kernel"])
 
 
 def test_seen_outputs_mask_the_digits_of_later_tasks():

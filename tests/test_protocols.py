@@ -42,7 +42,9 @@ def test_the_protocols_shared_values_are_the_papers():
     assert hsu["train.epochs_a"] == hsu["finetune.epochs"] == 4 and hsu["finetune.iterations"] is None
     assert hsu["finetune.learning_rate"] == hsu["train.learning_rate"] == 0.001
     assert hsu["class_outputs"] == "seen" and hsu["replay.buffer_size"] == 1100 and hsu["seeds"] == 10
-    assert hsu["model.init"] == "torch" and hsu["model.init_fan_in"] == 1024  # nn.Linear over 32 x 32 inputs
+    assert hsu["model.init"] == "torch"
+    # dataloaders/base.py: Pad(2), then Normalize((0.1000,), (0.2752,)) "for 32x32"
+    assert (hsu["model.input_padding"], hsu["model.input_mean"], hsu["model.input_sd"]) == (2, 0.1, 0.2752)
     assert hsu["finetune.carry_optimizer"] is True  # agents/default.py: reset_optimizer False
     assert hsu["mas.importance"] == "batch"  # agents/regularization.py: |grad of pred.pow(2).mean()| per batch
     # agents/exp_replay.py's GEM_1100: Naive_Rehearsal's training on the memory, each task's whole memory's gradient,
@@ -63,7 +65,8 @@ def test_the_protocols_shared_values_are_the_papers():
     assert vdv["rtf.iterations"] == 2000 and vdv["rtf.latent"] == 100 and vdv["rtf.learning_rate"] == 0.001
     assert vdv["rtf.task_a"] == "joint"  # main.py --feedback: one network, classifier and decoder, from task 1
     assert vdv["generative_replay.weight"] == vdv["rtf.weight"] == 1.0  # their 1/t : 1 - 1/t, times t
-    assert vdv["model.init"] == "torch" and vdv["model.init_fan_in"] is None  # U(+-1/sqrt(784)) on 28 x 28
+    assert vdv["model.init"] == "torch"  # U(+-1/sqrt(784)) on 28 x 28 in [0, 1], as they are
+    assert (vdv["model.input_padding"], vdv["model.input_mean"], vdv["model.input_sd"]) == (0, 0.0, 1.0)
     assert vdv["finetune.carry_optimizer"] is True  # --optimizer adam, not adam_reset
     assert vdv["lwf.loss"] == "kl" and "lwf.weight" not in vdv  # the 2022 code's LwF is not matched: ours
     # each protocol's own forms of MAS and LwF, set even where they are the defaults, so that a workspace that
@@ -87,7 +90,7 @@ def test_van_de_ven_and_tolias_2018_is_their_first_code():
         assert (
             values["train.iterations_a"] == values["finetune.iterations"] == 2000 and values["train.batch_size"] == 128
         )
-        assert values["model.hidden_units"] == [400, 400] and values["model.init_fan_in"] is None  # mnist28: 28 x 28
+        assert values["model.hidden_units"] == [400, 400] and values["model.input_padding"] == 0  # mnist28: 28 x 28
         assert values["generative_replay.iterations"] == values["rtf.iterations"] == 2000
         assert values["finetune.carry_optimizer"] is True and values["train.learning_rate"] == 0.001
         assert "alpha" not in values and "si.c" not in values  # their EWC and SI values are not in this code

@@ -9,7 +9,7 @@ from conftest import EVEN_ODD
 from forgetting.data.mnist import make_split
 from forgetting.data.scenarios import Scenario
 from forgetting.errors import ForgettingError
-from forgetting.nn.model import build_network, save_model, weights_by_path
+from forgetting.nn.model import INPUT_DEFAULTS, build_network, save_model, weights_by_path
 from forgetting.nn.path_integral import PathIntegral
 from forgetting.strategies import SI, TaskAState, build_strategy
 from forgetting.strategies.base import QuadraticPenalty
@@ -137,7 +137,7 @@ def test_each_repetition_path_integral_is_that_of_a_one_repetition_run(mnist_lik
         params = {
             "seed": seed,
             "seeds": seeds,
-            "model": {"hidden_units": 8, "dropout": 0.5, "init": "glorot", "init_fan_in": None},
+            "model": {"hidden_units": 8, "dropout": 0.5, "init": "glorot", **INPUT_DEFAULTS},
             "train": {"batch_size": 32, "learning_rate": 1e-2, "optimizer": "adam"},
         }
         return loop.train_new_model(params, DOMAIN, mnist_like, None, epochs=2, path_integral=True)

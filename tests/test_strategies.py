@@ -7,7 +7,7 @@ from forgetting.data import mnist
 from forgetting.data.scenarios import Scenario
 from forgetting.errors import ForgettingError
 from forgetting.nn import fisher
-from forgetting.nn.model import build_network, load_model, save_model, weights_by_path
+from forgetting.nn.model import INPUT_DEFAULTS, build_network, load_model, save_model, weights_by_path
 from forgetting.strategies import (
     AGEM,
     DER,
@@ -330,7 +330,7 @@ TINY_FEEDBACK = {"weight": 1.0, "temperature": 2.0, "latent": 4, "epochs": 1, "i
 TINY_FEEDBACK["task_a"] = "frozen"
 SEQUENCE_PARAMS = PARAMS | {
     "seed": 3,
-    "model": {"hidden_units": 12, "dropout": 0.25, "init": "glorot", "init_fan_in": None},
+    "model": {"hidden_units": 12, "dropout": 0.25, "init": "glorot", **INPUT_DEFAULTS},
     "train": {"batch_size": 32, "learning_rate": 1e-2, "optimizer": "adam"},
     "si": {"c": 1.0, "xi": 0.1},
     # the protocol knobs' non-default forms, here trained through every scenario (the e2e runs train the defaults)
@@ -365,7 +365,7 @@ def test_every_strategy_trains_through_a_sequence_in_every_scenario(make_mnist, 
     in the default pipeline's end-to-end test, naive and SI through permuted MNIST's three tasks in another."""
     scenario = Scenario("class", ((0, 1, 2), (3, 4, 5), (6, 7, 8)))
     train = split_into_tasks(make_mnist(450, seed=1), scenario)
-    params = SEQUENCE_PARAMS | {"model": {"hidden_units": 8, "dropout": 0.0, "init": "glorot", "init_fan_in": None}}
+    params = SEQUENCE_PARAMS | {"model": {"hidden_units": 8, "dropout": 0.0, "init": "glorot", **INPUT_DEFAULTS}}
     net, recorder = loop.train_new_model(params, scenario, train[0], None, epochs=1, path_integral=True)
     assert net.seeds == [3, 4]
     for t, split in enumerate(train):
@@ -412,7 +412,7 @@ def stacked_and_alone(tmp_path_factory):
         params = SEQUENCE_PARAMS | {
             "seed": seeds[0],
             "seeds": len(seeds),
-            "model": {"hidden_units": 16, "dropout": 0.25, "init": "glorot", "init_fan_in": None},
+            "model": {"hidden_units": 16, "dropout": 0.25, "init": "glorot", **INPUT_DEFAULTS},
             "fisher": SAMPLED,
             "replay": {"buffer_size": 32, "shift": 1},
             "agem": {"buffer_size": 32, "memory_batch": 32},

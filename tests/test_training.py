@@ -16,7 +16,7 @@ from forgetting.data.scenarios import Scenario
 from forgetting.errors import ForgettingError
 from forgetting.evaluation import metrics
 from forgetting.nn import adam
-from forgetting.nn.model import build_network, weights_by_path
+from forgetting.nn.model import INPUT_DEFAULTS, build_network, weights_by_path
 from forgetting.strategies import L2, Naive
 from forgetting.training import loop
 
@@ -27,7 +27,7 @@ def _params(seed: int, seeds: int, dropout: float = 0.0, hidden_units: int = 16)
     return {
         "seed": seed,
         "seeds": seeds,
-        "model": {"hidden_units": hidden_units, "dropout": dropout, "init": "glorot", "init_fan_in": None},
+        "model": {"hidden_units": hidden_units, "dropout": dropout, "init": "glorot", **INPUT_DEFAULTS},
         "train": {"batch_size": 32, "learning_rate": 1e-3, "optimizer": "adam"},
     }
 

@@ -76,19 +76,9 @@ class ModelParams(Section):
             description="glorot (Keras' default: Glorot-uniform kernels, zero biases) or torch (PyTorch's nn.Linear)"
         ),
     ]
-    init_fan_in: Annotated[
-        Annotated[int, Field(ge=1)] | None,
-        Field(description="an integer >= 1 (the first layer's fan-in for init torch, e.g. 1024 for 32 x 32), or null"),
-    ]
-
-    @model_validator(mode="after")
-    def _fan_in_of_torch_init(self) -> ModelParams:
-        if self.init_fan_in is not None and self.init != "torch":
-            raise ValueError(
-                f"model.init_fan_in = {self.init_fan_in} sets the bound of init torch's first layer, but model.init "
-                f"is {self.init!r}; set model.init_fan_in to null (or model.init to torch)"
-            )
-        return self
+    input_padding: integer("an integer from 0 to 16 (zero pixels on each side; Hsu et al.: 2, to 32 x 32)", ge=0, le=16)
+    input_mean: number("a number (subtracted from every pixel; Hsu et al.: 0.1)")
+    input_sd: number("a number > 0 (the pixels divided by it; Hsu et al.: 0.2752)", gt=0)
 
 
 OPTIMIZER = Annotated[

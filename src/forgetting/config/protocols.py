@@ -43,7 +43,8 @@ class Protocol:
 # damping 0.1; online EWC sums the Fisher: gamma 1; MAS's importance |grad of a batch's mean squared output|, averaged
 # over the task's batches of 128: mas.importance batch), agents/exp_replay.py (Naive_Rehearsal_1100: 1100 stored);
 # agents/default.py's one optimiser for the whole sequence (reset_optimizer False, which no script changes);
-# models/mlp.py's nn.Linear layers at PyTorch's default init, the first over the 32 x 32 padded input (1024).
+# models/mlp.py's nn.Linear layers at PyTorch's default init, the first over the 32 x 32 padded input (1024);
+# dataloaders/base.py's MNIST: Pad(2) (zeros), then Normalize(mean 0.1, std 0.2752), no augmentation (train_aug off).
 # --reg_coef per script (task / domain / class): L2 0.01 / 0.5 / 100, EWC_mnist 100 / 100 / 600, EWC_online_mnist
 # 400 / 700 / 100, SI 300 / 3000 / 600, MAS 1 / 10000 / 1; ours are twice these (the 1/2 of our penalties).
 HSU_REG_COEF = {
@@ -90,7 +91,9 @@ VAN_DE_VEN = (
     TWO_BY_400_ADAM
     | stored(1000)
     | {
-        "model.init_fan_in": None,  # 28 x 28 inputs
+        "model.input_padding": 0,  # 28 x 28 inputs in [0, 1]
+        "model.input_mean": 0.0,
+        "model.input_sd": 1.0,
         # the other protocols' forms set back, so that none leaks in from a workspace that ran one
         "mas.importance": "per_example",
         "lwf.loss": "kl",
@@ -142,7 +145,9 @@ PROTOCOLS: dict[str, Protocol] = {
         values=TWO_BY_400_ADAM
         | stored(1100)
         | {
-            "model.init_fan_in": 1024,  # their 28 x 28 digits padded to 32 x 32
+            "model.input_padding": 2,  # their 28 x 28 digits padded to 32 x 32, then normalised
+            "model.input_mean": 0.1,
+            "model.input_sd": 0.2752,
             "train.epochs_a": 4,
             "train.epochs_joint": 4,
             "train.iterations_a": None,
@@ -166,8 +171,6 @@ PROTOCOLS: dict[str, Protocol] = {
             for scenario, coefficients in HSU_REG_COEF.items()
         },
         differs=(
-            "inputs 28 x 28 in [0, 1] (theirs padded to 32 x 32, which the first layer's init follows, and "
-            "normalised with mean 0.1, sd 0.2752)",
             "EWC's Fisher as the expectation over the model's outputs (theirs: the gradient of its predicted label)",
             "replay's buffer class-balanced, each finished task replayed as often as the new task's data (theirs: "
             "1100 // t random examples of each of t finished tasks, all of them about as often as the new data)",

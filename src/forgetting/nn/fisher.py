@@ -30,7 +30,7 @@ from forgetting.config.params import FISHER_ESTIMATORS
 from forgetting.data.mnist import Split
 from forgetting.errors import ForgettingError
 from forgetting.files import cheapest_fix, load_weight_sets, save_weight_sets
-from forgetting.nn.model import StackedDense, StackedMLP, sum_over_batch
+from forgetting.nn.model import StackedDense, StackedMLP, network_input, sum_over_batch
 
 CHUNK = 4096
 
@@ -88,11 +88,12 @@ def _dense_layers(network: keras.Model) -> list[StackedDense]:
 
 def dense_forward(network: StackedMLP, x: tf.Tensor, tape: tf.GradientTape) -> tuple[tf.Tensor, list]:
     """Inference-mode forward pass recording each dense layer's input a ((N, in) shared, or (S, N, in)) and
-    (watched) pre-activation z (S, N, units); returns the logits (S, N, outputs) and the records."""
-    shape = tf.shape(x)
-    h = tf.reshape(x, tf.concat([shape[:-3], [-1]], axis=0))
+    (watched) pre-activation z (S, N, units); returns the logits (S, N, outputs) and the records. The first layer's
+    input is the network's (``network_input``: padded and normalised where its settings say so)."""
+    layers = _dense_layers(network)
+    h = network_input(x, **network.input_settings)
     records = []
-    for layer in _dense_layers(network):
+    for layer in layers:
         z = layer.pre_activation(h)
         tape.watch(z)
         records.append((h, z))

@@ -148,12 +148,16 @@ class StackedMLP(keras.Model):
         dropout: float = 0.0,
         seeds: Sequence[int] = (0,),
         nearest_mean: bool = False,
+        input_padding: int = 0,
+        input_mean: float = 0.0,
+        input_sd: float = 1.0,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
         self.num_outputs, self.rate = int(num_outputs), float(dropout)
         self.hidden_units = hidden_units if isinstance(hidden_units, int) else [int(u) for u in hidden_units]
         self.seeds = [int(s) for s in seeds]
+        self.input_padding, self.input_mean, self.input_sd = int(input_padding), float(input_mean), float(input_sd)
         # one attribute per layer (``hidden``, ``hidden_2``, ...): Keras saves each layer's weights under its attribute
         for number, units in enumerate(self.widths):
             setattr(self, hidden_name(number), StackedDense(len(self.seeds), units, "relu", name=hidden_name(number)))
@@ -170,13 +174,23 @@ class StackedMLP(keras.Model):
         return [self.hidden_units] if isinstance(self.hidden_units, int) else list(self.hidden_units)
 
     @property
+    def input_settings(self) -> dict:
+        """How the network takes its images: ``input_padding``, ``input_mean`` and ``input_sd`` (``network_input``)."""
+        return {"input_padding": self.input_padding, "input_mean": self.input_mean, "input_sd": self.input_sd}
+
+    @property
+    def input_size(self) -> int:
+        """The first layer's inputs: the pixels of a digit padded by ``input_padding`` on each side."""
+        return (IMAGE_SHAPE[0] + 2 * self.input_padding) * (IMAGE_SHAPE[1] + 2 * self.input_padding)
+
+    @property
     def hidden_layers(self) -> list[StackedDense]:
         return [getattr(self, hidden_name(number)) for number in range(len(self.widths))]
 
     def build(self, input_shape=(None, *IMAGE_SHAPE)) -> None:
         """Create the weights, named ``hidden/kernel``, ``hidden/bias`` (then ``hidden_2/...``, ... for more hidden
         layers), ``logits/kernel``, ``logits/bias``, whether built here or by Keras when a checkpoint loads."""
-        inputs = int(np.prod(IMAGE_SHAPE))
+        inputs = self.input_size
         for layer, units in zip(self.hidden_layers, self.widths, strict=True):
             layer.build((None, inputs))
             inputs = units
@@ -199,13 +213,11 @@ class StackedMLP(keras.Model):
 
     def features(self, images, training=False):
         """The last hidden layer's output (S, batch, units): what the logits are a linear function of."""
-        shape = tf.shape(images)
-        flat = tf.reshape(images, tf.concat([shape[:-3], [-1]], axis=0))
+        h = network_input(images, **self.input_settings)
         if len(images.shape) == 4:
-            flat = tf.ensure_shape(flat, (None, int(np.prod(IMAGE_SHAPE))))
+            h = tf.ensure_shape(h, (None, self.input_size))
         else:
-            flat = tf.ensure_shape(flat, (self.repetitions, None, int(np.prod(IMAGE_SHAPE))))
-        h = flat
+            h = tf.ensure_shape(h, (self.repetitions, None, self.input_size))
         for layer in self.hidden_layers:
             h = self.dropout(layer(h), training=training)
         return h
@@ -229,7 +241,27 @@ class StackedMLP(keras.Model):
             "dropout": self.rate,
             "seeds": self.seeds,
             **({"nearest_mean": True} if self.nearest_mean is not None else {}),
+            # only where they differ from the defaults: a default network's checkpoint keeps its bytes
+            **{key: value for key, value in self.input_settings.items() if value != INPUT_DEFAULTS[key]},
         }
+
+
+INPUT_DEFAULTS = {"input_padding": 0, "input_mean": 0.0, "input_sd": 1.0}  # the digits as they are
+
+
+def network_input(images, input_padding: int = 0, input_mean: float = 0.0, input_sd: float = 1.0) -> tf.Tensor:
+    """What the first layer takes of images (..., 28, 28, 1) in [0, 1]: each padded with ``input_padding`` zero
+    pixels on every side, flattened, then normalised, (x - input_mean) / input_sd (..., (28 + 2 p)^2), as
+    torchvision's ``Pad`` then ``Normalize`` (Hsu et al.: p = 2, mean 0.1, sd 0.2752, so that each padding pixel
+    feeds -0.363). The defaults change nothing (no operation is added)."""
+    if input_padding:
+        rank = len(images.shape)
+        spatial = [[input_padding, input_padding], [input_padding, input_padding], [0, 0]]
+        images = tf.pad(images, [[0, 0]] * (rank - 3) + spatial)
+    flat = tf.reshape(images, tf.concat([tf.shape(images)[:-3], [-1]], axis=0))
+    if (input_mean, input_sd) != (0.0, 1.0):
+        flat = (flat - input_mean) / input_sd
+    return flat
 
 
 def hidden_name(number: int) -> str:
@@ -246,10 +278,10 @@ def glorot_uniform(shape: tuple[int, int], seed: int, layer: int) -> np.ndarray:
 INITS = ("glorot", "torch")  # params.yaml's model.init
 
 
-def torch_linear(shape: tuple[int, int], fan_in: int, seed: int, layer: int) -> tuple[np.ndarray, np.ndarray]:
+def torch_linear(shape: tuple[int, int], seed: int, layer: int) -> tuple[np.ndarray, np.ndarray]:
     """PyTorch's default ``nn.Linear`` initialisation (kaiming-uniform with a = sqrt(5)): kernel and bias both
-    uniform in +-1/sqrt(fan_in), drawn by NumPy from (seed, layer number)."""
-    bound = 1.0 / np.sqrt(fan_in)
+    uniform in +-1/sqrt(fan_in), fan_in = shape[0], drawn by NumPy from (seed, layer number)."""
+    bound = 1.0 / np.sqrt(shape[0])
     draws = np.random.default_rng([seed, layer])
     kernel = draws.uniform(-bound, bound, size=shape).astype(np.float32)
     return kernel, draws.uniform(-bound, bound, size=shape[1:]).astype(np.float32)
@@ -261,24 +293,22 @@ def build_network(
     dropout: float = 0.0,
     seeds: Sequence[int] = (0,),
     init: str = "glorot",
-    init_fan_in: int | None = None,
+    **inputs,
 ) -> StackedMLP:
     """One MLP per seed, stacked: repetition s's weights are drawn from ``seeds[s]`` and depend on nothing else.
     ``init`` glorot: Keras' default, Glorot-uniform kernels and zero biases; torch: PyTorch's ``nn.Linear`` default
-    (``torch_linear``), the first layer's bound taken from ``init_fan_in`` inputs where given (Hsu et al. pad the
-    28 x 28 digits to 32 x 32: 1024 inputs, of which the 240 padding ones are always 0, so that their weights never
-    act) and from the 784 pixels otherwise."""
+    (``torch_linear``; the first layer's fan-in the padded digit's pixels). ``inputs``: ``input_padding``,
+    ``input_mean``, ``input_sd`` (``network_input``; default: the digits as they are)."""
     if init not in INITS:
         raise ForgettingError(f"unknown initialisation {init!r}: use one of {', '.join(INITS)}")
-    network = StackedMLP(num_outputs, hidden_units, dropout, seeds, name="mlp")
+    network = StackedMLP(num_outputs, hidden_units, dropout, seeds, name="mlp", **inputs)
     network.build((None, *IMAGE_SHAPE))
     for number, layer in enumerate(network.dense_layers):
         shape = tuple(layer.kernel.shape[1:])
         if init == "glorot":
             layer.kernel.assign(np.stack([glorot_uniform(shape, seed, number) for seed in network.seeds]))
             continue
-        fan_in = (init_fan_in or shape[0]) if number == 0 else shape[0]
-        kernels, biases = zip(*(torch_linear(shape, fan_in, seed, number) for seed in network.seeds), strict=True)
+        kernels, biases = zip(*(torch_linear(shape, seed, number) for seed in network.seeds), strict=True)
         layer.kernel.assign(np.stack(kernels))
         layer.bias.assign(np.stack(biases))
     return network
@@ -319,7 +349,8 @@ def frozen_copy(network: StackedMLP) -> StackedMLP:
 
 def _copy(network: StackedMLP, index: list[int], nearest_mean: bool = False) -> StackedMLP:
     seeds = [network.seeds[r] for r in index]
-    copy = StackedMLP(network.num_outputs, network.hidden_units, network.rate, seeds, nearest_mean, name=network.name)
+    shape = (network.num_outputs, network.hidden_units, network.rate, seeds, nearest_mean)
+    copy = StackedMLP(*shape, name=network.name, **network.input_settings)
     copy.build((None, *IMAGE_SHAPE))
     for mine, theirs in zip(copy.dense_layers, network.dense_layers, strict=True):
         for variable, source in ((mine.kernel, theirs.kernel), (mine.bias, theirs.bias)):
@@ -329,16 +360,25 @@ def _copy(network: StackedMLP, index: list[int], nearest_mean: bool = False) -> 
     return copy
 
 
-def build_mlp(num_outputs: int, hidden_units: int | Sequence[int] = 128, dropout: float = 0.0) -> keras.Model:
-    """A plain Keras MLP (one repetition); its variables are named by layer (``hidden/kernel``, ...)."""
-    inputs = keras.Input(shape=IMAGE_SHAPE, name="image")
-    x = keras.layers.Flatten(name="flatten")(inputs)
+def build_mlp(num_outputs: int, hidden_units: int | Sequence[int] = 128, dropout: float = 0.0, **inputs) -> keras.Model:
+    """A plain Keras MLP (one repetition); its variables are named by layer (``hidden/kernel``, ...). ``inputs`` as
+    ``build_network``'s: Keras' ``ZeroPadding2D`` and ``Rescaling`` layers (x / sd - mean / sd: the same within float
+    rounding)."""
+    inputs = INPUT_DEFAULTS | inputs
+    image = keras.Input(shape=IMAGE_SHAPE, name="image")
+    x = image
+    if inputs["input_padding"]:
+        x = keras.layers.ZeroPadding2D(inputs["input_padding"], name="padding")(x)
+    x = keras.layers.Flatten(name="flatten")(x)
+    if (inputs["input_mean"], inputs["input_sd"]) != (0.0, 1.0):
+        scale = 1.0 / inputs["input_sd"]
+        x = keras.layers.Rescaling(scale, -inputs["input_mean"] * scale, name="normalisation")(x)
     widths = [hidden_units] if isinstance(hidden_units, int) else list(hidden_units)
     for number, units in enumerate(widths):
         x = keras.layers.Dense(units, activation="relu", name=hidden_name(number))(x)
         x = keras.layers.Dropout(dropout, name="dropout" if number == 0 else f"dropout_{number + 1}")(x)
     outputs = keras.layers.Dense(num_outputs, name="logits")(x)
-    return keras.Model(inputs, outputs, name="mlp")
+    return keras.Model(image, outputs, name="mlp")
 
 
 def repetition(network: StackedMLP, index: int) -> keras.Model:
@@ -347,7 +387,7 @@ def repetition(network: StackedMLP, index: int) -> keras.Model:
         raise ForgettingError(
             f"there is no repetition {index}: the model holds {network.repetitions} (0 to {network.repetitions - 1})"
         )
-    plain = build_mlp(network.num_outputs, network.hidden_units, network.rate)
+    plain = build_mlp(network.num_outputs, network.hidden_units, network.rate, **network.input_settings)
     for layer in network.dense_layers:
         plain.get_layer(layer.name).set_weights([layer.kernel.numpy()[index], layer.bias.numpy()[index]])
     return plain

@@ -31,7 +31,7 @@ SCENARIOS = {
     "task": "one head per task, chosen by the example's task",
     "class": "one head over every digit, no task identity at test time",
 }
-INPUTS = 28 * 28  # the MLP's inputs: an MNIST image
+SIDE = 28  # an MNIST image's side: the MLP's inputs are its pixels, padded by model.input_padding on each side
 ALPHA = 0.05  # the all-pairs table's family-wise error rate (Holm)
 
 
@@ -383,10 +383,10 @@ def memory_cost(params: dict[str, Any], name: str) -> Memory:
 
 
 def num_parameters(params: dict[str, Any]) -> int:
-    """The MLP's parameter count per repetition: each dense layer's inputs x units + units biases, from the image's
-    INPUTS through the hidden layers to the outputs."""
-    hidden = params["model"]["hidden_units"]
-    widths = [INPUTS, *([hidden] if isinstance(hidden, int) else hidden), Scenario.from_params(params).num_outputs]
+    """The MLP's parameter count per repetition: each dense layer's inputs x units + units biases, from the (padded)
+    image's pixels through the hidden layers to the outputs."""
+    hidden, inputs = params["model"]["hidden_units"], (SIDE + 2 * params["model"].get("input_padding", 0)) ** 2
+    widths = [inputs, *([hidden] if isinstance(hidden, int) else hidden), Scenario.from_params(params).num_outputs]
     return sum(a * b + b for a, b in itertools.pairwise(widths))
 
 

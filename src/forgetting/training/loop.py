@@ -33,7 +33,7 @@ from forgetting.errors import ForgettingError
 from forgetting.evaluation.intervals import half_width
 from forgetting.evaluation.metrics import accuracy
 from forgetting.nn import adam
-from forgetting.nn.model import STEPS_PER_EXECUTION, StackedMLP, build_network, selected
+from forgetting.nn.model import INPUT_DEFAULTS, STEPS_PER_EXECUTION, StackedMLP, build_network, selected
 from forgetting.nn.path_integral import PathIntegral
 from forgetting.strategies import Strategy, build_strategy
 from forgetting.strategies.base import TaskAState
@@ -458,9 +458,9 @@ def train_new_model(
     seed_everything(params["seed"])
     seeds = repetition_seeds(params)
     shape = params["model"]
-    network = build_network(
-        scenario.num_outputs, shape["hidden_units"], shape["dropout"], seeds, shape["init"], shape["init_fan_in"]
-    )
+    inputs = {key: shape[key] for key in INPUT_DEFAULTS}
+    width = (shape["hidden_units"], shape["dropout"])
+    network = build_network(scenario.num_outputs, *width, seeds, shape["init"], **inputs)
     recorder = PathIntegral(network) if path_integral else None
     history = fit(
         ContinualModel(
