@@ -19,12 +19,53 @@ def test_a_cell_agrees_within_two_of_their_standard_deviations():
     assert published.verdict(99.60 + 0.067 * 2.051, 99.60, 0.067) == "+0.1 (+2.1 sd)"
 
 
+def test_welch_s_test_from_both_sides_summaries_as_from_their_runs():
+    """welch_p, from our mean and 95% CI half-width and their mean and sd, gives scipy's Welch test of the runs
+    themselves, and the t statistic and Welch-Satterthwaite degrees of freedom by hand."""
+    import math
+
+    import numpy as np
+    from scipy import stats
+
+    from forgetting.evaluation.intervals import ci95
+
+    ours = np.array([91.2, 92.5, 91.9, 91.1, 92.7])
+    theirs = np.array([92.1, 92.3, 92.2, 92.0, 92.4, 92.2, 92.1, 92.3, 92.2, 92.2])
+    p = published.welch_p(ours.mean(), ci95(ours), 5, theirs.mean(), theirs.std(ddof=1), 10)
+    assert p == pytest.approx(stats.ttest_ind(ours, theirs, equal_var=False).pvalue, rel=1e-9)
+    a, b = ours.var(ddof=1) / 5, theirs.var(ddof=1) / 10
+    t, df = (ours.mean() - theirs.mean()) / math.sqrt(a + b), (a + b) ** 2 / (a**2 / 4 + b**2 / 9)
+    assert p == pytest.approx(2 * stats.t.sf(abs(t), df), rel=1e-9) and 0.05 < p < 0.5  # 0.5 points, not resolved
+    assert math.isnan(published.welch_p(91.9, None, 1, 92.2, 0.1, 10))  # one run: no interval, no test
+    assert published.their_runs("EWC") == 10 and published.their_runs("RtF") == published.QUOTED_RUNS == 5
+
+
+def test_a_difference_outside_two_sd_is_real_only_after_holm():
+    """The verdict says whether Welch's test resolves a difference outside 2 sd after Holm's correction over every
+    cell of the page: a raw p of 0.02 in one of two cells is adjusted to 0.04 (real), in one of three to 0.06 (not)."""
+    assert published.verdict(92.0, 92.2, 0.05, (0.02, 0.04)) == "-0.2 (-4.0 sd; real: p = 0.02, Holm 0.04)"
+    assert published.verdict(92.0, 92.2, 0.05, (0.02, 0.06)) == "-0.2 (-4.0 sd; not resolved: p = 0.02, Holm 0.06)"
+    assert published.verdict(92.0, 92.2, 0.05, (0.5, 1.0)) == "-0.2 (-4.0 sd; not resolved: p = 0.5, Holm 1)"
+    assert published.verdict(92.15, 92.2, 0.05, (1e-6, 1e-5)) == "agrees"  # within 2 sd: the summary line names it
+    cell = {"mean_accuracy": 0.9188, "mean_accuracy_ci95": 0.0064}  # GEM's class cell: 2.6 of their sd below
+    naive = {"mean_accuracy": 0.1947, "mean_accuracy_ci95": 4e-4}
+    summaries = {"class": {"hsu2018-sgd": {"gem": cell, "naive": naive}}}
+    tests = published.welch_tests(summaries, 5)
+    raw, adjusted = tests[("class", "GEM")]
+    other, other_adjusted = tests[("class", "naive (SGD)")]
+    assert raw < other and adjusted == pytest.approx(2 * raw)  # Holm over the two cells: the smaller p times 2
+    assert other_adjusted == pytest.approx(max(2 * raw, other))  # ... the larger times 1, kept in order
+    assert published.real_differences(summaries, 5) == {}
+    summaries["class"]["hsu2018-sgd"]["gem"] = {"mean_accuracy": 0.9100, "mean_accuracy_ci95": 0.0020}
+    assert published.real_differences(summaries, 5) == {"class": ["GEM"]}
+
+
 def test_the_quoted_rows_sd_is_their_sem_times_the_root_of_their_runs():
     # van de Ven & Tolias's code prints mean ± SEM over its seeds (5 runs): sd = SEM x sqrt(5)
     assert published.their_sd("LwF", 0.33) == pytest.approx(0.33 * 5**0.5) == pytest.approx(0.7379, abs=1e-4)
     assert published.their_sd("EWC", 0.05) == 0.05  # Hsu et al.'s own rows: mean ± sd already
     summaries = {"class": {"vandeven2018": {"lwf": {"mean_accuracy": 0.2328, "mean_accuracy_ci95": 0.0067}}}}
-    rows = {line.split(" | ")[0].lstrip("| "): line.strip("| ").split(" | ") for line in published.table2(summaries)}
+    rows = {line.split(" | ")[0].lstrip("| "): line.strip("| ").split(" | ") for line in published.table2(summaries, 5)}
     assert rows["LwF"][2:] == ["23.28 ± 0.67", "24.17 ± 0.33", "agrees"]  # -0.89 = -1.2 sd (-2.7 SEM)
     assert published.verdict(23.28, 24.17, 0.33) == "-0.9 (-2.7 sd)"
 
@@ -50,7 +91,7 @@ def test_table2_holds_ours_theirs_and_the_verdict(tmp_path):
             "hsu2018-buffer4400": {"replay": {"mean_accuracy": 0.9559, "mean_accuracy_ci95": 0.003}},
         },
     }
-    lines = published.table2(summaries)
+    lines = published.table2(summaries, 5)
     assert lines[0].startswith("| method (theirs) | ours | ours, task | Hsu et al., task | verdict, task | ours, class")
     rows = {line.split(" | ")[0].lstrip("| "): line.strip("| ").split(" | ") for line in lines[2:]}
     assert list(rows) == list(published.HSU_TABLE2)
@@ -58,7 +99,11 @@ def test_table2_holds_ours_theirs_and_the_verdict(tmp_path):
     assert task == ["93.46 ± 1.00", "93.46 ± 2.01", "agrees"]
     assert klass == ["20.00 ± n/a", "19.71 ± 0.08", "+0.3 (+3.6 sd)"]
     assert rows["rehearsal (buffer 1100)"][1].startswith("`replay` (ours class-balanced")
-    assert rows["rehearsal (buffer 1100)"][5:] == ["80.00 ± 0.40", "90.78 ± 0.85", "-10.8 (-12.7 sd)"]
+    assert rows["rehearsal (buffer 1100)"][5:] == [  # Welch's test over the 3 cells with an interval: p x 3 by Holm
+        "80.00 ± 0.40",
+        "90.78 ± 0.85",
+        "-10.8 (-12.7 sd; real: p = 5.7e-14, Holm 1.7e-13)",
+    ]
     assert rows["rehearsal (buffer 4400)"][5:] == ["95.59 ± 0.30", "95.59 ± 0.49", "agrees"]  # its own run's replay
     assert rows["rehearsal (buffer 4400)"][2] == "not run"  # no run of it kept in the task scenario
     assert rows["RtF"][1].startswith("`rtf` (under `vandeven2018`; ours trains the task-A model again")
@@ -81,6 +126,8 @@ def test_table2_holds_ours_theirs_and_the_verdict(tmp_path):
     assert "in the task and class scenarios under" in page  # the scenarios run, in Table 2's order
     assert published.agreeing(summaries) == {"task": (1, 1), "class": (1, 3)}  # naive: 3.6 sd; replay: -12.7 sd
     assert "Rows that agree: task, 1 of 1; class, 1 of 3 (DGR's with our stand-in)." in page
+    assert "Differences that Welch's test resolves after Holm's correction over the 3 cells: class, rehearsal " in page
+    assert "its p and that p Holm-adjusted over the page's 3 cells" in page  # naive's class cell: no interval
     # the rows that one of our models runs but whose run is not kept: named once per scenario
     (not_run,) = [line for line in page.splitlines() if line.startswith("Not run yet")]
     assert not_run.endswith("task: naive (SGD), L2, EWC, online EWC, SI, MAS, LwF, rehearsal (buffer 1100), "
@@ -88,7 +135,7 @@ def test_table2_holds_ours_theirs_and_the_verdict(tmp_path):
                             "online EWC, SI, MAS, LwF, GEM, DGR, RtF and offline (joint).")  # fmt: skip
     every = {s: {name: {m: {"mean_accuracy": 0.5} for m in published.runs(models())[name][2]} for name in
                  published.runs(models())} for s in published.SCENARIOS}  # fmt: skip
-    assert published._not_run(every) == [] and "not run" not in "".join(published.table2(every))
+    assert published._not_run(every) == [] and "not run" not in "".join(published.table2(every, 5))
     first = page
     published.write_table2_page(summaries, 5, tmp_path / "hsu2018.md")
     assert (tmp_path / "hsu2018.md").read_text() == first
@@ -165,3 +212,25 @@ def test_the_page_from_the_kept_runs_only(tmp_path, monkeypatch):
     assert rows["naive (Adam)"][2:] == ["19.75 ± 0.10", "19.71 ± 0.08", "agrees"]
     assert rows["EWC"][2] == "not run" and rows["LwF"][2:] == ["23.28 ± 0.10", "24.17 ± 0.33", "agrees"]
     assert "Rows that agree: class, 2 of 2" in out.read_text()
+
+
+def test_van_de_ven_s_digit_orders(monkeypatch):
+    """bench/digit_orders.py's tasks for their seed s: digit y, labelled permutation[y] by their data.py (NumPy seeded
+    with s first, as main.py does), sits in task permutation[y] // 2 at position permutation[y] % 2 (their domain
+    label); seed 0, their exception, keeps the natural order."""
+    from pathlib import Path
+
+    import numpy as np
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "bench"))
+    from digit_orders import van_de_ven_tasks
+
+    for seed in (1, 2, 5):
+        np.random.seed(seed)
+        permutation = np.random.permutation(list(range(10)))
+        tasks = van_de_ven_tasks(seed)
+        assert sorted(d for task in tasks for d in task) == list(range(10))
+        for digit, label in enumerate(permutation):
+            assert tasks[label // 2].index(digit) == label % 2
+    assert van_de_ven_tasks(1) == [[4, 6], [0, 5], [3, 9], [2, 7], [8, 1]]  # permutation [2 9 6 4 0 3 1 7 8 5]
+    assert van_de_ven_tasks(0) == [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]]

@@ -5,12 +5,16 @@ the published column of the settings page (``report.write_settings_page``). No T
 
 from __future__ import annotations
 
+import math
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
+from scipy import stats
+
 from forgetting.config.protocols import HSU_QUOTED, PROTOCOLS, VAN_DE_VEN_2018_OTHERS
 from forgetting.evaluation.intervals import plus_minus
+from forgetting.evaluation.multiplicity import holm
 from forgetting.files import atomic_output
 from forgetting.reporting import markdown
 
@@ -76,6 +80,8 @@ RUNS: dict[str, tuple[str, dict[str, Any], tuple[str, ...]]] = {
 }
 Summaries = dict[str, dict[str, dict[str, dict[str, Any]]]]  # scenario -> run -> our model -> its metrics summary
 WITHIN = 2.0  # a cell agrees where our mean is within this many of their standard deviations of theirs
+HSU_RUNS = 10  # the runs of each of Hsu et al.'s own rows (their Table 2's caption)
+LEVEL = 0.05  # a difference from theirs is real where Welch's test's Holm-adjusted p is below this
 
 
 def published(setting: str) -> dict[str, str]:
@@ -112,19 +118,47 @@ def _tenths(value: float) -> str:
     return str(Decimal(str(value)).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP))
 
 
-def verdict(ours: float, theirs: float, sd: float) -> str:
-    """Whether our mean (%) is within ``WITHIN`` of their standard deviations of theirs, and by how many if not."""
+def verdict(ours: float, theirs: float, sd: float, p: tuple[float, float] = (math.nan, math.nan)) -> str:
+    """Whether our mean (%) is within ``WITHIN`` of their standard deviations of theirs, and by how many if not; there,
+    with ``p`` (Welch's test's p and its Holm-adjusted p, ``welch_tests``; NaN: no test), whether the difference is
+    ``real`` (adjusted p < ``LEVEL``) or ``not resolved`` from the two sets of runs' noise."""
     gap = (ours - theirs) / sd
     if abs(gap) <= WITHIN:
         return "agrees"
     digits = 2 if round(abs(gap), 1) <= WITHIN else 1  # 2.03 sd shows as such, not as a 2.0 that does not agree
-    return f"{ours - theirs:+.1f} ({gap:+.{digits}f} sd)"
+    raw, adjusted = p
+    tested = "" if math.isnan(adjusted) else f"; {'real' if adjusted < LEVEL else 'not resolved'}: p = {_p(raw)}"
+    tested += "" if math.isnan(adjusted) else f", Holm {_p(adjusted)}"
+    return f"{ours - theirs:+.1f} ({gap:+.{digits}f} sd{tested})"
+
+
+def _p(p: float) -> str:
+    """A p-value to two significant digits, 1 as such."""
+    return "1" if p >= 0.995 else f"{p:.2g}"
+
+
+def welch_p(mean: float, ci: float | None, seeds: int, theirs: float, sd: float, runs: int) -> float:
+    """Welch's t-test of our mean against theirs, two-sided, from both sides' summaries: ours ``mean`` with the 95% CI
+    half-width ``ci`` over ``seeds`` runs (its sd ``ci * sqrt(seeds) / t_0.975,seeds-1``), theirs ``theirs`` with
+    ``sd`` over ``runs`` runs (``scipy.stats.ttest_ind_from_stats`` with ``equal_var=False``); NaN without our
+    interval (one run) or where neither side varies."""
+    if ci is None or seeds < 2 or (ci == 0 and sd == 0):
+        return math.nan
+    ours_sd = ci * math.sqrt(seeds) / stats.t.ppf(0.975, seeds - 1)
+    test = stats.ttest_ind_from_stats(mean, ours_sd, seeds, theirs, sd, runs, equal_var=False)
+    return float(test.pvalue)
 
 
 def their_sd(row: str, spread: float) -> float:
     """Their standard deviation of ``row``, whose published ± is ``spread``: the sd itself, but for the ``QUOTED``
     rows, whose ± is the SEM over ``QUOTED_RUNS`` runs."""
-    return spread * QUOTED_RUNS**0.5 if row in QUOTED else spread
+    return spread * their_runs(row) ** 0.5 if row in QUOTED else spread
+
+
+def their_runs(row: str) -> int:
+    """How many runs ``row``'s published figure averages: ``QUOTED_RUNS`` for the ``QUOTED`` rows, else
+    ``HSU_RUNS``."""
+    return QUOTED_RUNS if row in QUOTED else HSU_RUNS
 
 
 def _compared(summaries: Summaries, scenario: str):
@@ -141,27 +175,53 @@ def _compared(summaries: Summaries, scenario: str):
         yield 100 * summary["mean_accuracy"], None if ci is None else 100 * ci, theirs, spread, their_sd(row, spread)
 
 
+def welch_tests(summaries: Summaries, seeds: int) -> dict[tuple[str, str], tuple[float, float]]:
+    """(scenario, row) -> Welch's test's p of each cell that one of our runs of ``seeds`` repetitions fills
+    (``welch_p``), and that p Holm-adjusted over all of them (``multiplicity.holm``: the page tests every cell at
+    once)."""
+    cells = {
+        (scenario, row): welch_p(mean, ci, seeds, theirs, sd, their_runs(row))
+        for scenario in (s for s in SCENARIOS if s in summaries)
+        for row, (mean, ci, theirs, _, sd) in zip(HSU_TABLE2, _compared(summaries, scenario), strict=True)
+        if mean is not None
+    }
+    return dict(zip(cells, zip(cells.values(), holm(list(cells.values())), strict=True), strict=True))
+
+
 def _cells(
-    mean: float | None, ci: float | None, theirs: float, spread: float, sd: float, model: str | None = None
+    mean: float | None,
+    ci: float | None,
+    theirs: float,
+    spread: float,
+    sd: float,
+    model: str | None = None,
+    p: tuple[float, float] = (math.nan, math.nan),
 ) -> list[str]:
     """One scenario's three cells of a row: ours (mean ± 95% CI), theirs (mean ± ``spread``, as published), the
-    verdict (against their ``sd``); ours and the verdict empty where none of our models runs the row, ours "not run"
-    where ``model`` runs it but its run is not kept yet."""
+    verdict (against their ``sd``, with Welch's test's ``p``, raw and adjusted); ours and the verdict empty where none
+    of our models runs the row, ours "not run" where ``model`` runs it but its run is not kept yet."""
     published = f"{theirs:.2f} ± {spread:.2f}"
     if mean is None:
         return ["not run" if model else "", published, ""]
-    return [f"{mean:.2f} {plus_minus(ci, 2)}", published, verdict(mean, theirs, sd)]
+    return [f"{mean:.2f} {plus_minus(ci, 2)}", published, verdict(mean, theirs, sd, p)]
 
 
-def table2(summaries: Summaries) -> list[str]:
+def table2(summaries: Summaries, seeds: int) -> list[str]:
     """The markdown table: each row of theirs, and per scenario (``summaries``: scenario -> run (``runs``) -> our
-    model -> its metrics summary, as metrics/<name>.json holds it) ours in % (mean ± 95% CI), theirs, and the
-    verdict."""
+    model -> its metrics summary, as metrics/<name>.json holds it, over ``seeds`` repetitions) ours in % (mean ± 95%
+    CI), theirs, and the verdict."""
     scenarios = [s for s in SCENARIOS if s in summaries]
     header = ["method (theirs)", "ours"]
     header += [f"{label}, {s}" for s in scenarios for label in ("ours", "Hsu et al.", "verdict")]
     models = [OURS[row][0] for row in HSU_TABLE2]
-    columns = [[_cells(*c, m) for c, m in zip(_compared(summaries, s), models, strict=True)] for s in scenarios]
+    tests = welch_tests(summaries, seeds)
+    columns = [
+        [
+            _cells(*c, m, tests.get((s, row), (math.nan, math.nan)))
+            for row, c, m in zip(HSU_TABLE2, _compared(summaries, s), models, strict=True)
+        ]
+        for s in scenarios
+    ]
     rows = []
     for i, row in enumerate(HSU_TABLE2):
         model, note = OURS[row]
@@ -170,6 +230,16 @@ def table2(summaries: Summaries) -> list[str]:
         line = [row, f"`{model}`" + (f" ({note})" if note else "") if model else f"— ({note})"]
         rows.append(line + [cell for column in columns for cell in column[i]])
     return markdown.table(header, rows, left=[1, *(4 + 3 * k for k in range(len(scenarios)))])  # ours, verdicts
+
+
+def real_differences(summaries: Summaries, seeds: int) -> dict[str, list[str]]:
+    """Per scenario of ``summaries``: the rows whose difference from theirs Welch's test resolves after Holm's
+    correction (``welch_tests``' adjusted p below ``LEVEL``), whether or not they agree within ``WITHIN`` sd."""
+    real = {}
+    for (scenario, row), (_, adjusted) in welch_tests(summaries, seeds).items():
+        if adjusted < LEVEL:
+            real.setdefault(scenario, []).append(row)
+    return real
 
 
 def agreeing(summaries: Summaries) -> dict[str, tuple[int, int]]:
@@ -211,6 +281,8 @@ def write_table2_page(summaries: Summaries, seeds: int, out: Path) -> None:
     """``out`` (report/settings/hsu2018.md): Table 2 beside ours under ``hsu2018`` (the ``QUOTED`` rows under
     ``QUOTED_PROTOCOL``), run with ``seeds`` repetitions."""
     preset, quoted = PROTOCOLS["hsu2018"], PROTOCOLS[QUOTED_PROTOCOL]
+    tested = sum(not math.isnan(p) for p, _ in welch_tests(summaries, seeds).values())
+    real = real_differences(summaries, seeds)
     lines = [
         "# Hsu et al. (2018)'s Table 2 under their protocol",
         "",
@@ -218,7 +290,12 @@ def write_table2_page(summaries: Summaries, seeds: int, out: Path) -> None:
         f"scenario{'s' * (len(summaries) > 1)} under `hsu2018` ({preset.title}'s protocol, read "
         f"from {preset.source}), {seeds} repetitions each: ours as mean ± 95% CI half-width, theirs as mean ± sd of "
         f"10 runs, in %. Verdict: `agrees` where our mean is within {WITHIN:g} of their standard deviations of "
-        "theirs; otherwise the difference, in points and in their standard deviations, which needs an explanation. "
+        "theirs; otherwise the difference, in points and in their standard deviations, which needs an explanation, and "
+        "whether it is `real` or `not resolved` from the two sets of runs' noise: where their sd is small, our "
+        "mean's own standard error can exceed it, so the difference is tested, by Welch's t-test of the two means "
+        f"from both sides' sds and run counts (ours: the sd behind the 95% CI, {seeds} runs; theirs: {HSU_RUNS} runs, "
+        f"{QUOTED_RUNS} for the rows they quote, below), its p and that p Holm-adjusted over the page's {tested} "
+        f"cells: `real` where the adjusted p is below {LEVEL:g}. "
         f"Where this run still differs from theirs: {_but(preset.differs, HSU_QUOTED)}.",
         "",
         f"{_listed(list(QUOTED))} are not in their code: Hsu et al. quote van de Ven & Tolias's runs, whose code "
@@ -230,11 +307,14 @@ def write_table2_page(summaries: Summaries, seeds: int, out: Path) -> None:
         "their code: "
         f"{_but(quoted.differs, VAN_DE_VEN_2018_OTHERS)}.",
         "",
-        *table2(summaries),
+        *table2(summaries, seeds),
         "",
         "Rows that agree: "
         + "; ".join(f"{s}, {agree} of {ran}" for s, (agree, ran) in agreeing(summaries).items())
         + f" ({STAND_INS_NOTE}).",
+        f"Differences that Welch's test resolves after Holm's correction over the {tested} cells: "
+        + ("; ".join(f"{s}, {_listed(rows)}" for s, rows in real.items()) or "none")
+        + ".",
         "",
         *_not_run(summaries),
         "Regenerate this page with `python bench/hsu2018.py`; do not edit it.",
