@@ -1,54 +1,39 @@
-"""Table 2's quoted rows in van de Ven & Tolias's digit orders: their code (GMvandeVen/continual-learning at e17b714,
-data.py) relabels the digits by a permutation drawn from each run's seed, so that each run splits MNIST into other
-pairs; ours keeps 0/1, 2/3, ... . This runs a Table 2 run (default: ``vandeven2018``, the rows they quote) once per
-seed, repetition ``seed + i`` on the pairs their code draws for seed ``order_seed + i``, and prints each model's
-figure over those orders beside the kept natural-order run of the same seeds (paired) and the published one.
+"""Table 2's quoted rows in van de Ven & Tolias's digit orders against ours: their code (GMvandeVen/continual-learning
+at e17b714, data.py) relabels the digits by a permutation drawn from each run's seed, so that each run splits MNIST
+into other pairs; ours kept 0/1, 2/3, ... until 2026-12-05. This prints, per model of a Table 2 run (default:
+``vandeven2018``, the rows they quote), its figure in their orders (bench/hsu2018.py's runs, each repetition alone on
+the pairs of one of their seeds; run here where missing) beside the kept run of the same seeds in the natural order
+(paired over the seeds) and the published one.
 
-    python bench/digit_orders.py --scenarios task             # LwF, generative replay and RtF, 5 orders (an hour)
+    python bench/digit_orders.py --scenarios task              # LwF, generative replay and RtF, 5 orders (an hour)
     python bench/digit_orders.py --scenarios class --models rtf --kept-only   # print what is kept, run nothing
-
-Each order's run is kept in --keep/<scenario>/seed-<seed>/ (default: report/settings/runs/<run>/their-orders/),
-and reruns only where stale, as bench/hsu2018.py's runs do.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import math
-from pathlib import Path
 
 import numpy as np
-from hsu2018 import preset_params
+from hsu2018 import in_their_orders, per_seed
 from project_copy import ROOT
-from scenarios import add_run_options, keep_runs
-from scipy import stats
+from scenarios import add_run_options
 
 from forgetting.config import params as params_module
 from forgetting.evaluation.intervals import ci95, paired_difference
 from forgetting.evaluation.results import models
-from forgetting.reporting.published import HSU_TABLE2, OURS, QUOTED, QUOTED_RUNS, SCENARIOS, runs, their_sd
+from forgetting.reporting.published import (
+    HSU_TABLE2,
+    OURS,
+    QUOTED,
+    SCENARIOS,
+    THEIR_ORDERS,
+    runs,
+    their_runs,
+    their_sd,
+    welch_p,
+)
 
 RUNS_DIR = ROOT / "report" / "settings" / "runs"
-
-
-def van_de_ven_tasks(order_seed: int, count: int = 5) -> list[list[int]]:
-    """The split of the digits into ``count`` tasks that their data.py makes for seed ``order_seed`` (main.py seeds
-    NumPy first): digit y takes the label ``permutation[y]``, and task k holds labels k * w .. k * w + w - 1 (w = 10 //
-    count), in that order: the digit of label l is ``argsort(permutation)[l]``, which takes position l - k * w (their
-    domain label) and is our task's list in that order. Seed 0 is their exception: the natural order."""
-    permutation = np.arange(10) if order_seed == 0 else np.random.RandomState(order_seed).permutation(10)
-    digit_of, width = np.argsort(permutation), 10 // count
-    return [[int(d) for d in digit_of[k * width : (k + 1) * width]] for k in range(count)]
-
-
-def per_seed(keep: Path, model: str) -> dict[int, float]:
-    """Seed -> mean accuracy of ``model``'s repetitions kept in ``keep`` (none where it is not kept)."""
-    path = keep / "metrics" / "repetitions" / f"{model}.json"
-    if not path.is_file():
-        return {}
-    kept = json.loads(path.read_text())
-    return dict(zip(kept["seed"], kept["mean_accuracy"], strict=True))
 
 
 def main() -> None:
@@ -57,9 +42,8 @@ def main() -> None:
     parser.add_argument("--scenarios", nargs="+", default=list(SCENARIOS), choices=SCENARIOS)
     parser.add_argument("--models", nargs="+", help="the run's models to run (default: all of them)")
     parser.add_argument("--seeds", type=int, default=5, help="orders, one repetition each (default 5)")
-    parser.add_argument("--order-seed", type=int, default=1, help="their seed of the first order (default 1)")
     parser.add_argument("--kept-only", action="store_true", help="run nothing: print what is kept")
-    add_run_options(parser, RUNS_DIR / "vandeven2018" / "their-orders", "order")
+    add_run_options(parser, RUNS_DIR / "vandeven2018" / THEIR_ORDERS, "order")
     args = parser.parse_args()
     every = runs(models())
     if args.run not in every:
@@ -69,13 +53,8 @@ def main() -> None:
     base = params_module.read(ROOT / "params.yaml")
     first = base["seed"]
     for scenario in args.scenarios:
-        for i in range(args.seeds):
-            seed, tasks = first + i, van_de_ven_tasks(args.order_seed + i)
-            keep = args.keep / scenario / f"seed-{seed}"
-            if not args.kept_only:
-                print(f"{scenario}, seed {seed}, tasks {tasks}:", flush=True)
-                params = preset_params(base, scenario, 1, protocol, own | {"seed": seed, "tasks": tasks})
-                keep_runs(params, args.mnist, keep, names)
+        if not args.kept_only:
+            in_their_orders(base, scenario, args.seeds, (protocol, own, names), args.keep / scenario, args.mnist)
         natural = RUNS_DIR / args.run / scenario
         for model in names:
             ordered = {}
@@ -100,12 +79,10 @@ def summary(scenario: str, model: str, ordered: dict[int, float], natural: dict[
     rows = [row for row in HSU_TABLE2 if OURS[row][0] == model and (run != "vandeven2018" or row in QUOTED)]
     for row in rows:
         theirs, spread = HSU_TABLE2[row][SCENARIOS.index(scenario)]
-        sd, n = their_sd(row, spread), QUOTED_RUNS if row in QUOTED else 10
-        mean, own_sd = values.mean(), values.std(ddof=1)
-        welch = stats.ttest_ind_from_stats(mean, own_sd, len(values), theirs, sd, n, equal_var=False)
-        gap = (mean - theirs) / sd
-        line += f"; {row} {theirs:.2f} ± {spread:.2f}: {mean - theirs:+.2f} ({gap:+.2f} sd, Welch p = "
-        line += f"{welch.pvalue:.2g})" if math.isfinite(welch.pvalue) else "n/a)"
+        sd, mean = their_sd(row, spread), values.mean()
+        p = welch_p(mean, ci95(values), len(values), theirs, sd, their_runs(row))
+        line += f"; {row} {theirs:.2f} ± {spread:.2f}: {mean - theirs:+.2f} ({(mean - theirs) / sd:+.2f} sd, Welch p = "
+        line += f"{p:.2g})"
     print(line, flush=True)
 
 

@@ -1,7 +1,8 @@
 """Hsu et al. (2018)'s Table 2 under their protocol: the whole pipeline on the 5-task split in the task, domain and
 class scenarios with the `hsu2018` preset (forgetting.config.protocols), each in a copy of the project, and ours beside
 theirs with a verdict per cell -> report/settings/hsu2018.md. The rows that Hsu et al. quote from van de Ven & Tolias
-(LwF, DGR, RtF: ``published.QUOTED``) run under the protocol those were measured under, `vandeven2018`, and
+(LwF, DGR, RtF: ``published.QUOTED``) run under the protocol those were measured under, `vandeven2018`, each
+repetition alone on the digit pairs their code draws for one of its seeds (``published.IN_THEIR_ORDERS``), and
 rehearsal with 4400 stored examples in a run of its own (``published.RUNS``).
 
     python bench/hsu2018.py                                   # 3 scenarios x every strategy x 10 repetitions (hours)
@@ -11,8 +12,9 @@ rehearsal with 4400 stored examples in a run of its own (``published.RUNS``).
 
 Each scenario's run shares this project's DVC cache; its runs are kept in --keep/<scenario>/ (default:
 report/settings/runs/hsu2018/, committed with the page) and the other runs' beside it, in --keep/../<run>/<scenario>/
-(vandeven2018, hsu2018-buffer4400), and a later run reruns only the models that are stale there
-(``scenarios.keep_runs``: a strategy added, a value or a module changed, another number of repetitions).
+(hsu2018-buffer4400, hsu2018-sgd; vandeven2018's in --keep/../vandeven2018/their-orders/<scenario>/seed-<seed>/),
+and a later run reruns only the models that are stale there (``scenarios.keep_runs``: a strategy added, a value or a
+module changed, another number of repetitions).
 """
 
 from __future__ import annotations
@@ -22,14 +24,16 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
 from project_copy import ROOT
 from scenarios import add_run_options, keep_runs
 
 from forgetting.config import params as params_module
-from forgetting.config.protocols import PROTOCOLS
+from forgetting.config.protocols import PROTOCOLS, van_de_ven_tasks
 from forgetting.config.settings import setting_params
+from forgetting.evaluation.intervals import half_width
 from forgetting.evaluation.results import models
-from forgetting.reporting.published import SCENARIOS, runs, write_table2_page
+from forgetting.reporting.published import IN_THEIR_ORDERS, SCENARIOS, THEIR_ORDERS, runs, write_table2_page
 
 
 def preset_params(
@@ -40,6 +44,45 @@ def preset_params(
     params = setting_params(base, f"{scenario}-split5")
     values = PROTOCOLS[protocol].params(scenario, len(params["tasks"])) | (own or {})
     return params_module.with_values(params, values | ({"seeds": seeds} if seeds else {}))
+
+
+def in_their_orders(
+    base: dict, scenario: str, seeds: int, run: tuple[str, dict, list[str]], keep: Path, mnist: Path | None = None
+) -> None:
+    """``run`` (preset, its own values, its models) once per seed, repetition ``seed + i`` alone on the digit pairs
+    that van de Ven & Tolias's code draws for their seed ``1 + i`` (``protocols.van_de_ven_tasks``), each kept in
+    ``keep``/seed-<seed>/ (``keep_runs``: only what is stale reruns)."""
+    protocol, own, names = run
+    for i in range(seeds):
+        seed, tasks = base["seed"] + i, van_de_ven_tasks(1 + i)
+        print(f"  seed {seed}, tasks {tasks}:", flush=True)
+        params = preset_params(base, scenario, 1, protocol, own | {"seed": seed, "tasks": tasks})
+        keep_runs(params, mnist, keep / f"seed-{seed}", names)
+
+
+def per_seed(keep: Path, model: str) -> dict[int, float]:
+    """Seed -> mean accuracy of each of ``model``'s repetitions kept in ``keep`` (none where it is not kept)."""
+    path = keep / "metrics" / "repetitions" / f"{model}.json"
+    if not path.is_file():
+        return {}
+    kept = json.loads(path.read_text())
+    return dict(zip(kept["seed"], kept["mean_accuracy"], strict=True))
+
+
+def ordered_summaries(keep: Path, names: list[str], seeds: int, first: int) -> dict[str, dict]:
+    """The mean accuracy (its mean and 95% CI half-width over the seeds, as a metrics summary holds them) of each
+    model of ``names`` whose runs in their orders (``in_their_orders``) ``keep`` holds for every one of the ``seeds``
+    seeds from ``first``."""
+    kept = {}
+    for name in names:
+        values = {}
+        for seed in range(first, first + seeds):
+            values |= per_seed(keep / f"seed-{seed}", name)
+        if sorted(values) == list(range(first, first + seeds)):
+            accuracies = [values[seed] for seed in sorted(values)]
+            kept[name] = {"mean_accuracy": round(float(np.mean(accuracies)), 6)}
+            kept[name]["mean_accuracy_ci95"] = half_width(accuracies)
+    return kept
 
 
 def summaries(keep: Path, names: list[str], seeds: int) -> dict[str, dict]:
@@ -81,11 +124,18 @@ def main() -> None:
         for name, (protocol, own, names) in runs(models()).items():
             start, params = time.perf_counter(), preset_params(base, scenario, seeds, protocol, own)
             keep = (args.keep if name == "hsu2018" else args.keep.parent / name) / scenario
+            ordered = args.keep.parent / name / THEIR_ORDERS / scenario
             running = name in args.runs and not args.kept_only
             if running:
                 print(f"{scenario}, {name}:", flush=True)
-                keep_runs(params, args.mnist, keep, names)
-            ours[scenario][name] = summaries(keep, names, seeds)
+                if name in IN_THEIR_ORDERS:
+                    in_their_orders(base, scenario, seeds, (protocol, own, names), ordered, args.mnist)
+                else:
+                    keep_runs(params, args.mnist, keep, names)
+            if name in IN_THEIR_ORDERS:
+                ours[scenario][name] = ordered_summaries(ordered, names, seeds, base["seed"])
+            else:
+                ours[scenario][name] = summaries(keep, names, seeds)
             if running:
                 seconds[f"{scenario}, {name}"] = round(time.perf_counter() - start)
                 print(f"{scenario}, {name}: {seconds[f'{scenario}, {name}']} s", flush=True)

@@ -106,9 +106,9 @@ def test_table2_holds_ours_theirs_and_the_verdict(tmp_path):
     ]
     assert rows["rehearsal (buffer 4400)"][5:] == ["95.59 ± 0.30", "95.59 ± 0.49", "agrees"]  # its own run's replay
     assert rows["rehearsal (buffer 4400)"][2] == "not run"  # no run of it kept in the task scenario
-    assert rows["RtF"][1].startswith("`rtf` (under `vandeven2018`; ours trains the task-A model again")
+    assert rows["RtF"][1].startswith("`rtf` (under `vandeven2018`, in their digit orders; ours trains the task-A")
     assert rows["RtF"][2:5] == ["not run", "99.66 ± 0.03", ""]
-    assert rows["LwF"][1] == "`lwf` (under `vandeven2018`)"  # the protocol of the runs that Hsu et al. quote
+    assert rows["LwF"][1] == "`lwf` (under `vandeven2018`, in their digit orders)"  # as the runs Hsu et al. quote
     assert rows["naive (SGD)"][1] == "`naive` (plain SGD at 0.01 on every task, theirs: a run of its own)"
     assert rows["naive (SGD)"][2:5] == ["not run", "97.98 ± 0.09", ""]  # not the Adam run's naive
     published.write_table2_page(summaries, 5, tmp_path / "hsu2018.md")
@@ -123,6 +123,10 @@ def test_table2_holds_ours_theirs_and_the_verdict(tmp_path):
     assert "run under `vandeven2018` (van de Ven & Tolias 2018's protocol" in page
     assert "generative_replay.targets: hard, DGR's" in page
     assert protocols.HSU_QUOTED not in page and protocols.VAN_DE_VEN_2018_OTHERS not in page
+    # their digit orders: the preset's natural order is not a difference of these runs
+    assert "each repetition alone on the digit pairs that their data.py draws for one of their seeds" in page
+    assert protocols.NATURAL_ORDER in protocols.PROTOCOLS["vandeven2018"].differs
+    assert protocols.NATURAL_ORDER not in page
     assert "in the task and class scenarios under" in page  # the scenarios run, in Table 2's order
     assert published.agreeing(summaries) == {"task": (1, 1), "class": (1, 3)}  # naive: 3.6 sd; replay: -12.7 sd
     assert "Rows that agree: task, 1 of 1; class, 1 of 3 (DGR's with our stand-in)." in page
@@ -202,7 +206,11 @@ def test_the_page_from_the_kept_runs_only(tmp_path, monkeypatch):
 
     keep("hsu2018", "class", "naive", 0.1975, [42, 43, 44, 45, 46])
     keep("hsu2018", "class", "ewc", 0.5, [42, 43, 44])  # another repetition count: left out
-    keep("vandeven2018", "class", "lwf", 0.2328, [42, 43, 44, 45, 46])
+    keep("vandeven2018", "class", "lwf", 0.2328, [42, 43, 44, 45, 46])  # in our order: not the page's
+    for seed, accuracy in zip(range(42, 47), (0.2412, 0.2398, 0.2455, 0.2387, 0.2430), strict=True):  # in theirs
+        repetitions = tmp_path / "runs" / "vandeven2018" / "their-orders" / "class" / f"seed-{seed}" / "metrics"
+        (repetitions / "repetitions").mkdir(parents=True)
+        (repetitions / "repetitions" / "lwf.json").write_text(json.dumps({"seed": [seed], "mean_accuracy": [accuracy]}))
     out = tmp_path / "page.md"
     argv = ["hsu2018.py", "--seeds", "5", "--kept-only", "--scenarios", "class"]
     monkeypatch.setattr(sys, "argv", [*argv, "--keep", str(tmp_path / "runs" / "hsu2018"), "--out", str(out)])
@@ -210,27 +218,48 @@ def test_the_page_from_the_kept_runs_only(tmp_path, monkeypatch):
     runpy.run_path(str(root / "bench" / "hsu2018.py"), run_name="__main__")
     rows = {line.split(" | ")[0].lstrip("| "): line.strip("| ").split(" | ") for line in out.read_text().splitlines()}
     assert rows["naive (Adam)"][2:] == ["19.75 ± 0.10", "19.71 ± 0.08", "agrees"]
-    assert rows["EWC"][2] == "not run" and rows["LwF"][2:] == ["23.28 ± 0.10", "24.17 ± 0.33", "agrees"]
+    assert rows["EWC"][2] == "not run" and rows["LwF"][2:] == ["24.16 ± 0.33", "24.17 ± 0.33", "agrees"]
     assert "Rows that agree: class, 2 of 2" in out.read_text()
 
 
-def test_van_de_ven_s_digit_orders(monkeypatch):
-    """bench/digit_orders.py's tasks for their seed s: digit y, labelled permutation[y] by their data.py (NumPy seeded
-    with s first, as main.py does), sits in task permutation[y] // 2 at position permutation[y] % 2 (their domain
-    label); seed 0, their exception, keeps the natural order."""
-    from pathlib import Path
-
+def test_van_de_ven_s_digit_orders():
+    """protocols.van_de_ven_tasks(s): digit y, labelled permutation[y] by their data.py (NumPy seeded with s first, as
+    main.py does), sits in task permutation[y] // 2 at position permutation[y] % 2 (their domain label); seed 0, their
+    exception, keeps the natural order."""
     import numpy as np
-
-    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "bench"))
-    from digit_orders import van_de_ven_tasks
 
     for seed in (1, 2, 5):
         np.random.seed(seed)
         permutation = np.random.permutation(list(range(10)))
-        tasks = van_de_ven_tasks(seed)
+        tasks = protocols.van_de_ven_tasks(seed)
         assert sorted(d for task in tasks for d in task) == list(range(10))
         for digit, label in enumerate(permutation):
             assert tasks[label // 2].index(digit) == label % 2
-    assert van_de_ven_tasks(1) == [[4, 6], [0, 5], [3, 9], [2, 7], [8, 1]]  # permutation [2 9 6 4 0 3 1 7 8 5]
-    assert van_de_ven_tasks(0) == [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]]
+    assert protocols.van_de_ven_tasks(1) == [[4, 6], [0, 5], [3, 9], [2, 7], [8, 1]]  # [2 9 6 4 0 3 1 7 8 5]
+    assert protocols.van_de_ven_tasks(0) == [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]]
+    assert protocols.van_de_ven_tasks(3, 2) == [[7, 2, 3, 8, 1], [0, 5, 6, 9, 4]]  # two tasks of five
+
+
+def test_the_quoted_rows_from_their_orders_one_repetition_a_seed(tmp_path, monkeypatch):
+    """bench/hsu2018.py's runs in their orders: each seed's repetition kept alone in seed-<seed>/; a model's figure is
+    the mean and 95% CI over the seeds, and only where every seed's run is kept."""
+    import json
+    from pathlib import Path
+
+    from forgetting.evaluation.intervals import ci95
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "bench"))
+    from hsu2018 import ordered_summaries
+
+    accuracies = {42: 0.9951, 43: 0.9937, 44: 0.9962, 45: 0.9948, 46: 0.9940}
+    for seed, accuracy in accuracies.items():
+        repetitions = tmp_path / f"seed-{seed}" / "metrics" / "repetitions"
+        repetitions.mkdir(parents=True)
+        (repetitions / "lwf.json").write_text(json.dumps({"seed": [seed], "mean_accuracy": [accuracy]}))
+        if seed != 46:
+            (repetitions / "rtf.json").write_text(json.dumps({"seed": [seed], "mean_accuracy": [accuracy]}))
+    kept = ordered_summaries(tmp_path, ["lwf", "rtf"], 5, 42)
+    assert list(kept) == ["lwf"]  # rtf's seed 46 not kept
+    assert kept["lwf"]["mean_accuracy"] == pytest.approx(sum(accuracies.values()) / 5, abs=1e-6)
+    assert kept["lwf"]["mean_accuracy_ci95"] == pytest.approx(ci95(list(accuracies.values())), abs=1e-6)
+    assert ordered_summaries(tmp_path, ["lwf"], 4, 43)["lwf"]["mean_accuracy"] == pytest.approx(0.994675)  # seeds 43-46
