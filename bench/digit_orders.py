@@ -48,6 +48,8 @@ def main() -> None:
     every = runs(models())
     if args.run not in every:
         parser.error(f"--run {args.run!r}: use one of {', '.join(every)}")
+    if args.keep == parser.get_default("keep"):  # the run's own folder: report/settings/runs/<run>/their-orders/
+        args.keep = RUNS_DIR / args.run / THEIR_ORDERS
     protocol, own, names = every[args.run]
     names = args.models or names
     base = params_module.read(ROOT / "params.yaml")
