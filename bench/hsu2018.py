@@ -24,14 +24,13 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
 from project_copy import ROOT
 from scenarios import add_run_options, keep_runs
 
 from forgetting.config import params as params_module
 from forgetting.config.protocols import PROTOCOLS, van_de_ven_tasks
 from forgetting.config.settings import setting_params
-from forgetting.evaluation.intervals import half_width
+from forgetting.evaluation.intervals import summary
 from forgetting.evaluation.results import models
 from forgetting.reporting.published import IN_THEIR_ORDERS, SCENARIOS, THEIR_ORDERS, runs, write_table2_page
 
@@ -79,9 +78,7 @@ def ordered_summaries(keep: Path, names: list[str], seeds: int, first: int) -> d
         for seed in range(first, first + seeds):
             values |= per_seed(keep / f"seed-{seed}", name)
         if sorted(values) == list(range(first, first + seeds)):
-            accuracies = [values[seed] for seed in sorted(values)]
-            kept[name] = {"mean_accuracy": round(float(np.mean(accuracies)), 6)}
-            kept[name]["mean_accuracy_ci95"] = half_width(accuracies)
+            kept[name] = summary({"mean_accuracy": [values[seed] for seed in sorted(values)]})
     return kept
 
 

@@ -132,8 +132,9 @@ def verdict(ours: float, theirs: float, sd: float, p: tuple[float, float] = (mat
         return "agrees"
     digits = 2 if round(abs(gap), 1) <= WITHIN else 1  # 2.03 sd shows as such, not as a 2.0 that does not agree
     raw, adjusted = p
-    tested = "" if math.isnan(adjusted) else f"; {'real' if adjusted < LEVEL else 'not resolved'}: p = {_p(raw)}"
-    tested += "" if math.isnan(adjusted) else f", Holm {_p(adjusted)}"
+    tested = ""
+    if not math.isnan(adjusted):
+        tested = f"; {'real' if adjusted < LEVEL else 'not resolved'}: p = {_p(raw)}, Holm {_p(adjusted)}"
     return f"{ours - theirs:+.1f} ({gap:+.{digits}f} sd{tested})"
 
 
@@ -238,11 +239,11 @@ def table2(summaries: Summaries, seeds: int) -> list[str]:
     return markdown.table(header, rows, left=[1, *(4 + 3 * k for k in range(len(scenarios)))])  # ours, verdicts
 
 
-def real_differences(summaries: Summaries, seeds: int) -> dict[str, list[str]]:
-    """Per scenario of ``summaries``: the rows whose difference from theirs Welch's test resolves after Holm's
-    correction (``welch_tests``' adjusted p below ``LEVEL``), whether or not they agree within ``WITHIN`` sd."""
+def real_differences(tests: dict[tuple[str, str], tuple[float, float]]) -> dict[str, list[str]]:
+    """Per scenario: the rows whose difference from theirs Welch's test resolves after Holm's correction (``tests``,
+    as ``welch_tests`` gives them: the adjusted p below ``LEVEL``), whether or not they agree within ``WITHIN`` sd."""
     real = {}
-    for (scenario, row), (_, adjusted) in welch_tests(summaries, seeds).items():
+    for (scenario, row), (_, adjusted) in tests.items():
         if adjusted < LEVEL:
             real.setdefault(scenario, []).append(row)
     return real
@@ -287,8 +288,8 @@ def write_table2_page(summaries: Summaries, seeds: int, out: Path) -> None:
     """``out`` (report/settings/hsu2018.md): Table 2 beside ours under ``hsu2018`` (the ``QUOTED`` rows under
     ``QUOTED_PROTOCOL``), run with ``seeds`` repetitions."""
     preset, quoted = PROTOCOLS["hsu2018"], PROTOCOLS[QUOTED_PROTOCOL]
-    tested = sum(not math.isnan(p) for p, _ in welch_tests(summaries, seeds).values())
-    real = real_differences(summaries, seeds)
+    tests = welch_tests(summaries, seeds)
+    tested, real = sum(not math.isnan(p) for p, _ in tests.values()), real_differences(tests)
     lines = [
         "# Hsu et al. (2018)'s Table 2 under their protocol",
         "",
