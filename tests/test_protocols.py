@@ -71,12 +71,15 @@ def test_the_protocols_shared_values_are_the_papers():
     assert vdv["lwf.loss"] == "kl" and "lwf.weight" not in vdv  # the 2022 code's LwF is not matched: ours
     # each protocol's own forms of MAS and LwF, set even where they are the defaults, so that a workspace that
     # ran another protocol leaks none into it
-    forms = {name: {k: preset.params("class", 5)[k] for k in ("mas.importance", "lwf.loss")}
-             for name, preset in protocols.PROTOCOLS.items()}  # fmt: skip
+    # (and replay's and GEM's memory: agents/exp_replay.py's Naive_Rehearsal keeps memory_size // task_count random
+    # examples of each task and repeats them max(1, len(new data) // memory_size) times, "old data : new data = 1:1")
+    keys = ("mas.importance", "lwf.loss", "replay.memory", "replay.mix", "gem.memory", "gem.mix")
+    forms = {name: {k: preset.params("class", 5)[k] for k in keys} for name, preset in protocols.PROTOCOLS.items()}
+    ours, theirs = ("class_balanced", "per_task") * 2, ("per_task", "one_to_one") * 2
     assert forms == {
-        "hsu2018": {"mas.importance": "batch", "lwf.loss": "kl"},
-        "vandeven": {"mas.importance": "per_example", "lwf.loss": "kl"},
-        "vandeven2018": {"mas.importance": "per_example", "lwf.loss": "vandeven2018"},
+        "hsu2018": dict(zip(keys, ("batch", "kl", *theirs), strict=True)),
+        "vandeven": dict(zip(keys, ("per_example", "kl", *ours), strict=True)),
+        "vandeven2018": dict(zip(keys, ("per_example", "vandeven2018", *ours), strict=True)),
     }
 
 

@@ -8,7 +8,7 @@ from forgetting.errors import ForgettingError
 from forgetting.evaluation import metrics
 from forgetting.nn.model import build_network, save_model
 from forgetting.strategies import Naive, Replay, TaskAState, build_strategy
-from forgetting.strategies.replay import class_balanced_sample, shifted
+from forgetting.strategies.replay import class_balanced_sample, per_task_sample, shifted, task_rng
 from forgetting.strategies.replay_equal_steps import EqualStepsReplay
 from forgetting.training import loop
 
@@ -51,7 +51,8 @@ def test_replay_reads_task_a_train_split_and_mixes_it_into_task_b(tmp_path, make
     mnist.save_task(a, tmp_path / "data" / "task_a")
     save_model(tiny_model, tmp_path / "task_a.keras")
     state = TaskAState(DOMAIN, tmp_path / "task_a.keras", data_root=tmp_path / "data")
-    replay = build_strategy("replay", {"replay": {"buffer_size": 50, "shift": 0}, "seed": 4, "seeds": 3}, state)
+    own = {"buffer_size": 50, "shift": 0, "memory": "class_balanced", "mix": "per_task"}
+    replay = build_strategy("replay", {"replay": own, "seed": 4, "seeds": 3}, state)
     assert isinstance(replay, Replay)
     assert replay.seeds == [4, 5, 6]  # one buffer per repetition, each drawn from its own seed
     assert len(replay.buffers) == 3
@@ -121,6 +122,46 @@ def test_each_repetitions_data_is_the_same_whatever_is_stacked_beside_it(make_mn
             both.end_task(None, 1, task_b)
             for single in alone:
                 single.end_task(None, 1, task_b)
+
+
+def test_per_task_memory_keeps_n_over_t_random_examples_of_each_task(make_mnist):
+    """Hsu et al.'s memory (``replay.memory: per_task``): after t tasks, N // t examples of each, drawn at random (not
+    class-balanced), a task's kept ones among those it kept before; seeded per repetition and task."""
+    tasks = split_into_tasks(make_mnist(1000, seed=1), Scenario("domain", FIVE_PAIRS))
+    first = [per_task_sample(tasks[0], 50, task_rng(s, 0)) for s in (0, 1)]
+    replay = Replay(first, seeds=[0, 1], memory="per_task", mix="one_to_one", size=50)
+    assert all(len(b) == 50 and set(b.task) == {0} for b in first)
+    np.testing.assert_array_equal(first[0].image, per_task_sample(tasks[0], 50, task_rng(0, 0)).image)  # seeded
+    assert not np.array_equal(first[0].image, first[1].image)
+    for task, each in ((1, 25), (2, 16)):  # 50 // 2, 50 // 3
+        before = list(replay.buffers)
+        replay.end_task(None, task, tasks[task])
+        for buffer, old in zip(replay.buffers, before, strict=True):
+            assert [int((buffer.task == k).sum()) for k in range(task + 1)] == [each] * (task + 1)
+            for k in range(task):  # a finished task's examples: a subset of what it kept
+                assert {i.tobytes() for i in buffer.image[buffer.task == k]} <= {i.tobytes() for i in old.image}
+            new = {i.tobytes() for i in buffer.image[buffer.task == task]}
+            assert new <= {i.tobytes() for i in tasks[task].image}
+    balanced = [int((replay.buffers[0].digit == d).sum()) for d in range(6)]
+    assert sum(balanced) == 48 and len(set(balanced)) > 1  # random, not class-balanced
+    # a task with fewer examples than its share keeps all of them
+    assert len(per_task_sample(tasks[0].subset(np.arange(7)), 50, task_rng(0, 0))) == 7
+
+
+def test_one_to_one_mix_repeats_the_memory_as_often_as_it_fits_in_the_new_data(make_mnist):
+    """Hsu et al.'s mix (``replay.mix: one_to_one``): the whole memory max(1, M // N) times beside the M new
+    examples, however many tasks are finished; ``per_task`` weighs each finished task as much as the new one."""
+    tasks = split_into_tasks(make_mnist(1000, seed=1), Scenario("domain", FIVE_PAIRS))
+    first = [per_task_sample(tasks[0], 30, task_rng(5, 0))]
+    hsu, ours = (Replay(first, seeds=[5], memory="per_task", mix=mix, size=30) for mix in ("one_to_one", "per_task"))
+    for task in (1, 2, 3):
+        (mixed,) = hsu.training_data(tasks[task])
+        assert len(mixed) == len(tasks[task]) + len(hsu.buffers[0]) * (len(tasks[task]) // 30)
+        assert hsu.copies(tasks[task]) == len(tasks[task]) // 30
+        assert ours.copies(tasks[task]) == round(task * len(tasks[task]) / len(ours.buffers[0]))
+        hsu.end_task(None, task, tasks[task])
+        ours.end_task(None, task, tasks[task])
+    assert hsu.copies(tasks[0].subset(np.arange(20))) == 1  # at least once
 
 
 def test_replay_keeps_more_of_task_a_than_naive():
@@ -226,6 +267,8 @@ def test_check_setting_refuses_exactly_the_buffers_the_data_cannot_fill(monkeypa
         return True
 
     verdicts = [accepted(size) for size in range(1, 400)]
+    per_task = {"tasks": [list(t) for t in tasks], "replay": {"buffer_size": 1000, "memory": "per_task"}}
+    Replay.check_setting(per_task | {"data": {"validation_fraction": fraction, "train_per_digit": per_digit}})
     fits = verdicts.index(False)
     assert fits > 20 and not any(verdicts[fits:])
     assert runs(fits) and not runs(fits + 1)

@@ -336,9 +336,10 @@ SEQUENCE_PARAMS = PARAMS | {
     # the protocol knobs' non-default forms, here trained through every scenario (the e2e runs train the defaults)
     "mas": {"lambda": 2.0, "importance": "batch"},
     "lwf": {"temperature": 2.0, "weight": 1.0, "loss": "vandeven2018"},
-    "replay": {"buffer_size": 30, "shift": 1},
+    "replay": {"buffer_size": 30, "shift": 1, "memory": "per_task", "mix": "one_to_one"},
     "agem": {"buffer_size": 30, "memory_batch": 16},
-    "gem": {"buffer_size": 30, "memory_batch": 8, "margin": 0.5, "train_on_memory": True},
+    "gem": {"buffer_size": 30, "memory_batch": 8, "margin": 0.5, "train_on_memory": True}
+    | {"memory": "per_task", "mix": "one_to_one"},
     "der": {"buffer_size": 30, "memory_batch": 16, "alpha": 0.5, "beta": 1.0},
     "icarl": {"buffer_size": 30, "weight": 1.0},
     "generative_replay": TINY_GENERATOR,
@@ -414,9 +415,11 @@ def stacked_and_alone(tmp_path_factory):
             "seeds": len(seeds),
             "model": {"hidden_units": 16, "dropout": 0.25, "init": "glorot", **INPUT_DEFAULTS},
             "fisher": SAMPLED,
-            "replay": {"buffer_size": 32, "shift": 1},
+            "replay": {"buffer_size": 32, "shift": 1, "memory": "class_balanced", "mix": "per_task"},
             "agem": {"buffer_size": 32, "memory_batch": 32},
-            "gem": {"buffer_size": 32, "memory_batch": 8, "margin": 0.5, "train_on_memory": False},
+            # Hsu et al.'s memory, trained on: 32 of task A, then 16 of each, repeated 128 // 32 = 4 times
+            "gem": {"buffer_size": 32, "memory_batch": 8, "margin": 0.5, "train_on_memory": True}
+            | {"memory": "per_task", "mix": "one_to_one"},
             "der": {"buffer_size": 32, "memory_batch": 32, "alpha": 0.5, "beta": 1.0},
             "icarl": {"buffer_size": 32, "weight": 1.0},
             # two layers each way and hard targets, RtF's task A trained again with its feedback: elsewhere the defaults

@@ -43,7 +43,9 @@ class Protocol:
 # layers of 400), agents/default.py (the class scenario's loss over the classes seen so far: valid_out_dim),
 # agents/regularization.py and customization.py (loss += reg_coef * sum importance * (p - p*)^2, no 1/2; SI's
 # damping 0.1; online EWC sums the Fisher: gamma 1; MAS's importance |grad of a batch's mean squared output|, averaged
-# over the task's batches of 128: mas.importance batch), agents/exp_replay.py (Naive_Rehearsal_1100: 1100 stored);
+# over the task's batches of 128: mas.importance batch), agents/exp_replay.py (Naive_Rehearsal_1100: 1100 stored,
+# memory_size // t random examples of each of t tasks, the memory repeated max(1, N // memory_size) times beside the
+# N new examples, "old data : new data = 1 : 1": memory per_task, mix one_to_one; GEM inherits it);
 # agents/default.py's one optimiser for the whole sequence (reset_optimizer False, which no script changes);
 # models/mlp.py's nn.Linear layers at PyTorch's default init, the first over the 32 x 32 padded input (1024);
 # dataloaders/base.py's MNIST: Pad(2) (zeros), then Normalize(mean 0.1, std 0.2752), no augmentation (train_aug off).
@@ -82,6 +84,20 @@ TWO_BY_400_ADAM = {
 }
 
 
+# Replay's and GEM's buffer class-balanced, each finished task replayed as much as the new one: van de Ven et al.'s
+# (their budget is per class; their replayed loss weighs (1 - 1/t) against the new task's 1/t); Hsu et al.'s below.
+REPLAY_AS_OURS = {
+    f"{name}.{key}": value
+    for name in ("replay", "gem")
+    for key, value in (("memory", "class_balanced"), ("mix", "per_task"))
+}
+REPLAY_AS_HSU = {
+    f"{name}.{key}": value
+    for name in ("replay", "gem")
+    for key, value in (("memory", "per_task"), ("mix", "one_to_one"))
+}
+
+
 def stored(examples: int) -> dict[str, int]:
     """Every strategy's buffer at ``examples`` stored examples."""
     return {f"{name}.buffer_size": examples for name in ("replay", "agem", "gem", "der", "icarl")}
@@ -99,6 +115,7 @@ VAN_DE_VEN = (
         # the other protocols' forms set back, so that none leaks in from a workspace that ran one
         "mas.importance": "per_example",
         "lwf.loss": "kl",
+        **REPLAY_AS_OURS,
         "train.iterations_a": 2000,
         "finetune.iterations": 2000,
         "class_outputs": "all",
@@ -177,6 +194,7 @@ PROTOCOLS: dict[str, Protocol] = {
             "gem.memory_batch": 1100,
             "gem.margin": 0.5,
             "gem.train_on_memory": True,
+            **REPLAY_AS_HSU,
             "lwf.loss": "kl",  # LwF is not in their code (the vandeven2018 preset has the runs they quote)
             "seeds": 10,
         },
@@ -187,9 +205,6 @@ PROTOCOLS: dict[str, Protocol] = {
         },
         differs=(
             "EWC's Fisher as the expectation over the model's outputs (theirs: the gradient of its predicted label)",
-            "replay's buffer class-balanced, each finished task replayed as often as the new task's data (theirs: "
-            "1100 // t random examples of each of t finished tasks, all of them about as often as the new data)",
-            "GEM's memory replay's class-balanced buffer, trained on as replay is",
             "seeded runs (10 by default), mean ± 95% CI (theirs: 10 unseeded runs, mean ± sd)",
             HSU_QUOTED,
         ),

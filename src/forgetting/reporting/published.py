@@ -47,8 +47,8 @@ OURS: dict[str, tuple[str | None, str]] = {
     "SI": ("si", ""),
     "MAS": ("mas", ""),
     "LwF": ("lwf", ""),
-    "rehearsal (buffer 1100)": ("replay", "ours class-balanced, each finished task weighing as much as the new one"),
-    "rehearsal (buffer 4400)": ("replay", "the same at 4400 stored examples: a run of its own"),
+    "rehearsal (buffer 1100)": ("replay", ""),
+    "rehearsal (buffer 4400)": ("replay", "at 4400 stored examples: a run of its own"),
     "GEM": ("gem", "plain SGD at 0.01 on every task, theirs: the same run as naive (SGD)"),
     "DGR": (
         "generative_replay",

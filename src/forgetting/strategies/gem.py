@@ -14,14 +14,15 @@ those free, the free ones solving (G G^T + eps I) v = -G g on their rows, is a c
 objective is the optimum (one candidate is it). Each repetition solves its own, over its own weights' gradients.
 
 The memory is replay's buffer (``replay.py``): ``gem.buffer_size`` examples of the finished tasks' train splits,
-class-balanced, seeded per repetition, redrawn after each task: each finished task holds about buffer_size / K of
-them (the paper's: a fixed number per task). Each g_k is the gradient of the mean loss on up to ``gem.memory_batch``
+seeded per repetition, redrawn after each task, drawn as ``gem.memory`` says (replay's ``memory``: class-balanced, or
+per_task, Hsu et al.'s buffer_size // K random examples of each task): each finished task holds about buffer_size / K
+of them (the paper's: a fixed number per task). Each g_k is the gradient of the mean loss on up to ``gem.memory_batch``
 of task k's stored examples, drawn afresh each step without replacement from the repetition's seed, the task and the
 step (all of them where it holds no more: the paper's and Hsu et al.'s, every step), with the loss the new task
 trains with (the scenario's logits: task k's own head in the task scenario; the outputs seen so far where
 ``class_outputs: seen`` masks the others). ``gem.train_on_memory``: false (the paper's: the memory only constrains)
-or true (Hsu et al.'s GEM_1100 also trains on it, as replay does, exact copies: each finished task weighing as much
-as the new one, ``replay.py``).
+or true (Hsu et al.'s GEM_1100 also trains on it, as replay does, exact copies repeated as ``gem.mix`` says:
+replay's ``mix``).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from forgetting.data.mnist import Split, as_uint8
 from forgetting.data.scenarios import Scenario
 from forgetting.errors import ForgettingError
 from forgetting.strategies.base import TaskAState, stored_gradients
-from forgetting.strategies.replay import Replay
+from forgetting.strategies.replay import MEMORY, MIX, Replay
 
 EPSILON = 1e-3  # added to G G^T's diagonal, as the authors' code does
 MAX_CONSTRAINTS = 9  # 2^9 candidate splits of the multipliers: a 10-task sequence, the longest params allow
@@ -98,6 +99,8 @@ class GEMParams(Section):
     train_on_memory: Annotated[
         bool, Field(description="false (the memory only constrains: the paper's) or true (trained on too: Hsu et al.)")
     ]
+    memory: MEMORY
+    mix: MIX
 
 
 class GEM(Replay):
@@ -106,9 +109,16 @@ class GEM(Replay):
     name = "gem"
     section = "gem"
     params_section: ClassVar[dict[str, Any]] = {"gem": GEMParams}
-    hyperparameters = ("gem.buffer_size", "gem.memory_batch", "gem.margin", "gem.train_on_memory")
+    hyperparameters = (
+        "gem.buffer_size",
+        "gem.memory_batch",
+        "gem.margin",
+        "gem.train_on_memory",
+        "gem.memory",
+        "gem.mix",
+    )
     search_space: ClassVar[dict[str, list[Any]]] = {"gem.margin": [0.1, 0.3, 1.0, 3.0]}  # log: widened at an edge
-    steps = "where trained on its memory too (gem.train_on_memory), replay's: (finished tasks + 1) x the others' steps"
+    steps = "where trained on its memory too (gem.train_on_memory), replay's, as gem.mix says (replay.mix)"
 
     def __init__(
         self,
@@ -118,8 +128,11 @@ class GEM(Replay):
         memory_batch: int,
         margin: float,
         train_on_memory: bool = False,
+        memory: str = "class_balanced",
+        mix: str = "per_task",
+        size: int | None = None,
     ) -> None:
-        super().__init__(buffers, seeds)  # shift 0: trained on, the stored examples are exact copies
+        super().__init__(buffers, seeds, 0, memory, mix, size)  # shift 0: trained on, the stored examples are exact
         self.scenario, self.memory_batch, self.margin = scenario, int(memory_batch), float(margin)
         self.train_on_memory = bool(train_on_memory)
         self._stack()
@@ -128,7 +141,8 @@ class GEM(Replay):
     def from_params(cls, params: dict[str, Any], task_a: TaskAState) -> GEM:
         own = params["gem"]
         buffers, seeds = cls.first_buffers(params, task_a), repetition_seeds(params)
-        return cls(buffers, seeds, task_a.scenario, own["memory_batch"], own["margin"], own["train_on_memory"])
+        extra = own["train_on_memory"], own["memory"], own["mix"], own["buffer_size"]
+        return cls(buffers, seeds, task_a.scenario, own["memory_batch"], own["margin"], *extra)
 
     def _stack(self) -> None:
         """Each finished task's stored examples, the repetition axis first: (pixels, labels) by task. Every
