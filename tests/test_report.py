@@ -391,13 +391,14 @@ def test_the_page_says_which_strategies_take_more_steps_and_whose_values_they_us
         "at learning rate 0.0001 (optimiser steps, where a strategy trains on more than the task's data: `replay`: an "
         "epoch passes over the "
         "task's data and its buffer, repeated to weigh as much per finished task: (finished tasks + 1) x the others' "
-        "optimiser steps; `replay_equal_steps`: replay's mix, in as many optimiser steps as the others" in markdown
+        "optimiser steps (replay.mix one_to_one: about 2 x); `replay_equal_steps`: replay's mix, in as many optimiser "
+        "steps as the others" in markdown
     )
     assert "`agem`: " not in markdown  # it extends replay for its buffer, not for its training data
     assert "`icarl`: an epoch passes over the task's data and its exemplars once: (N + buffer) / N" in markdown
     rows = table((out / "README.md").read_text(), "strategy")
     assert rows["`replay_equal_steps`"] == [
-        "replay.buffer_size = 1000, replay.shift = 1",
+        "replay.buffer_size = 1000, replay.shift = 1, replay.memory = class_balanced, replay.mix = per_task",
         "—",
         "tuned on validation (tuning/domain-even-odd.yaml: 3 trials of `replay`, whose values these are, val acc 0.959 "
         "± 0.002; seeds 42-46: the reported ones)",
