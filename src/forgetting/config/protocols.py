@@ -84,18 +84,11 @@ TWO_BY_400_ADAM = {
 }
 
 
-# Replay's and GEM's buffer class-balanced, each finished task replayed as much as the new one: van de Ven et al.'s
-# (their budget is per class; their replayed loss weighs (1 - 1/t) against the new task's 1/t); Hsu et al.'s below.
-REPLAY_AS_OURS = {
-    f"{name}.{key}": value
-    for name in ("replay", "gem")
-    for key, value in (("memory", "class_balanced"), ("mix", "per_task"))
-}
-REPLAY_AS_HSU = {
-    f"{name}.{key}": value
-    for name in ("replay", "gem")
-    for key, value in (("memory", "per_task"), ("mix", "one_to_one"))
-}
+def rehearsal(memory: str, mix: str) -> dict[str, str]:
+    """Replay's and GEM's ``memory`` and ``mix`` (strategies/replay.py): ours, class_balanced and per_task, as van de
+    Ven et al.'s (their budget is per class; their replayed loss weighs (1 - 1/t) against the new task's 1/t), or Hsu
+    et al.'s, per_task and one_to_one."""
+    return {f"{name}.{key}": value for name in ("replay", "gem") for key, value in (("memory", memory), ("mix", mix))}
 
 
 def stored(examples: int) -> dict[str, int]:
@@ -115,7 +108,7 @@ VAN_DE_VEN = (
         # the other protocols' forms set back, so that none leaks in from a workspace that ran one
         "mas.importance": "per_example",
         "lwf.loss": "kl",
-        **REPLAY_AS_OURS,
+        **rehearsal("class_balanced", "per_task"),
         "train.iterations_a": 2000,
         "finetune.iterations": 2000,
         "class_outputs": "all",
@@ -201,7 +194,7 @@ PROTOCOLS: dict[str, Protocol] = {
             "gem.memory_batch": 1100,
             "gem.margin": 0.5,
             "gem.train_on_memory": True,
-            **REPLAY_AS_HSU,
+            **rehearsal("per_task", "one_to_one"),
             "lwf.loss": "kl",  # LwF is not in their code (the vandeven2018 preset has the runs they quote)
             "seeds": 10,
         },
