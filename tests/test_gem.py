@@ -11,12 +11,13 @@ import tensorflow as tf
 from conftest import EVEN_ODD, conflicting_tasks, split_into_tasks
 from scipy import optimize
 
+from forgetting.data.mnist import Split, as_uint8
 from forgetting.data.scenarios import Scenario
 from forgetting.errors import ForgettingError
 from forgetting.evaluation import metrics
 from forgetting.nn.model import build_network
 from forgetting.strategies import GEM, Naive
-from forgetting.strategies.gem import EPSILON, dual, projected
+from forgetting.strategies.gem import EPSILON, dual, first_draws, projected
 from forgetting.strategies.replay import class_balanced_sample
 from forgetting.training import loop
 
@@ -98,7 +99,9 @@ def test_the_projection_keeps_every_constraint_and_only_moves_a_conflicting_grad
 
 
 def test_more_finished_tasks_than_the_solver_takes_is_an_error():
-    with pytest.raises(ForgettingError, match="gem: 10 finished tasks; it solves its quadratic program for at most 9"):
+    with pytest.raises(
+        ForgettingError, match="gem: 10 memories to keep; it solves its quadratic program for at most 9"
+    ):
         dual(tf.zeros((1, 10, 10), tf.float64), tf.zeros((1, 10), tf.float64), 0.5)
 
 
@@ -149,6 +152,66 @@ def test_it_trains_on_its_memory_only_where_told(make_mnist):
     assert _gem(task_a, [5]).training_data(task_b) is task_b
     (mixed,) = _gem(task_a, [5], train_on_memory=True).training_data(task_b)
     assert len(mixed) == len(task_b) + 40 * round(len(task_b) / 40) and set(mixed.task) == {0, 1}
+
+
+def _stored(images) -> set[bytes]:
+    """Each stored image of one repetition, as bytes (the synthetic digits are distinct)."""
+    return {row.tobytes() for row in np.asarray(images)}
+
+
+def test_two_draws_of_each_task_as_hsus_code_kept_them(make_mnist):
+    """gem.draws 2 (their GEM.learn_batch repeating Naive_Rehearsal's memory step): after t tasks, 2t memories of
+    N // (2t) examples, two of each task in task order, each a constraint of its own on its task's head; an earlier
+    memory a subset of what it held; a task's two draws independent; the buffer trained on their union; seeded."""
+    tasks = split_into_tasks(make_mnist(900, seed=3), SCENARIOS[0])
+    seeds = [5, 6]
+
+    def gem(seeds):
+        draws = [first_draws(tasks[0], 40, 2, seed) for seed in seeds]
+        return GEM([Split.concat(*d) for d in draws], seeds, SCENARIOS[0], 1000, 0.5, True, "per_task",
+                   "one_to_one", 40, draws)  # fmt: skip
+
+    stacked = gem(seeds)
+    history = [[m[0] for m in stacked.memories]]
+    for t in (1, 2):
+        stacked.end_task(None, t, tasks[t])
+        history.append([m[0] for m in stacked.memories])
+    assert [[tuple(images.shape[:2]) for images in memories] for memories in history] == [
+        [(2, 20)] * 2,
+        [(2, 10)] * 4,
+        [(2, 6)] * 6,
+    ]
+    assert stacked.draws == 2 and [stacked.task_of(k) for k in range(6)] == [0, 0, 1, 1, 2, 2]
+    for s in range(2):
+        for k, (images, labels) in enumerate(stacked.memories):
+            task = tasks[stacked.task_of(k)]
+            assert _stored(images[s]) <= {row.tobytes() for row in as_uint8(task.image)}
+            assert set(labels.numpy()[s]) <= set(task.label)
+        for before, after in zip(history[1], history[2], strict=False):  # kept ones: subsets of what they held
+            assert _stored(after[s]) < _stored(before[s])
+        assert _stored(history[2][4][s]) != _stored(history[2][5][s])  # a task's two draws differ
+        assert len(stacked.buffers[s]) == 36 and _stored(stacked.memories[0][0][s]) <= {
+            row.tobytes() for row in as_uint8(stacked.buffers[s].image)
+        }
+    assert _stored(history[0][0][0]) != _stored(history[0][0][1])  # each repetition draws its own
+    alone = gem([6])
+    for t in (1, 2):
+        alone.end_task(None, t, tasks[t])
+    for (mine, _), (its, _) in zip(stacked.memories, alone.memories, strict=True):
+        assert np.array_equal(mine.numpy()[1], its.numpy()[0])  # seeded: repetition 6 as it is alone
+    (mixed,) = alone.training_data(tasks[2])  # the union of the draws, max(1, 300 // 40) times beside the task
+    assert len(mixed) == len(tasks[2]) + 36 * max(1, len(tasks[2]) // 40)
+
+
+def test_more_draws_than_the_solver_takes_or_a_class_balanced_draw_is_an_error():
+    data = {"validation_fraction": 0.1, "train_per_digit": "all"}
+    params = {"tasks": [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]], "data": data}
+    gem = {"buffer_size": 1100, "memory_batch": 1100, "margin": 0.5, "train_on_memory": True, "mix": "one_to_one"}
+    GEM.check_setting(params | {"gem": gem | {"memory": "per_task", "draws": 2}})  # 8 constraints: Hsu et al.'s
+    with pytest.raises(ForgettingError, match=r"gem\.draws = 3 with 4 finished tasks makes 12 memories; GEM solves"):
+        GEM.check_setting(params | {"gem": gem | {"memory": "per_task", "draws": 3}})
+    with pytest.raises(ForgettingError, match=r"gem\.draws = 2 draws .* set gem\.memory: per_task or gem\.draws: 1"):
+        GEM.check_setting(params | {"gem": gem | {"memory": "class_balanced", "draws": 2}})
 
 
 def test_gem_keeps_more_of_a_contradicted_task_than_naive():

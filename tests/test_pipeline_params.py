@@ -80,6 +80,7 @@ def _readers(declared: dict[str, set[str]], key: str) -> set[str]:
         ("gem.train_on_memory", {"finetune@gem"}),
         ("gem.memory", {"finetune@gem"}),
         ("gem.mix", {"finetune@gem"}),
+        ("gem.draws", {"finetune@gem"}),
         ("der.alpha", {"finetune@der"}),
         ("der.buffer_size", {"finetune@der"}),
         ("icarl.buffer_size", {"finetune@icarl"}),

@@ -51,6 +51,9 @@ def test_the_protocols_shared_values_are_the_papers():
     # --reg_coef 0.5 as project2cone2's margin; every preset keeps one optimiser kind, Adam (their SGD rows: a run)
     assert hsu["gem.buffer_size"] == 1100 and hsu["gem.memory_batch"] >= 1100 and hsu["gem.margin"] == 0.5
     assert hsu["gem.train_on_memory"] is True
+    # and, from dff5200 (GEM's first commit, with Table 2's GEM row) to abe7fd4, GEM.learn_batch repeated
+    # Naive_Rehearsal's memory step: two draws of each task, each a constraint; the other presets draw once
+    assert [preset.params("class", 5)["gem.draws"] for preset in protocols.PROTOCOLS.values()] == [2, 1, 1]
     for preset in protocols.PROTOCOLS.values():
         assert preset.params("class", 5)["train.optimizer"] == preset.params("class", 5)["finetune.optimizer"] == "adam"
     vdv = protocols.PROTOCOLS["vandeven"].params("class", 5)

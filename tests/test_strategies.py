@@ -339,7 +339,7 @@ SEQUENCE_PARAMS = PARAMS | {
     "replay": {"buffer_size": 30, "shift": 1, "memory": "per_task", "mix": "one_to_one"},
     "agem": {"buffer_size": 30, "memory_batch": 16},
     "gem": {"buffer_size": 30, "memory_batch": 8, "margin": 0.5, "train_on_memory": True}
-    | {"memory": "per_task", "mix": "one_to_one"},
+    | {"memory": "per_task", "mix": "one_to_one", "draws": 1},
     "der": {"buffer_size": 30, "memory_batch": 16, "alpha": 0.5, "beta": 1.0},
     "icarl": {"buffer_size": 30, "weight": 1.0},
     "generative_replay": TINY_GENERATOR,
@@ -417,9 +417,10 @@ def stacked_and_alone(tmp_path_factory):
             "fisher": SAMPLED,
             "replay": {"buffer_size": 32, "shift": 1, "memory": "class_balanced", "mix": "per_task"},
             "agem": {"buffer_size": 32, "memory_batch": 32},
-            # Hsu et al.'s memory, trained on: 32 of task A, then 16 of each, repeated 128 // 32 = 4 times
+            # Hsu et al.'s memory as their GEM drew it, trained on: two draws of 16 of task A, then two of 8 of each,
+            # repeated 128 // 32 = 4 times
             "gem": {"buffer_size": 32, "memory_batch": 8, "margin": 0.5, "train_on_memory": True}
-            | {"memory": "per_task", "mix": "one_to_one"},
+            | {"memory": "per_task", "mix": "one_to_one", "draws": 2},
             "der": {"buffer_size": 32, "memory_batch": 32, "alpha": 0.5, "beta": 1.0},
             "icarl": {"buffer_size": 32, "weight": 1.0},
             # two layers each way and hard targets, RtF's task A trained again with its feedback: elsewhere the defaults
@@ -461,6 +462,8 @@ def _repetition_state(strategy, s: int) -> dict[str, np.ndarray]:
             state |= {f"exemplars{key}.{field}": getattr(split, field) for field in ("image", "label", "digit", "task")}
     elif isinstance(strategy, Replay):
         state["seed"] = np.array(strategy.seeds[s])
+        for k, (images, labels) in enumerate(getattr(strategy, "memories", [])):  # GEM's, one per constraint
+            state |= {f"memories[{k}].image": images.numpy()[s], f"memories[{k}].label": labels.numpy()[s]}
         state |= {
             f"buffer.{field}": getattr(strategy.buffers[s], field) for field in ("image", "label", "digit", "task")
         }

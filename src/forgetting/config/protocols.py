@@ -45,7 +45,8 @@ class Protocol:
 # damping 0.1; online EWC sums the Fisher: gamma 1; MAS's importance |grad of a batch's mean squared output|, averaged
 # over the task's batches of 128: mas.importance batch), agents/exp_replay.py (Naive_Rehearsal_1100: 1100 stored,
 # memory_size // t random examples of each of t tasks, the memory repeated max(1, N // memory_size) times beside the
-# N new examples, "old data : new data = 1 : 1": memory per_task, mix one_to_one; GEM inherits it);
+# N new examples, "old data : new data = 1 : 1": memory per_task, mix one_to_one; GEM inherits it, and from dff5200,
+# where GEM came in, to abe7fd4 its learn_batch repeated that memory step: two draws of each task, gem.draws 2);
 # agents/default.py's one optimiser for the whole sequence (reset_optimizer False, which no script changes);
 # models/mlp.py's nn.Linear layers at PyTorch's default init, the first over the 32 x 32 padded input (1024);
 # dataloaders/base.py's MNIST: Pad(2) (zeros), then Normalize(mean 0.1, std 0.2752), no augmentation (train_aug off).
@@ -84,11 +85,12 @@ TWO_BY_400_ADAM = {
 }
 
 
-def rehearsal(memory: str, mix: str) -> dict[str, str]:
+def rehearsal(memory: str, mix: str, draws: int = 1) -> dict[str, str | int]:
     """Replay's and GEM's ``memory`` and ``mix`` (strategies/replay.py): ours, class_balanced and per_task, as van de
     Ven et al.'s (their budget is per class; their replayed loss weighs (1 - 1/t) against the new task's 1/t), or Hsu
-    et al.'s, per_task and one_to_one."""
-    return {f"{name}.{key}": value for name in ("replay", "gem") for key, value in (("memory", memory), ("mix", mix))}
+    et al.'s, per_task and one_to_one; and GEM's ``draws`` of each task's memory (strategies/gem.py)."""
+    pairs = (("memory", memory), ("mix", mix))
+    return {f"{name}.{key}": value for name in ("replay", "gem") for key, value in pairs} | {"gem.draws": draws}
 
 
 def stored(examples: int) -> dict[str, int]:
@@ -194,7 +196,7 @@ PROTOCOLS: dict[str, Protocol] = {
             "gem.memory_batch": 1100,
             "gem.margin": 0.5,
             "gem.train_on_memory": True,
-            **rehearsal("per_task", "one_to_one"),
+            **rehearsal("per_task", "one_to_one", draws=2),
             "lwf.loss": "kl",  # LwF is not in their code (the vandeven2018 preset has the runs they quote)
             "seeds": 10,
         },

@@ -23,6 +23,14 @@ trains with (the scenario's logits: task k's own head in the task scenario; the 
 ``class_outputs: seen`` masks the others). ``gem.train_on_memory``: false (the paper's: the memory only constrains)
 or true (Hsu et al.'s GEM_1100 also trains on it, as replay does, exact copies repeated as ``gem.mix`` says:
 replay's ``mix``).
+
+``gem.draws`` (per_task memory only): how many independent draws of each finished task the memory holds, each a
+memory, and so a constraint, of its own: 1 (the paper's), or 2 as Hsu et al.'s code ran GEM from dff5200 (2019-01-23,
+where GEM came in; their Table 2, GEM's row in it, went into the readme that day: 3b273f0) to abe7fd4 (2020-07-06,
+"Remove duplicated memory operation in GEM"): GEM.learn_batch repeated Naive_Rehearsal's memory step, so after t
+tasks their memory held 2t draws of N // (2t) random examples, two of each task, each draw an earlier one's random
+subset: 2t constraints, each with v >= margin, and all 2t draws trained on where trained on the memory (a task's two
+draws may share examples).
 """
 
 from __future__ import annotations
@@ -41,10 +49,20 @@ from forgetting.data.mnist import Split, as_uint8
 from forgetting.data.scenarios import Scenario
 from forgetting.errors import ForgettingError
 from forgetting.strategies.base import TaskAState, stored_gradients
-from forgetting.strategies.replay import MEMORY, MIX, Replay
+from forgetting.strategies.replay import MEMORY, MIX, Replay, per_task_sample
 
 EPSILON = 1e-3  # added to G G^T's diagonal, as the authors' code does
 MAX_CONSTRAINTS = 9  # 2^9 candidate splits of the multipliers: a 10-task sequence, the longest params allow
+
+
+def draw_rng(seed: int, task: int, draw: int) -> np.random.Generator:
+    """The generator of memory ``draw`` (its index among them) after task ``task``, repetition ``seed``."""
+    return np.random.default_rng([seed, task, draw])
+
+
+def first_draws(train: Split, size: int, draws: int, seed: int) -> list[Split]:
+    """``draws`` independent draws of size // draws random examples of the first task's ``train``."""
+    return [per_task_sample(train, size // draws, draw_rng(seed, 0, d)) for d in range(draws)]
 
 
 def dual(gram: tf.Tensor, dots: tf.Tensor, margin: float) -> tf.Tensor:
@@ -53,7 +71,7 @@ def dual(gram: tf.Tensor, dots: tf.Tensor, margin: float) -> tf.Tensor:
     into bound (v_i = margin) and free coordinates (row i of the stationarity condition)."""
     count = gram.shape[-1]
     if count > MAX_CONSTRAINTS:
-        raise ForgettingError(f"gem: {count} finished tasks; it solves its quadratic program for at most 9")
+        raise ForgettingError(f"gem: {count} memories to keep; it solves its quadratic program for at most 9")
     matrix = gram + EPSILON * tf.eye(count, dtype=gram.dtype)
     free = tf.constant(list(itertools.product([False, True], repeat=count)))[None]  # (1, 2^K, K): the splits
     rows = tf.where(free[..., None], matrix[:, None], tf.eye(count, dtype=gram.dtype))  # (S, 2^K, K, K)
@@ -101,6 +119,7 @@ class GEMParams(Section):
     ]
     memory: MEMORY
     mix: MIX
+    draws: integer("an integer >= 1 (memories of each finished task: 1 the paper's, 2 Hsu et al.'s code)", ge=1)
 
 
 class GEM(Replay):
@@ -116,6 +135,7 @@ class GEM(Replay):
         "gem.train_on_memory",
         "gem.memory",
         "gem.mix",
+        "gem.draws",
     )
     search_space: ClassVar[dict[str, list[Any]]] = {"gem.margin": [0.1, 0.3, 1.0, 3.0]}  # log: widened at an edge
     steps = "where trained on its memory too (gem.train_on_memory), replay's, as gem.mix says (replay.mix)"
@@ -131,37 +151,71 @@ class GEM(Replay):
         memory: str = "class_balanced",
         mix: str = "per_task",
         size: int | None = None,
+        draws: list[list[Split]] | None = None,
     ) -> None:
+        """``draws``: each repetition's memories of the first task where it is drawn more than once (``gem.draws``;
+        ``buffers`` their union); by default one, its buffer."""
         super().__init__(buffers, seeds, 0, memory, mix, size)  # shift 0: trained on, the stored examples are exact
         self.scenario, self.memory_batch, self.margin = scenario, int(memory_batch), float(margin)
         self.train_on_memory = bool(train_on_memory)
+        self.drawn = draws  # each repetition's memories, in task order, where drawn more than once
+        self.draws = 1 if draws is None else len(draws[0])  # memories of each finished task
         self._stack()
 
     @classmethod
+    def check_setting(cls, params: dict[str, Any]) -> None:
+        super().check_setting(params)
+        own, finished = params["gem"], len(params["tasks"]) - 1
+        if own["draws"] > 1 and own["memory"] != "per_task":
+            raise ForgettingError(
+                f"gem.draws = {own['draws']} draws each task's memory more than once, which gem.memory: per_task "
+                f"does (it is {own['memory']}); set gem.memory: per_task or gem.draws: 1"
+            )
+        if own["draws"] * finished > MAX_CONSTRAINTS:
+            raise ForgettingError(
+                f"gem.draws = {own['draws']} with {finished} finished tasks makes {own['draws'] * finished} memories; "
+                f"GEM solves its quadratic program for at most {MAX_CONSTRAINTS}: lower gem.draws"
+            )
+
+    @classmethod
     def from_params(cls, params: dict[str, Any], task_a: TaskAState) -> GEM:
-        own = params["gem"]
-        buffers, seeds = cls.first_buffers(params, task_a), repetition_seeds(params)
+        own, seeds, draws = params["gem"], repetition_seeds(params), None
+        if own["draws"] > 1:
+            train = task_a.train_split()
+            draws = [first_draws(train, own["buffer_size"], own["draws"], seed) for seed in seeds]
+        buffers = cls.first_buffers(params, task_a) if draws is None else [Split.concat(*d) for d in draws]
         extra = own["train_on_memory"], own["memory"], own["mix"], own["buffer_size"]
-        return cls(buffers, seeds, task_a.scenario, own["memory_batch"], own["margin"], *extra)
+        return cls(buffers, seeds, task_a.scenario, own["memory_batch"], own["margin"], *extra, draws)
+
+    def task_of(self, memory: int) -> int:
+        """The task that memory ``memory`` holds examples of (its head in the task scenario)."""
+        return memory // self.draws
 
     def _stack(self) -> None:
-        """Each finished task's stored examples, the repetition axis first: (pixels, labels) by task. Every
-        repetition holds as many of each task (the class-balanced quotas do not depend on the seed)."""
+        """Each memory's stored examples, the repetition axis first: (pixels, labels), one memory per finished task
+        (or ``gem.draws`` of each, in task order). Every repetition holds as many of each (the class-balanced quotas
+        and the per-task sizes do not depend on the seed)."""
+        if self.drawn is None:
+            memories = [
+                [b.subset(np.flatnonzero(b.task == task)) for b in self.buffers] for task in range(self.tasks_done)
+            ]
+        else:
+            memories = [list(drawn) for drawn in zip(*self.drawn, strict=True)]
         self.memories = []
-        for task in range(self.tasks_done):
-            index = [np.flatnonzero(buffer.task == task) for buffer in self.buffers]
-            if len({len(i) for i in index}) != 1:
-                raise ForgettingError(f"gem: the repetitions' buffers hold different numbers of task {task}'s examples")
-            images = np.stack([as_uint8(b.image)[i] for b, i in zip(self.buffers, index, strict=True)])
-            labels = np.stack([b.label[i] for b, i in zip(self.buffers, index, strict=True)]).astype(np.int32)
+        for k, kept in enumerate(memories):
+            if len({len(split.label) for split in kept}) != 1:
+                raise ForgettingError(f"gem: the repetitions' buffers hold different numbers of memory {k}'s examples")
+            images = np.stack([as_uint8(split.image) for split in kept])
+            labels = np.stack([split.label for split in kept]).astype(np.int32)
             self.memories.append((tf.constant(images), tf.constant(labels)))
 
     def training_data(self, train: Split) -> Split | Iterator[Split]:
         return super().training_data(train) if self.train_on_memory else train
 
     def task_gradient(self, network: keras.Model, variables: list, task: int, step: tf.Tensor) -> list[tf.Tensor]:
-        """g_k of finished task ``task``: the gradients of each repetition's mean loss on up to ``memory_batch`` of
-        its stored examples of that task, drawn for ``step`` (summed over repetitions: each slice is its own)."""
+        """g_k of memory ``task`` (finished task ``task`` where drawn once): the gradients of each repetition's mean
+        loss on up to ``memory_batch`` of its stored examples, drawn for ``step`` (summed over repetitions: each slice
+        is its own)."""
         images, labels = self.memories[task]
         size, step = images.shape[1], tf.cast(step, tf.int32)
         if self.memory_batch < size:  # a draw without replacement from (seed, tasks done, task, step)
@@ -169,14 +223,26 @@ class GEM(Replay):
                     for seed in self.seeds]  # fmt: skip
             index = tf.stack([tf.math.top_k(key, k=self.memory_batch).indices for key in keys])
             images, labels = tf.gather(images, index, batch_dims=1), tf.gather(labels, index, batch_dims=1)
-        return stored_gradients(network, variables, self.scenario, images, labels, task, self.tasks_done)
+        return stored_gradients(network, variables, self.scenario, images, labels, self.task_of(task), self.tasks_done)
 
     def adjust_gradients(
         self, network: keras.Model, variables: list, gradients: list[tf.Tensor], step: tf.Tensor
     ) -> list[tf.Tensor]:
-        task_gradients = [self.task_gradient(network, variables, k, step) for k in range(self.tasks_done)]
+        task_gradients = [self.task_gradient(network, variables, k, step) for k in range(len(self.memories))]
         return projected(gradients, task_gradients, self.margin)
 
     def end_task(self, network: keras.Model, task: int, train: Split) -> None:
-        super().end_task(network, task, train)
+        """Replay's redraw, or where drawn more than once (Hsu et al.'s code): after t tasks, every memory a random
+        N // (draws t) of its examples, and ``draws`` new ones of the task just finished."""
+        if self.drawn is None:
+            super().end_task(network, task, train)
+        else:
+            size = self.size // (self.draws * (self.tasks_done + 1))
+            self.drawn = [
+                [per_task_sample(kept, size, draw_rng(seed, task, k)) for k, kept in enumerate(drawn)]
+                + [per_task_sample(train, size, draw_rng(seed, task, len(drawn) + d)) for d in range(self.draws)]
+                for drawn, seed in zip(self.drawn, self.seeds, strict=True)
+            ]
+            self.buffers = [Split.concat(*drawn) for drawn in self.drawn]
+            self.tasks_done += 1
         self._stack()
