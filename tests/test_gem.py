@@ -204,6 +204,8 @@ def test_two_draws_of_each_task_as_hsus_code_kept_them(make_mnist):
 
 
 def test_more_draws_than_the_solver_takes_or_a_class_balanced_draw_is_an_error():
+    """check_params' errors (``check_setting``); the stage meets the second itself, before any work, where it would
+    otherwise train on with per-task draws."""
     data = {"validation_fraction": 0.1, "train_per_digit": "all"}
     params = {"tasks": [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]], "data": data}
     gem = {"buffer_size": 1100, "memory_batch": 1100, "margin": 0.5, "train_on_memory": True, "mix": "one_to_one"}
@@ -212,6 +214,8 @@ def test_more_draws_than_the_solver_takes_or_a_class_balanced_draw_is_an_error()
         GEM.check_setting(params | {"gem": gem | {"memory": "per_task", "draws": 3}})
     with pytest.raises(ForgettingError, match=r"gem\.draws = 2 draws .* set gem\.memory: per_task or gem\.draws: 1"):
         GEM.check_setting(params | {"gem": gem | {"memory": "class_balanced", "draws": 2}})
+    with pytest.raises(ForgettingError, match=r"^params\.yaml: gem\.draws = 2 draws .* or gem\.draws: 1$"):
+        GEM.from_params({"seed": 1, "seeds": 1, "gem": gem | {"memory": "class_balanced", "draws": 2}}, None)
 
 
 def test_gem_keeps_more_of_a_contradicted_task_than_naive():

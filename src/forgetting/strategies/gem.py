@@ -44,7 +44,7 @@ import numpy as np
 import tensorflow as tf
 from pydantic import Field
 
-from forgetting.config.params import Section, integer, number, repetition_seeds
+from forgetting.config.params import PARAMS_FILE, Section, integer, number, repetition_seeds
 from forgetting.data.mnist import Split, as_uint8
 from forgetting.data.scenarios import Scenario
 from forgetting.errors import ForgettingError
@@ -63,6 +63,17 @@ def draw_rng(seed: int, task: int, draw: int) -> np.random.Generator:
 def first_draws(train: Split, size: int, draws: int, seed: int) -> list[Split]:
     """``draws`` independent draws of size // draws random examples of the first task's ``train``."""
     return [per_task_sample(train, size // draws, draw_rng(seed, 0, d)) for d in range(draws)]
+
+
+def draws_error(own: dict[str, Any]) -> str | None:
+    """What is wrong with ``gem.draws`` beside ``gem.memory`` (``own``: the gem section), or None: more than one draw
+    of a task is a per-task memory's."""
+    if own["draws"] > 1 and own["memory"] != "per_task":
+        return (
+            f"gem.draws = {own['draws']} draws each task's memory more than once, which gem.memory: per_task does "
+            f"(it is {own['memory']}); set gem.memory: per_task or gem.draws: 1"
+        )
+    return None
 
 
 def dual(gram: tf.Tensor, dots: tf.Tensor, margin: float) -> tf.Tensor:
@@ -166,11 +177,8 @@ class GEM(Replay):
     def check_setting(cls, params: dict[str, Any]) -> None:
         super().check_setting(params)
         own, finished = params["gem"], len(params["tasks"]) - 1
-        if own["draws"] > 1 and own["memory"] != "per_task":
-            raise ForgettingError(
-                f"gem.draws = {own['draws']} draws each task's memory more than once, which gem.memory: per_task "
-                f"does (it is {own['memory']}); set gem.memory: per_task or gem.draws: 1"
-            )
+        if error := draws_error(own):
+            raise ForgettingError(error)
         if own["draws"] * finished > MAX_CONSTRAINTS:
             raise ForgettingError(
                 f"gem.draws = {own['draws']} with {finished} finished tasks makes {own['draws'] * finished} memories; "
@@ -180,6 +188,8 @@ class GEM(Replay):
     @classmethod
     def from_params(cls, params: dict[str, Any], task_a: TaskAState) -> GEM:
         own, seeds, draws = params["gem"], repetition_seeds(params), None
+        if error := draws_error(own):  # the stage's own check: it would train on, drawing per task
+            raise ForgettingError(f"{PARAMS_FILE}: {error}")
         if own["draws"] > 1:
             train = task_a.train_split()
             draws = [first_draws(train, own["buffer_size"], own["draws"], seed) for seed in seeds]
