@@ -182,6 +182,15 @@ def test_two_draws_of_each_task_as_hsus_code_kept_them(make_mnist):
         [(2, 6)] * 6,
     ]
     assert stacked.draws == 2 and [stacked.task_of(k) for k in range(6)] == [0, 0, 1, 1, 2, 2]
+    network = build_network(SCENARIOS[0].num_outputs, hidden_units=12, seeds=seeds)
+    model = loop.ContinualModel(network, SCENARIOS[0], loop.TrainingSet(tasks[2], seeds, 0), task=2)
+    images, labels = stacked.memories[3]  # task 1's second draw: its gradient through task 1's head
+    x = {"image": tf.cast(images, tf.float32) / 255.0, "task": tf.fill(labels.shape, 1)}
+    with tf.GradientTape() as tape:
+        loss = model.compute_loss(x, labels, model(x, training=True))
+    mine = stacked.task_gradient(network, network.trainable_variables, 3, tf.constant(4))
+    for a, b in zip(mine, tape.gradient(loss, network.trainable_variables), strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-7)
     for s in range(2):
         for k, (images, labels) in enumerate(stacked.memories):
             task = tasks[stacked.task_of(k)]
