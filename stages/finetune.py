@@ -15,10 +15,13 @@ def main() -> None:
     import_tensorflow()  # after validation: slow to import
     from forgetting.data.scenarios import Scenario
     from forgetting.nn import model
-    from forgetting.strategies import TaskAState, check_own_params
+    from forgetting.strategies import TaskAState, check_own_params, check_setting
     from forgetting.training import loop
 
     check_own_params(name, p)  # its own keys' types (and an unknown strategy), before any output
+    # check_params' check of its setting, as `dvc repro evaluate@<name>` runs without it; over the whole file as there
+    # (the buffer against data.*): it changes no output, only whether the stage stops before any work
+    check_setting(name, params.read())
 
     task_a = TaskAState(Scenario.from_params(p))
     with (

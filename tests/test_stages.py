@@ -82,6 +82,26 @@ def test_negative_alpha_fails_before_any_work(repo):
     assert not (repo / "metrics").exists()
 
 
+@pytest.mark.parametrize(
+    ("key", "value", "fragment"),
+    [
+        ("replay.buffer_size", 30000, "replay.buffer_size = 30000 draws up to 6000 examples of each digit of the task"),
+        ("gem.draws", 2, "gem.draws = 2 draws each task's memory more than once"),
+    ],
+)
+def test_a_strategys_stage_checks_its_setting_before_any_work(repo, key, value, fragment):
+    """check_params' check of a strategy's setting (``check_setting``), run by its own stage too: a targeted `dvc repro
+    evaluate@<name>` skips check_params, and the stage would otherwise fail once training had begun (replay's
+    buffer) or train on as nobody asked (GEM's per-task draws beside a class-balanced memory)."""
+    name = key.partition(".")[0]
+    set_param(repo, key, value)
+    code, stderr = run_stage(repo, "stages/finetune.py", name)
+    assert code == 1
+    assert assert_one_error_line(stderr, fragment).startswith(f"error: finetune@{name}: params.yaml: {key} = ")
+    assert not (repo / "models").exists()
+    assert not (repo / "metrics").exists()
+
+
 def test_unknown_fisher_estimator(repo):
     set_param(repo, "fisher.estimator", "diag")
     code, stderr = run_stage(repo, "stages/fisher.py")

@@ -44,7 +44,7 @@ import numpy as np
 import tensorflow as tf
 from pydantic import Field
 
-from forgetting.config.params import PARAMS_FILE, Section, integer, number, repetition_seeds
+from forgetting.config.params import Section, integer, number, repetition_seeds
 from forgetting.data.mnist import Split, as_uint8
 from forgetting.data.scenarios import Scenario
 from forgetting.errors import ForgettingError
@@ -60,20 +60,10 @@ def draw_rng(seed: int, task: int, draw: int) -> np.random.Generator:
     return np.random.default_rng([seed, task, draw])
 
 
-def first_draws(train: Split, size: int, draws: int, seed: int) -> list[Split]:
-    """``draws`` independent draws of size // draws random examples of the first task's ``train``."""
-    return [per_task_sample(train, size // draws, draw_rng(seed, 0, d)) for d in range(draws)]
-
-
-def draws_error(own: dict[str, Any]) -> str | None:
-    """What is wrong with ``gem.draws`` beside ``gem.memory`` (``own``: the gem section), or None: more than one draw
-    of a task is a per-task memory's."""
-    if own["draws"] > 1 and own["memory"] != "per_task":
-        return (
-            f"gem.draws = {own['draws']} draws each task's memory more than once, which gem.memory: per_task does "
-            f"(it is {own['memory']}); set gem.memory: per_task or gem.draws: 1"
-        )
-    return None
+def new_draws(train: Split, size: int, draws: int, seed: int, task: int, first: int) -> list[Split]:
+    """``draws`` independent draws of ``size`` random examples of task ``task``'s ``train``, repetition ``seed``:
+    memories ``first``, ``first`` + 1, ... among those kept after that task."""
+    return [per_task_sample(train, size, draw_rng(seed, task, first + d)) for d in range(draws)]
 
 
 def dual(gram: tf.Tensor, dots: tf.Tensor, margin: float) -> tf.Tensor:
@@ -177,8 +167,11 @@ class GEM(Replay):
     def check_setting(cls, params: dict[str, Any]) -> None:
         super().check_setting(params)
         own, finished = params["gem"], len(params["tasks"]) - 1
-        if error := draws_error(own):
-            raise ForgettingError(error)
+        if own["draws"] > 1 and own["memory"] != "per_task":
+            raise ForgettingError(
+                f"gem.draws = {own['draws']} draws each task's memory more than once, which gem.memory: per_task does "
+                f"(it is {own['memory']}); set gem.memory: per_task or gem.draws: 1"
+            )
         if own["draws"] * finished > MAX_CONSTRAINTS:
             raise ForgettingError(
                 f"gem.draws = {own['draws']} with {finished} finished tasks makes {own['draws'] * finished} memories; "
@@ -188,11 +181,9 @@ class GEM(Replay):
     @classmethod
     def from_params(cls, params: dict[str, Any], task_a: TaskAState) -> GEM:
         own, seeds, draws = params["gem"], repetition_seeds(params), None
-        if error := draws_error(own):  # the stage's own check: it would train on, drawing per task
-            raise ForgettingError(f"{PARAMS_FILE}: {error}")
         if own["draws"] > 1:
             train = task_a.train_split()
-            draws = [first_draws(train, own["buffer_size"], own["draws"], seed) for seed in seeds]
+            draws = [new_draws(train, own["buffer_size"] // own["draws"], own["draws"], seed, 0, 0) for seed in seeds]
         buffers = cls.first_buffers(params, task_a) if draws is None else [Split.concat(*d) for d in draws]
         extra = own["train_on_memory"], own["memory"], own["mix"], own["buffer_size"]
         return cls(buffers, seeds, task_a.scenario, own["memory_batch"], own["margin"], *extra, draws)
@@ -250,7 +241,7 @@ class GEM(Replay):
             size = self.size // (self.draws * (self.tasks_done + 1))
             self.drawn = [
                 [per_task_sample(kept, size, draw_rng(seed, task, k)) for k, kept in enumerate(drawn)]
-                + [per_task_sample(train, size, draw_rng(seed, task, len(drawn) + d)) for d in range(self.draws)]
+                + new_draws(train, size, self.draws, seed, task, len(drawn))
                 for drawn, seed in zip(self.drawn, self.seeds, strict=True)
             ]
             self.buffers = [Split.concat(*drawn) for drawn in self.drawn]
