@@ -74,12 +74,14 @@ def _bench(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_a_budget_below_one_or_that_the_data_cannot_fill_fails_in_one_line_before_any_run(tmp_path):
-    out = tmp_path / "page"
-    done = _bench("--budgets", "0", "200", "--out", str(out))
+    out, keep = tmp_path / "page", tmp_path / "runs"  # keep: where each budget's runs would go
+    done = _bench("--budgets", "0", "200", "--out", str(out), "--keep", str(keep))
     assert done.returncode == 1
     assert done.stderr.splitlines() == ["error: memory_budget: --budgets 0: give each budget 1 or more stored examples"]
-    done = _bench("--budgets", "200", "10000000", "--out", str(out))
+    done = _bench("--budgets", "200", "10000000", "--out", str(out), "--keep", str(keep))
     assert done.returncode == 1
-    (error,) = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    lines = done.stderr.splitlines()
+    (error,) = [line for line in lines if line.startswith("error:")]
+    assert lines[-1] == error, "the error is the last thing printed"
     assert error.startswith("error: memory_budget: ") and "buffer_size = 10000000" in error
-    assert not out.exists()
+    assert not out.exists() and not keep.exists()  # budget 200, which the data can fill, did not run first

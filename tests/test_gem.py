@@ -11,6 +11,7 @@ import tensorflow as tf
 from conftest import EVEN_ODD, conflicting_tasks, split_into_tasks
 from scipy import optimize
 
+import forgetting.strategies.gem as gem_module
 from forgetting.data.mnist import Split, as_uint8
 from forgetting.data.scenarios import Scenario
 from forgetting.errors import ForgettingError
@@ -137,14 +138,41 @@ def test_each_finished_tasks_gradient_is_the_loops_on_its_whole_memory(make_mnis
         assert all(set(d) == set(scenario.tasks[k]) for d in digits)
 
 
-def test_a_smaller_memory_batch_draws_per_task_and_step(make_mnist):
-    task_a = split_into_tasks(make_mnist(600, seed=3), DOMAIN)[0]
-    gem = _gem(task_a, [5, 6], size=40, batch=8)
-    network = build_network(DOMAIN.num_outputs, hidden_units=12, seeds=[5, 6])
+def test_a_smaller_memory_batch_draws_per_task_and_step(make_mnist, monkeypatch):
+    """With gem.memory_batch below a memory's size, g_k is the loss on memory_batch distinct examples of task k's
+    stored ones, drawn afresh per repetition, task and step (stateless: the same step draws the same)."""
+    scenario = SCENARIOS[0]
+    tasks = split_into_tasks(make_mnist(600, seed=3), scenario)
+    gem = _gem(tasks[0], [5, 6], size=32, batch=6, scenario=scenario)
+    gem.end_task(None, 1, tasks[1])  # two finished tasks, 16 stored examples of each (8 of each of 4 digits)
+    assert [tuple(images.shape[:2]) for images, _ in gem.memories] == [(2, 16), (2, 16)]
+    drawn, original = [], gem_module.stored_gradients
+
+    def recording(network, variables, scenario, images, labels, task, trained):
+        drawn.append(images.numpy())
+        return original(network, variables, scenario, images, labels, task, trained)
+
+    monkeypatch.setattr(gem_module, "stored_gradients", recording)
+    network = build_network(scenario.num_outputs, hidden_units=12, seeds=[5, 6])
     variables = network.trainable_variables
     first, again, other = (gem.task_gradient(network, variables, 0, tf.constant(s)) for s in (3, 3, 4))
+    gem.task_gradient(network, variables, 1, tf.constant(3))
     assert all(np.array_equal(a.numpy(), b.numpy()) for a, b in zip(first, again, strict=True))  # stateless
     assert any(not np.array_equal(a.numpy(), b.numpy()) for a, b in zip(first, other, strict=True))
+
+    def positions(images, task, repetition):  # where each drawn example sits in that repetition's memory of task
+        stored = [row.tobytes() for row in gem.memories[task][0].numpy()[repetition]]
+        return sorted(stored.index(row.tobytes()) for row in images[repetition])
+
+    draws = {(task, step): images for images, (task, step) in zip(drawn, [(0, 3), (0, 3), (0, 4), (1, 3)], strict=True)}
+    for (task, _), images in draws.items():
+        assert images.shape[:2] == (2, 6)
+        for repetition in (0, 1):
+            assert len(set(positions(images, task, repetition))) == 6  # without replacement, from its own memory
+    assert np.array_equal(drawn[0], drawn[1])
+    assert positions(draws[0, 3], 0, 0) != positions(draws[0, 4], 0, 0)  # per step
+    assert positions(draws[0, 3], 0, 0) != positions(draws[1, 3], 1, 0)  # per task
+    assert positions(draws[0, 3], 0, 0) != positions(draws[0, 3], 0, 1)  # per repetition
 
 
 def test_it_trains_on_its_memory_only_where_told(make_mnist):

@@ -155,8 +155,14 @@ def test_after_a_task_the_generator_learns_it_with_the_earlier_ones_replayed(tas
     assert [tasks for _, tasks in calls] == [2] and strategy.tasks_done == 2
     assert any(not np.array_equal(v.numpy(), b) for v, b in zip(strategy.generator.weights, before, strict=True))
     assert not strategy.generator.trainable
-    for mine, theirs in zip(strategy.teacher.weights, network.weights, strict=True):
-        np.testing.assert_array_equal(mine.numpy(), theirs.numpy())
+    snapshot = [w.numpy() for w in network.weights]
+    assert strategy.teacher is not network and not strategy.teacher.trainable
+    for mine, theirs in zip(strategy.teacher.weights, snapshot, strict=True):
+        np.testing.assert_array_equal(mine.numpy(), theirs)
+    for v in network.trainable_variables:  # training on does not move the teacher: a frozen copy, as it was
+        v.assign(v * 2.0)
+    for mine, theirs in zip(strategy.teacher.weights, snapshot, strict=True):
+        np.testing.assert_array_equal(mine.numpy(), theirs)
 
 
 def test_a_replayed_generator_step_weighs_each_task_as_the_tasks_so_far():

@@ -49,6 +49,7 @@ def test_the_stale_models_are_those_whose_stages_code_params_or_upstream_changed
     repo = project.copy_project(ROOT, tmp_path / "repo", share_cache=False)
     names = models()
     before = set(project.stale_models(repo, names))  # a working tree's edits not yet run (CI's clone: none)
+    assert before.isdisjoint({"l2", "ewc", "online_ewc"}), f"stale before any edit: {sorted(before)} (run them first)"
     (repo / "metrics" / "epochs" / "naive.csv").write_text("epoch\n0\n")  # a log of another run (another setting)
     assert set(project.stale_models(repo, names)) == before
     _edit_params(repo, l2__weight=123.0)

@@ -132,10 +132,18 @@ def test_the_replayed_batch_is_decoded_by_the_frozen_feedback_and_labelled_by_th
     (_, task_b) = split_into_tasks(synthetic_mnist(200, seed=3), DOMAIN)
     strategy.end_task(network, 1, task_b)
     assert strategy.tasks_done == 2
-    for mine, theirs in [(strategy.previous, strategy.generator), (strategy.teacher, network)]:
-        for a, b in zip(mine.weights, theirs.weights, strict=True):
-            np.testing.assert_array_equal(a.numpy(), b.numpy())
-    assert not strategy.previous.trainable and strategy.generator.trainable
+    pairs = [(strategy.previous, strategy.generator), (strategy.teacher, network)]
+    snapshots = [[w.numpy() for w in theirs.weights] for _, theirs in pairs]
+    for (mine, _), snapshot in zip(pairs, snapshots, strict=True):
+        for a, b in zip(mine.weights, snapshot, strict=True):
+            np.testing.assert_array_equal(a.numpy(), b)
+    assert not strategy.previous.trainable and strategy.generator.trainable and not strategy.teacher.trainable
+    assert strategy.previous is not strategy.generator and strategy.teacher is not network  # copies
+    for v in [*network.trainable_variables, *strategy.generator.trainable_variables]:  # training on moves neither
+        v.assign(v * 2.0)
+    for (mine, _), snapshot in zip(pairs, snapshots, strict=True):
+        for a, b in zip(mine.weights, snapshot, strict=True):
+            np.testing.assert_array_equal(a.numpy(), b)
 
 
 def test_joint_task_a_trains_the_classifier_and_its_feedback_together_on_task_a_first(

@@ -107,6 +107,7 @@ def test_unknown_fisher_estimator(repo):
     code, stderr = run_stage(repo, "stages/fisher.py")
     assert code == 1
     assert_one_error_line(stderr, "fisher.estimator = 'diag' is invalid", "exact, sampled, empirical")
+    assert not (repo / "models").exists()
 
 
 def test_overlapping_digits(repo):
@@ -305,6 +306,8 @@ def test_evaluate_writes_every_repetition_and_the_mean_with_its_interval(repo, m
         assert summary[f"{key}_ci95"] == pytest.approx((high - low) / 2, abs=1e-6), key
     matrix = json.loads(outputs[2].read_text())
     assert [(r["trained"], r["task"]) for r in matrix] == [(t, n) for t in scenario.names for n in scenario.names]
+    by_hand = [mean_rows[i][f"{n}_accuracy"] for i in (0, 1) for n in scenario.names]  # the mean log, not a seed's
+    assert [r["accuracy"] for r in matrix] == pytest.approx(by_hand, abs=1e-6)
     per_epoch = json.loads(outputs[3].read_text())
     assert len(per_epoch) == 4
     for record in per_epoch:

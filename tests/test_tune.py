@@ -537,7 +537,6 @@ def test_tiny_tune_then_its_values_as_a_dvc_experiment(tiny_repo):
     assert experiments, shown
     (revision,) = experiments[0]["revs"]
     assert revision["data"]["params"]["params.yaml"]["data"]["l2"]["weight"] == best["params"]["l2.weight"]
-    run(tiny_repo, "git", "status", "--porcelain")
 
 
 def test_console_reports_a_bad_setting_in_one_line(capsys, monkeypatch):
