@@ -69,6 +69,9 @@ def test_show_turns_task_t_by_t_steps_and_permutes_task_t_by_its_own_order(mnist
 @pytest.mark.parametrize("kind", ["permuted", "rotated"])
 def test_the_same_digits_in_every_task_are_allowed_only_for_permuted_and_rotated(defaults, kind):
     defaults |= {"tasks": [EVERY_DIGIT] * 3, "task_inputs": {"kind": kind, "degrees_per_task": 30.0}}
+    with pytest.raises(ForgettingError, match=r"gem\.memory: class_balanced .* set gem\.memory: per_task"):
+        validate_params(defaults)  # GEM's memories: a number of each task's examples, as the settings set it
+    defaults["gem"] = defaults["gem"] | {"memory": "per_task"}
     validate_params(defaults)
     with pytest.raises(ForgettingError, match=r"tasks share the digits \[0, 1, .*or set task_inputs\.kind"):
         validate_params(defaults | {"task_inputs": {"kind": "digits", "degrees_per_task": 30.0}})

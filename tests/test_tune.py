@@ -394,8 +394,8 @@ def test_experiment_command_sets_the_setting_and_every_tuned_value():
         *("-S", "alpha=10000.0", "-S", "lwf.weight=0.3"),
     ]
     permuted = {"scenario": "domain", "tasks": settings.SEQUENCES["permuted"], "chosen": {}}
-    assert experiment.command("domain-permuted", permuted, "p")[-4:] == [
-        *("-S", "task_inputs.kind=permuted", "-S", "data.train_per_digit=1000")
+    assert experiment.command("domain-permuted", permuted, "p")[-6:] == [  # DVC reads "per_task" as per_task
+        *("-S", "task_inputs.kind=permuted", "-S", "data.train_per_digit=1000", "-S", 'gem.memory="per_task"')
     ]
     # stages to run, after the values: dvc exp run's targets
     targets = ("evaluate@ewc", "evaluate@lwf")

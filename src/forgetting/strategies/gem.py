@@ -16,7 +16,9 @@ objective is the optimum (one candidate is it). Each repetition solves its own, 
 The memory is replay's buffer (``replay.py``): ``gem.buffer_size`` examples of the finished tasks' train splits,
 seeded per repetition, redrawn after each task, drawn as ``gem.memory`` says (replay's ``memory``: class-balanced, or
 per_task, Hsu et al.'s buffer_size // K random examples of each task): each finished task holds about buffer_size / K
-of them (the paper's: a fixed number per task). Each g_k is the gradient of the mean loss on up to ``gem.memory_batch``
+of them (the paper's: a fixed number per task). Class-balanced only where no stored digit recurs in a later stored
+task (split MNIST): else each repetition would keep its own number of a task's examples (permuted and rotated MNIST's
+settings set per_task). Each g_k is the gradient of the mean loss on up to ``gem.memory_batch``
 of task k's stored examples, drawn afresh each step without replacement from the repetition's seed, the task and the
 step (all of them where it holds no more: the paper's and Hsu et al.'s, every step), with the loss the new task
 trains with (the scenario's logits: task k's own head in the task scenario; the outputs seen so far where
@@ -167,6 +169,14 @@ class GEM(Replay):
     def check_setting(cls, params: dict[str, Any]) -> None:
         super().check_setting(params)
         own, finished = params["gem"], len(params["tasks"]) - 1
+        kept = params["tasks"][:-1]  # the tasks whose examples are ever stored
+        recurring = sorted({d for i, task in enumerate(kept) for d in task if any(d in k for k in kept[i + 1 :])})
+        if own["memory"] == "class_balanced" and recurring:
+            raise ForgettingError(
+                f"gem.memory: class_balanced balances the digits, and digit {recurring[0]} recurs in a later task, so "
+                "each repetition would keep a different number of a task's examples, which GEM's per-task memories "
+                "cannot stack; set gem.memory: per_task (the GEM paper's memory, a number per task)"
+            )
         if own["draws"] > 1 and own["memory"] != "per_task":
             raise ForgettingError(
                 f"gem.draws = {own['draws']} draws each task's memory more than once, which gem.memory: per_task does "
