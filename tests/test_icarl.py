@@ -169,3 +169,11 @@ def test_a_checkpoint_without_the_head_predicts_by_its_logits(tmp_path):
     np.testing.assert_array_equal(headed.per_repetition(images), network.per_repetition(images))
     expected = nearest_mean_scores(network.features(images), tf.constant(means), tf.ones((2, 4)))
     np.testing.assert_array_equal(headed.scores(images), expected)
+    save_model(network, tmp_path / "naive.keras")  # saved and loaded, each checkpoint keeps its rule
+    save_model(headed, tmp_path / "icarl.keras")
+    headless = load_model(tmp_path / "naive.keras", stage="finetune@naive")
+    nearest = load_model(tmp_path / "icarl.keras", stage="finetune@icarl")
+    assert "nearest_mean" not in headless.get_config() and "nearest_mean" in nearest.get_config()
+    np.testing.assert_array_equal(headless.scores(images), network.per_repetition(images))
+    np.testing.assert_allclose(nearest.scores(images), expected, rtol=1e-6, atol=1e-6)
+    assert not np.allclose(nearest.scores(images), headless.scores(images))  # the two rules differ here
