@@ -260,18 +260,19 @@ def test_a_class_balanced_memory_of_digits_that_recur_is_an_error(make_mnist):
     gem = {"buffer_size": 60, "memory_batch": 60, "margin": 0.5, "train_on_memory": False, "mix": "per_task"}
     gem |= {"draws": 1}
     recurring = {"tasks": [[0, 1], [1, 2], [3]], "data": data}
-    with pytest.raises(ForgettingError, match=r"gem\.memory: class_balanced .* digit 1 recurs .* memory: per_task"):
+    message = r"gem\.memory: class_balanced .* digit 1 recurs .* set gem\.memory: per_task \(the GEM paper's memory"
+    with pytest.raises(ForgettingError, match=message):
         GEM.check_setting(recurring | {"gem": gem | {"memory": "class_balanced"}})
     GEM.check_setting(recurring | {"gem": gem | {"memory": "per_task"}})
     last_only = {"tasks": [[0, 1], [2, 3], [0, 1]], "data": data}  # the last task is never stored
     GEM.check_setting(last_only | {"gem": gem | {"memory": "class_balanced"}})
-    every_digit = [Scenario("domain", [list(range(10))] * 3)]
-    tasks = split_into_tasks(make_mnist(900, seed=4), every_digit[0])
+    every_digit = Scenario("domain", [list(range(10))] * 3)
+    tasks = split_into_tasks(make_mnist(900, seed=4), every_digit)
     seeds = [1, 2, 3]
-    balanced = GEM([class_balanced_sample(tasks[0], 60, s) for s in seeds], seeds, every_digit[0], 1000, 0.5)
+    balanced = GEM([class_balanced_sample(tasks[0], 60, s) for s in seeds], seeds, every_digit, 1000, 0.5)
     with pytest.raises(ForgettingError, match="different numbers of memory 0's examples"):  # what the check prevents
         balanced.end_task(None, 0, tasks[1])
-    per_task = GEM([class_balanced_sample(tasks[0], 60, s) for s in seeds], seeds, every_digit[0], 1000, 0.5,
+    per_task = GEM([class_balanced_sample(tasks[0], 60, s) for s in seeds], seeds, every_digit, 1000, 0.5,
                    memory="per_task", size=60)  # fmt: skip
     per_task.end_task(None, 0, tasks[1])
     assert [tuple(images.shape[:2]) for images, _ in per_task.memories] == [(3, 30), (3, 30)]
