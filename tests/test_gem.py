@@ -269,11 +269,11 @@ def test_a_class_balanced_memory_of_digits_that_recur_is_an_error(make_mnist):
     every_digit = Scenario("domain", [list(range(10))] * 3)
     tasks = split_into_tasks(make_mnist(900, seed=4), every_digit)
     seeds = [1, 2, 3]
-    balanced = GEM([class_balanced_sample(tasks[0], 60, s) for s in seeds], seeds, every_digit, 1000, 0.5)
+    first = [class_balanced_sample(tasks[0], 60, s) for s in seeds]  # task A alone: as many in every repetition
+    balanced = GEM(first, seeds, every_digit, 1000, 0.5)
     with pytest.raises(ForgettingError, match="different numbers of memory 0's examples"):  # what the check prevents
         balanced.end_task(None, 0, tasks[1])
-    per_task = GEM([class_balanced_sample(tasks[0], 60, s) for s in seeds], seeds, every_digit, 1000, 0.5,
-                   memory="per_task", size=60)  # fmt: skip
+    per_task = GEM(first, seeds, every_digit, 1000, 0.5, memory="per_task", size=60)
     per_task.end_task(None, 0, tasks[1])
     assert [tuple(images.shape[:2]) for images, _ in per_task.memories] == [(3, 30), (3, 30)]
 
