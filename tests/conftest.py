@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,31 @@ from forgetting.nn.model import build_network
 
 EVEN_ODD = ((0, 2, 4, 6, 8), (1, 3, 5, 7, 9))
 FIVE_PAIRS = ((0, 1), (2, 3), (4, 5), (6, 7), (8, 9))
+
+
+ROOT = Path(__file__).resolve().parents[1]
+PARAMS_NOTE = (
+    "params.yaml differs from HEAD's (an experiment's values?), and the tests read the workspace's: run them at the "
+    "committed values (`forgetting restore`; `dvc exp apply NAME` brings an experiment back)"
+)
+
+
+def params_differ_from_head(root: Path = ROOT) -> bool:
+    """Whether ``root``'s params.yaml holds other bytes than HEAD's (compared by content: after `dvc exp run -S`, git's
+    index may take the rewritten file for unchanged); False outside a git checkout."""
+    done = subprocess.run(["git", "show", "HEAD:params.yaml"], cwd=root, capture_output=True)
+    return done.returncode == 0 and done.stdout != (root / "params.yaml").read_bytes()
+
+
+def pytest_report_header() -> list[str]:
+    return [PARAMS_NOTE] if params_differ_from_head() else []
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus) -> None:
+    """Failures at an experiment's params.yaml (a smaller train_per_digit fails the params tests' expectations) end
+    with the reason, where it applies."""
+    if exitstatus != 0 and params_differ_from_head():
+        terminalreporter.write_line(PARAMS_NOTE, yellow=True)
 
 
 def pytest_collection_modifyitems(items) -> None:

@@ -9,7 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import params_differ_from_head
 from test_pipeline_e2e import run
+
+from forgetting.restore import checkout_problem
 
 CHECK = (  # a second or more after DVC rewrote params.yaml, as check_params (TensorFlow's import) takes
     "python -c \"import sys, time, yaml; time.sleep(1.5); sys.exit(yaml.safe_load(open('params.yaml'))['seeds'] < 1)\""
@@ -93,3 +96,41 @@ def test_outside_a_project_is_one_line(tmp_path):
         done.stderr
         == f"error: forgetting restore: {tmp_path} holds no dvc.yaml and params.yaml: run from the project's root\n"
     )
+
+
+def test_a_fresh_clone_has_no_cache_of_heads_outputs(project, tmp_path):
+    """A clone's DVC cache is empty (no remote): restore gives back the git-tracked files and says, in one line, which
+    of HEAD's outputs the cache lacks and that `dvc repro` rebuilds them, not DVC's bare error link."""
+    clone = tmp_path / "clone"
+    run(tmp_path, "git", "clone", "-q", str(project), str(clone))
+    command = [sys.executable, "-c", "from forgetting.cli import main_exit; main_exit()", "restore"]
+    done = subprocess.run(command, cwd=clone, capture_output=True, text=True)
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[-1] == (
+        "error: forgetting restore: DVC's cache here lacks 1 of HEAD's outputs (model.bin): they were built where HEAD "
+        "was committed (a clone starts with an empty cache, and this project sets up no DVC remote); params.yaml, "
+        "dvc.lock, metrics/ and report/ are HEAD's now: run `dvc repro` to rebuild the rest"
+    )
+    assert committed(clone) == committed(project) and "error.dvc.org" not in done.stdout + done.stderr
+
+
+def test_the_missing_outputs_named_three_and_a_count():
+    output = "ERROR: Checkout failed for following targets:\ndata/prepared\nmodels/a.keras\nmodels/b.keras\n"
+    output += "models/c.keras\nmodels/d.keras\nIs your cache up to date?\n<https://error.dvc.org/missing-files>\n"
+    problem = checkout_problem(output)
+    assert problem.startswith(
+        "DVC's cache here lacks 5 of HEAD's outputs (data/prepared, models/a.keras, models/b.keras and 2 more): "
+    )
+    assert checkout_problem("ERROR: unexpected error\n") == (
+        "dvc checkout: ERROR: unexpected error: run `dvc repro` to rebuild what the cache lacks"
+    )
+
+
+def test_the_tests_say_when_params_yaml_is_not_heads(project):
+    """pytest's header (and, after failures, its summary) names an experiment's params.yaml in the workspace, by
+    content: the same-length value that git's index takes for unchanged included."""
+    assert not params_differ_from_head(project)
+    run(project, "dvc", "exp", "run", "-S", "seeds=0", check=False)  # fails, leaving params.yaml at 0
+    assert params_differ_from_head(project)
+    restore(project)
+    assert not params_differ_from_head(project)

@@ -102,6 +102,25 @@ def test_a_strategys_stage_checks_its_setting_before_any_work(repo, key, value, 
     assert not (repo / "metrics").exists()
 
 
+def test_check_params_names_every_strategy_that_cannot_run_at_once(repo):
+    """A small run (50 examples per digit) with params.yaml's buffers of 1000: every storing strategy's buffer is too
+    large, and check_params names each, with its fix, in one line (one try, not one per strategy; replay's once,
+    though equal-steps replay runs it too); with one left, the line is that strategy's alone."""
+    set_param(repo, "data.train_per_digit", 50)
+    code, stderr = run_stage(repo, "stages/check_params.py")
+    line = assert_one_error_line(stderr, "error: check_params: params.yaml: 5 problems with this setting: (1) ")
+    named = [f"({i}) {key}.buffer_size = 1000 " for i, key in enumerate(("replay", "agem", "gem", "der", "icarl"), 1)]
+    assert code == 1 and [line.index(n) for n in named] == sorted(line.index(n) for n in named)  # dvc.yaml's order
+    assert line.count("lower ") == 5 and "lower der.buffer_size to 250" in line
+    for key in ("replay", "agem", "gem", "der"):
+        set_param(repo, f"{key}.buffer_size", 250)
+    code, stderr = run_stage(repo, "stages/check_params.py")
+    assert code == 1 and stderr[-1].startswith("error: check_params: params.yaml: icarl.buffer_size = 1000 draws ")
+    set_param(repo, "icarl.buffer_size", 250)
+    done = completed_stage(repo, "stages/check_params.py")
+    assert (done.returncode, done.stdout.strip()) == (0, "params.yaml: every key known, present and valid")
+
+
 def test_unknown_fisher_estimator(repo):
     set_param(repo, "fisher.estimator", "diag")
     code, stderr = run_stage(repo, "stages/fisher.py")

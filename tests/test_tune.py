@@ -144,6 +144,13 @@ def test_a_buffer_the_data_cannot_fill_stops_the_tuner_before_any_trial(monkeypa
         "[0, 2, 4, 6, 8], but its train split holds 50 of digit 0 (data.train_per_digit = 50); lower "
         "replay.buffer_size to 250 or raise data.train_per_digit (set by -S data.train_per_digit=50)"
     )
+    with pytest.raises(ForgettingError) as error:  # several: each strategy's first problem, all in one line
+        tune.run(parser.parse_args([*args, "--strategies", "replay,ewc,der"]))
+    replay, der = str(error.value).removeprefix("2 strategies cannot run: (1) replay: ").split(" (2) der: ")
+    assert replay.endswith(
+        "lower replay.buffer_size to 250 or raise data.train_per_digit (set by -S data.train_per_digit=50)"
+    )
+    assert der.startswith("params.yaml: der.buffer_size = 1000 starts full of task A's train split, which holds 250 ")
     with pytest.raises(ForgettingError, match=r"^--cpus-per-trial -1: give each trial 1 or more CPUs \(default 1\)$"):
         tune.run(parser.parse_args([*args, "--strategies", "naive", "--cpus-per-trial", "-1"]))
     monkeypatch.setattr(tune, "import_ray", lambda: (_ for _ in ()).throw(SystemExit("past the checks")))

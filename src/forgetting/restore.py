@@ -14,6 +14,7 @@ report/ out of the index and checks them out of HEAD, which rewrites them whatev
 from __future__ import annotations
 
 import argparse
+import itertools
 import subprocess
 import sys
 
@@ -47,8 +48,25 @@ def run(args: argparse.Namespace) -> int:
     commit = _git(root, "rev-parse", "--short", "HEAD").strip()
     print(f"restored {', '.join(paths)} from HEAD ({commit}); dvc checkout:", flush=True)
     done = subprocess.run([sys.executable, "-m", "dvc", "checkout"], cwd=root, text=True, capture_output=True)
-    print(done.stdout.strip() or "(nothing to check out)")
     if done.returncode != 0:
-        last = (done.stderr.strip() or done.stdout.strip()).splitlines()[-1]
-        raise ForgettingError(f"dvc checkout: {last}: run `dvc repro` to rebuild what the cache lacks")
+        raise ForgettingError(checkout_problem(done.stdout + done.stderr))
+    print(done.stdout.strip() or "(nothing to check out)")
     return 0
+
+
+def checkout_problem(output: str) -> str:
+    """What a failed `dvc checkout` printed, in one line: the outputs of HEAD that DVC's cache lacks, where it names
+    them (a fresh clone's cache is empty: HEAD's results were built where they were committed, and the project sets
+    up no DVC remote), with the way to rebuild them."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    start = next((i + 1 for i, line in enumerate(lines) if line.startswith("ERROR: Checkout failed for")), None)
+    if start is None:
+        last = lines[-1] if lines else "failed"
+        return f"dvc checkout: {last}: run `dvc repro` to rebuild what the cache lacks"
+    missing = list(itertools.takewhile(lambda line: not line.startswith(("Is your cache", "<http")), lines[start:]))
+    named = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+    return (
+        f"DVC's cache here lacks {len(missing)} of HEAD's outputs ({named}): they were built where HEAD was committed "
+        "(a clone starts with an empty cache, and this project sets up no DVC remote); params.yaml, dvc.lock, "
+        "metrics/ and report/ are HEAD's now: run `dvc repro` to rebuild the rest"
+    )

@@ -6,7 +6,7 @@ module) is a trial that trains every repetition of the setting's task-A model th
     forgetting tune --scenario class --tasks split5 --strategies ewc,si
     forgetting tune --scenario domain --tasks even-odd --update-params    # and write the choice into params.yaml
     forgetting tune ... --address HOST:6379                               # the same trials on a Ray cluster
-    forgetting tune ... --space alpha=100,1000 -S seeds=2 -S data.train_per_digit=50   # a quick, small run
+    forgetting tune ... --strategies ewc --space alpha=100,1000 -S seeds=2 -S data.train_per_digit=50  # a small run
 
 Trials run on repetitions of their own, seeds TUNING_SEED (1000), 1001, ... (``-S seed=N`` for others): disjoint from
 the seeds the pipeline reports on (params.yaml's 42, 43, ...), so that no reported figure keeps the luck of the seeds
@@ -92,11 +92,17 @@ def run(args: argparse.Namespace) -> int:
     trials = grid(names, parse_space(args.space, names))
     from forgetting.strategies import validate_params
 
-    for trial in trials:  # every trial's values, and each strategy's setting (a buffer the data cannot fill)
+    problems = {}  # every trial's values, and each strategy's setting (a buffer the data cannot fill): the first
+    for trial in trials:  # problem of each strategy, every strategy's named at once
         try:
             validate_params(with_values(base, trial["params"]), [trial["strategy"]])
         except ForgettingError as exc:
-            raise ForgettingError(trial_problem(str(exc), trial, args.space, args.set)) from None
+            problems.setdefault(trial["strategy"], trial_problem(str(exc), trial, args.space, args.set))
+    if len(problems) > 1:
+        numbered = " ".join(f"({i}) {problem}" for i, problem in enumerate(problems.values(), 1))
+        raise ForgettingError(f"{len(problems)} strategies cannot run: {numbered}")
+    if problems:
+        raise ForgettingError(next(iter(problems.values())))
     if args.update_params and settings.setting_of(params_module.read(root / "params.yaml")) != setting:
         raise ForgettingError(f"--update-params: params.yaml is not set up for {setting}; leave it out")
     data = base["data"]  # MNIST's absence fails here, in seconds, not in prepare after Ray has started
