@@ -16,6 +16,7 @@ import pytest
 from test_stages import repo, run_stage  # noqa: F401 (repo: the fixture stage_repo builds on)
 
 from forgetting.config import params as params_module
+from forgetting.config import settings
 from forgetting.config.settings import SEQUENCES
 from forgetting.data.scenarios import task_names
 from forgetting.errors import ForgettingError
@@ -339,6 +340,40 @@ def test_where_the_hyperparameters_were_chosen(tmp_path):
         f"tuned on validation (tuning/domain-even-odd.yaml) for 5 of the {with_any} strategies with any (the others "
         "by hand)" in markdown
     )
+
+
+def test_a_choice_tuned_under_other_values_than_the_runs_says_so(tmp_path):
+    """A small run (50 examples per digit, 1 epoch a task, a buffer of 100) of values tuned on the full data: each
+    row names what differs, the title counts the choices; a run under the same values says nothing of it, and a
+    choice that records nothing (a file older than the record) is taken as before."""
+    params = make_params(SEQUENCES["even-odd"])
+    small = {"data": params["data"] | {"train_per_digit": 50}, "finetune": params["finetune"] | {"epochs": 1}}
+    small["replay"] = params["replay"] | {"buffer_size": 100}
+    entry = {"score": 0.8, "score_ci95": 0.01, "trials": 6, "seeds": [1000, 1001]}
+    chosen = {
+        name: entry | {"params": values, "under": settings.tuned_under(params, name, set(values))}
+        for name, values in (("ewc", {"alpha": params["alpha"]}), ("replay", {"replay.shift": 1}))
+    }
+    chosen["mas"] = entry | {"params": {"mas.lambda": params["mas"]["lambda"]}}  # no record: nothing to compare
+    tuning = {"setting": "domain-even-odd", "scenario": "domain", "tasks": SEQUENCES["even-odd"], "chosen": chosen}
+    out, _ = build(tmp_path / "small", tuning=tuning, **small)
+    markdown = (out / "README.md").read_text()
+    rows = table(markdown, "strategy")
+    assert rows["`ewc`"][2] == (
+        "tuned on validation (tuning/domain-even-odd.yaml: 6 trials, val acc 0.800 ± 0.010; seeds 1000-1001, not the "
+        "reported ones; under other values than this run's: data.train_per_digit all there, 50 here; finetune.epochs "
+        "6 there, 1 here)"
+    )
+    assert rows["`replay`"][2].endswith("finetune.epochs 6 there, 1 here; replay.buffer_size 1000 there, 100 here)")
+    assert rows["`replay_equal_steps`"][2].endswith("replay.buffer_size 1000 there, 100 here)")  # replay's choice
+    assert "under other values" not in rows["`mas`"][2]
+    assert (
+        "for 4 of the 14 strategies with any (the others by hand), 3 of them under other values than this run's "
+        "(data.train_per_digit, finetune.epochs, replay.buffer_size: the hyperparameters table says which), so they "
+        "may not be its best" in " ".join(markdown.split())
+    )
+    out, _ = build(tmp_path / "same", tuning=tuning)
+    assert "under other values" not in (out / "README.md").read_text()
 
 
 def test_untuned_settings_say_so(tmp_path):

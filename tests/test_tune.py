@@ -366,7 +366,15 @@ def test_results_merge_with_earlier_strategies_and_both_files_are_written(tmp_pa
     assert "&id" not in written  # the seeds written out, no YAML aliases
     # the time is this run's, for the strategies it tuned; each kept choice's keys in their order
     assert written.startswith("# Chosen by `forgetting tune` on validation data (3 s for l2; the others' in earlier")
-    assert list(tuned["chosen"]["ewc"]) == ["params", "score", "score_ci95", "trials", "stopped", "seeds"]
+    assert list(tuned["chosen"]["ewc"]) == ["params", "score", "score_ci95", "trials", "stopped", "seeds", "under"]
+    # what each choice's trials trained under, that they did not search: read back as the run's params give it
+    ewc, l2 = tuned["chosen"]["ewc"]["under"], tuned["chosen"]["l2"]["under"]
+    assert ewc["fisher.estimator"] == p["fisher"]["estimator"] and ewc["finetune.epochs"] == p["finetune"]["epochs"]
+    assert "alpha" not in ewc and "fisher.estimator" not in l2 and "l2.weight" not in l2 and "seeds" not in l2
+    assert ewc["data.train_per_digit"] == p["data"]["train_per_digit"] and "data.manual_dir" not in ewc
+    assert settings.other_values(ewc, p) == [] and settings.other_values(l2, p2) == []
+    p3 = tune.base_params(base, "domain-even-odd", ["finetune.epochs=1", "data.train_per_digit=50"])
+    assert settings.other_values(ewc, p3) == [("data.train_per_digit", "all", 50), ("finetune.epochs", 6, 1)]
 
 
 def test_update_params_keeps_comments(tmp_path):
@@ -521,6 +529,8 @@ def test_tiny_tune_then_its_values_as_a_dvc_experiment(tiny_repo):
         assert t["score_ci95"] == pytest.approx(half, abs=3e-5)  # from rounded repetitions, times t = 12.7
     best = max(trials, key=lambda t: t["score"])
     tuned = yaml.safe_load((tiny_repo / "tuning/domain-even-odd.yaml").read_text())
+    under = tuned["chosen"]["l2"].pop("under")  # the tiny run's own values, which a full run's report would name
+    assert under["data.train_per_digit"] == TINY["train_per_digit"] and "l2.weight" not in under
     assert tuned["chosen"]["l2"] == {
         "params": best["params"],
         "score": best["score"],

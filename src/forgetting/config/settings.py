@@ -9,7 +9,8 @@ from typing import Any
 
 import yaml
 
-from forgetting.config.params import SCENARIOS, with_values
+from forgetting.config.params import SCENARIOS, value_at, with_values
+from forgetting.config.pipeline import entries
 from forgetting.errors import ForgettingError
 
 SEQUENCES: dict[str, list[list[int]]] = {
@@ -44,6 +45,22 @@ SETTINGS: tuple[str, ...] = (
     "domain-rotated",
 )
 TUNING = Path("tuning")
+# The params a strategy's figure is trained under besides its own, as its models' stages declare them in dvc.yaml
+# (prepare's data, train_a's network and training, finetune's; not the seeds: a choice is made on seeds of its own),
+# with the strategy's own sections there (``params`` and ``extra``: EWC's Fisher). ``tuned_under`` records them with
+# each choice, so that a run under other values (a small run's data, fewer epochs, another buffer) is told apart.
+TRAINED_UNDER = (
+    "class_outputs",
+    "data.train_per_digit",
+    "data.validation_fraction",
+    "model",
+    "train.optimizer",
+    "train.learning_rate",
+    "train.batch_size",
+    "train.epochs_a",
+    "train.iterations_a",
+    "finetune",
+)
 
 
 def setting_name(scenario: str, sequence: str) -> str:
@@ -101,3 +118,21 @@ def setting_params(params: dict[str, Any], setting: str, tuning: Path | None = N
         for entry in (tuned(setting, tuning) or {}).get("chosen", {}).values():
             overrides |= entry["params"]
     return with_values(params, overrides)
+
+
+def tuned_under(params: dict[str, Any], name: str, searched: set[str]) -> dict[str, Any]:
+    """The values of ``params`` that strategy ``name``'s trials trained under (``TRAINED_UNDER`` and its own sections
+    of dvc.yaml's strategy list), as dotted keys, less the ``searched`` ones (its tuned values) and the seeds."""
+    entry = entries().get(name, {})
+    keys = [*TRAINED_UNDER, *(entry.get(part) for part in ("params", "extra"))]
+    under: dict[str, Any] = {}
+    for key in dict.fromkeys(k for k in keys if k and k != "seed"):
+        value = value_at(params, key)
+        leaves = {f"{key}.{k}": v for k, v in value.items()} if isinstance(value, dict) else {key: value}
+        under |= {k: v for k, v in leaves.items() if k not in searched}
+    return under
+
+
+def other_values(under: dict[str, Any], params: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    """Each recorded key (``tuned_under``) whose value in ``params`` differs: (key, value tuned under, value here)."""
+    return [(key, value, value_at(params, key)) for key, value in under.items() if value_at(params, key) != value]

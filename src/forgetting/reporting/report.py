@@ -14,7 +14,7 @@ from typing import Any
 
 from forgetting.config.params import repetition_seeds, value_at
 from forgetting.config.protocols import PROTOCOLS, protocol_of
-from forgetting.config.settings import TUNING, setting_of, tuning_path
+from forgetting.config.settings import TUNING, other_values, setting_of, tuning_path
 from forgetting.data.scenarios import Scenario
 from forgetting.evaluation.intervals import plus_minus
 from forgetting.evaluation.multiplicity import holm
@@ -321,9 +321,36 @@ def _sources(results: Results) -> str:
     if results.tuning is None:
         return "set by hand in params.yaml (not tuned for this setting)"
     path = tuning_path(results.tuning["setting"]).as_posix()
+    elsewhere = _under_other_values(results, tunable)
     if chosen == len(tunable):
-        return f"tuned on validation ({path}) for every strategy"
-    return f"tuned on validation ({path}) for {chosen} of the {len(tunable)} strategies with any (the others by hand)"
+        return f"tuned on validation ({path}) for every strategy{elsewhere}"
+    return (
+        f"tuned on validation ({path}) for {chosen} of the {len(tunable)} strategies with any (the others by "
+        f"hand){elsewhere}"
+    )
+
+
+def _other_values(results: Results, name: str) -> list[tuple[str, Any, Any]]:
+    """The params that strategy ``name``'s choice was tuned under (its tuning entry's ``under``) and this run
+    changes: (key, value there, value here); none where the entry records none (files older than the record)."""
+    owner = strategy_class(name).tuned_as or name
+    entry = (results.tuning or {}).get("chosen", {}).get(owner) or {}
+    return other_values(entry.get("under", {}), results.params)
+
+
+def _under_other_values(results: Results, tunable: list[str]) -> str:
+    """For the title: how many choices were made under other params than this run's, and which keys."""
+    tuned = [name for name in tunable if _source(results, name).startswith("tuned")]
+    moved = {name: _other_values(results, name) for name in tuned}
+    moved = {name: keys for name, keys in moved.items() if keys}
+    if not moved:
+        return ""
+    keys = list(dict.fromkeys(key for keys in moved.values() for key, _, _ in keys))
+    shown = ", ".join(keys[:4]) + (f" and {len(keys) - 4} more" if len(keys) > 4 else "")
+    return (
+        f", {len(moved)} of them under other values than this run's ({shown}: the hyperparameters table says which), "
+        "so they may not be its best"
+    )
 
 
 def _source(results: Results, name: str) -> str:
@@ -339,8 +366,18 @@ def _source(results: Results, name: str) -> str:
     if all(value_at(results.params, key) == value for key, value in chosen.items()):
         whose = "" if owner == name else f" of `{owner}`, whose values these are"
         score = f"val acc {mean_ci(entry, 'score')}; {_tuning_seeds(results, entry)}{_edge(entry)}"
-        return f"tuned on validation ({path}: {entry['trials']} trials{whose}, {score})"
+        return f"tuned on validation ({path}: {entry['trials']} trials{whose}, {score}{_elsewhere(results, name)})"
     return f"set by hand ({path} chose {', '.join(f'{k} = {_number(v)}' for k, v in chosen.items())})"
+
+
+def _elsewhere(results: Results, name: str) -> str:
+    """Where this run trains otherwise than the choice's trials did: up to three keys, each tuned-under -> here."""
+    moved = _other_values(results, name)
+    if not moved:
+        return ""
+    shown = "; ".join(f"{key} {_number(there)} there, {_number(here)} here" for key, there, here in moved[:3])
+    more = f"; and {len(moved) - 3} more" if len(moved) > 3 else ""
+    return f"; under other values than this run's: {shown}{more}"
 
 
 def _edge(entry: dict[str, Any]) -> str:

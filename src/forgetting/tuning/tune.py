@@ -528,7 +528,9 @@ def write_results(out: Path, setting, params, results, chosen, assignments, seco
         for name, entry in old.get("chosen", {}).items()
     }
     trials = [t for t in old_trials if t["strategy"] not in chosen] + results
-    chosen = {name: entry | {"seeds": header["seeds"]} for name, entry in chosen.items()}
+    chosen = {
+        name: entry | {"seeds": header["seeds"], "under": under(params, name, entry)} for name, entry in chosen.items()
+    }
     with atomic_output(json_path) as tmp_json, atomic_output(yaml_path) as tmp_yaml:
         tmp_json.write_text(json.dumps({**header, "trials": trials}, indent=1, allow_nan=False) + "\n")
         kept = set(old_chosen) - set(chosen)
@@ -538,6 +540,14 @@ def write_results(out: Path, setting, params, results, chosen, assignments, seco
         tmp_yaml.write_text(note + yaml.dump(body, Dumper=PlainDumper, sort_keys=False, default_flow_style=None))
     partial.unlink(missing_ok=True)
     return json_path
+
+
+def under(params: dict[str, Any], name: str, entry: dict[str, Any]) -> dict[str, Any]:
+    """What strategy ``name``'s choice ``entry`` was made under: ``params``' values its trials trained with but did not
+    search (``settings.tuned_under``), which the report compares with a run's."""
+    from forgetting.strategies import strategy_class
+
+    return settings.tuned_under(params, name, set(strategy_class(name).search_space) | set(entry["params"]))
 
 
 def in_kind(old: Any, value: Any) -> Any:
