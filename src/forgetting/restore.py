@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     _git(root, "rm", "-r", "-q", "--cached", "--ignore-unmatch", "--", *paths)
     _git(root, "checkout", "HEAD", "--", *paths)
     commit = _git(root, "rev-parse", "--short", "HEAD").strip()
-    print(f"restored {', '.join(paths)} from HEAD ({commit}); dvc checkout:", flush=True)
+    print(f"restored {', '.join(paths)} from HEAD ({commit}); the models and data: dvc checkout", flush=True)
     done = subprocess.run([sys.executable, "-m", "dvc", "checkout"], cwd=root, text=True, capture_output=True)
     if done.returncode != 0:
         raise ForgettingError(checkout_problem(done.stdout + done.stderr))
