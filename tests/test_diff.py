@@ -350,3 +350,15 @@ def test_no_tensorflow():
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, capture_output=True, text=True)
     assert result.stdout.splitlines()[-1] == "[]"
+
+
+def test_each_commands_help_keeps_its_docstrings_width(capsys):
+    """The options wrap at the 120 columns the descriptions are written to, not at a terminal's 80."""
+    from forgetting import cli
+
+    with pytest.raises(SystemExit):
+        cli.main(["tune", "--help"])
+    lines = capsys.readouterr().out.splitlines()
+    assert max(map(len, lines)) <= cli.HELP_WIDTH
+    options = [line for line in lines if line.startswith("  --")]
+    assert max(map(len, options)) > 80  # an option's help on its own line runs past 80 columns
