@@ -13,15 +13,15 @@ def main() -> None:
     content = params.read()
     params.validate(content)  # the common sections first: no TensorFlow needed
     import_tensorflow()  # the strategies' modules import it
-    from forgetting.strategies import check_setting, listed, validate_params
+    from forgetting.strategies import listed, strategy_class, validate_params
 
     validate_params(content, strategies=[])  # every strategy's keys against its module's types
     problems = []
     for name in listed():  # then each listed strategy's setting, every problem collected
         try:
-            check_setting(name, content)
+            strategy_class(name).check_setting(content)
         except ForgettingError as exc:
-            problems.append(str(exc).removeprefix(f"{params.PARAMS_FILE}: "))
+            problems.append(str(exc))
     problems = list(dict.fromkeys(problems))  # once each: replay_equal_steps runs replay's buffer
     if len(problems) > 1:
         numbered = " ".join(f"({i}) {problem}" for i, problem in enumerate(problems, 1))

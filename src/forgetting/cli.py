@@ -6,6 +6,7 @@ results after a failed run."""
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 
@@ -19,13 +20,8 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
 
 
-def help_formatter(prog: str) -> argparse.HelpFormatter:
-    """Each command's help as its module's docstring is written (120 columns, its lines as they are), the options
-    wrapped to the same width, whatever the terminal's (argparse's default: the terminal's, or 80 off one)."""
-    return argparse.RawDescriptionHelpFormatter(prog, width=HELP_WIDTH)
-
-
-HELP_WIDTH = 120
+HELP_WIDTH = 120  # each command's help: its module's docstring as written (120 columns, its lines as they are), the
+# options wrapped to the same width whatever the terminal's (argparse's default: the terminal's, or 80 off one)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=OneLineParser)
     for module in (diff, tune, experiment, restore):
         sub = commands.add_parser(module.NAME, help=module.HELP, description=module.__doc__)
-        sub.formatter_class = help_formatter
+        sub.formatter_class = functools.partial(argparse.RawDescriptionHelpFormatter, width=HELP_WIDTH)
         module.add_arguments(sub)
         sub.set_defaults(run=module.run)
     args, extra = parser.parse_known_args(argv)

@@ -135,4 +135,4 @@ def tuned_under(params: dict[str, Any], name: str, searched: set[str]) -> dict[s
 
 def other_values(under: dict[str, Any], params: dict[str, Any]) -> list[tuple[str, Any, Any]]:
     """Each recorded key (``tuned_under``) whose value in ``params`` differs: (key, value tuned under, value here)."""
-    return [(key, value, value_at(params, key)) for key, value in under.items() if value_at(params, key) != value]
+    return [(key, value, here) for key, value in under.items() if (here := value_at(params, key)) != value]

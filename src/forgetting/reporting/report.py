@@ -317,15 +317,15 @@ def _hyperparameter_table(results: Results) -> list[str]:
 def _sources(results: Results) -> str:
     """Where the hyperparameters came from, in a phrase for the title."""
     tunable = [name for name in listed() if strategy_class(name).hyperparameters]
-    chosen = sum(_source(results, name).startswith("tuned") for name in tunable)
+    tuned = [name for name in tunable if _source(results, name).startswith("tuned")]
     if results.tuning is None:
         return "set by hand in params.yaml (not tuned for this setting)"
     path = tuning_path(results.tuning["setting"]).as_posix()
-    elsewhere = _under_other_values(results, tunable)
-    if chosen == len(tunable):
+    elsewhere = _under_other_values(results, tuned)
+    if len(tuned) == len(tunable):
         return f"tuned on validation ({path}) for every strategy{elsewhere}"
     return (
-        f"tuned on validation ({path}) for {chosen} of the {len(tunable)} strategies with any (the others by "
+        f"tuned on validation ({path}) for {len(tuned)} of the {len(tunable)} strategies with any (the others by "
         f"hand){elsewhere}"
     )
 
@@ -338,9 +338,9 @@ def _other_values(results: Results, name: str) -> list[tuple[str, Any, Any]]:
     return other_values(entry.get("under", {}), results.params)
 
 
-def _under_other_values(results: Results, tunable: list[str]) -> str:
-    """For the title: how many choices were made under other params than this run's, and which keys."""
-    tuned = [name for name in tunable if _source(results, name).startswith("tuned")]
+def _under_other_values(results: Results, tuned: list[str]) -> str:
+    """For the title: how many of the ``tuned`` strategies' choices were made under other params than this run's,
+    and which keys."""
     moved = {name: _other_values(results, name) for name in tuned}
     moved = {name: keys for name, keys in moved.items() if keys}
     if not moved:
