@@ -1,6 +1,7 @@
 """A grid's values on the stacked axis (the tuner's way to train every value of a strength at once): repetition
 (value v, seed s) of a run with one strength per repetition is that value and seed trained alone, bit for bit, for
-a quadratic penalty with and without importances (L2, EWC, SI, MAS, online EWC) and for LwF's distillation."""
+a quadratic penalty with and without importances (L2, EWC, SI, MAS, online EWC) and for LwF's distillation; and,
+with successive halving stopping one value, within 1e-7 for MAS, LwF, iCaRL and DER++ too."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from forgetting.strategies import Naive, QuadraticPenalty, TaskAState, strategy_
 from forgetting.strategies.lwf import LwF
 from forgetting.training import loop
 from forgetting.tuning.halving import Halving, rungs
+from forgetting.tuning.trial import strength_keys
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -118,41 +120,53 @@ def task_a_files(tmp_path, tiny_model, make_mnist) -> TaskAState:
     return state
 
 
+STRENGTHS = {  # each strategy's three values (of its one strength, or DER++'s two coefficients at once)
+    "der": [
+        {"der.alpha": 0.01, "der.beta": 0.01},
+        {"der.alpha": 3.0, "der.beta": 3.0},
+        {"der.alpha": 0.3, "der.beta": 1.0},
+    ]
+}
+
+
 @pytest.mark.parametrize(
-    ("name", "carry"), [("ewc", False), ("si", False), ("mas", False), ("lwf", False), ("icarl", False), ("ewc", True)]
+    ("name", "carry"),
+    [("ewc", False), ("si", False), ("mas", False), ("lwf", False), ("icarl", False), ("der", False), ("ewc", True)],
 )
 def test_halving_stops_the_worst_value_and_the_rest_train_on_as_each_would_alone(task_a_files, tmp_path, name, carry):
     """What a tuning trial does with a grid of strengths: task A's state tiled (weights, dropout state, Fisher,
-    path integral), one strength per repetition, through `train_strategy` with successive halving. At its rung
-    (epoch 1 of 3) it scores each value as that value's own run scores it then and stops the worst; each (value,
-    seed) that goes on, with its optimiser and strategy state cut down to the survivors (``Strategy.keep``),
-    ends as that value's own run: bit for bit for EWC and SI (L2 keeps as EWC does, through
-    ``QuadraticPenalty.keep``; CI's time leaves it out); for MAS (its importance) and LwF (its teacher's
-    logits), whose stacked products run over more repetitions, within 1e-7 (the differences seen: a few ulps). The
-    stacked run logs nothing, as a trial's does not (no per-epoch log, no Keras validation pass). With
-    ``finetune.carry_optimizer`` (EWC), task A's Adam state is tiled with the rest and each value goes on from it as
-    its own run does."""
-    key = strategy_class(name).strength_param
+    path integral), one strength per repetition (DER++: one (alpha, beta) pair), through `train_strategy` with
+    successive halving. At its rung (epoch 1 of 3) it scores each value as that value's own run scores it then and
+    stops the worst; each (value, seed) that goes on, with its optimiser and strategy state cut down to the
+    survivors (``Strategy.keep``: DER++'s buffers too), ends as that value's own run: bit for bit for EWC and SI (L2
+    keeps as EWC does, through ``QuadraticPenalty.keep``; CI's time leaves it out); for MAS (its importance), LwF
+    (its teacher's logits) and DER++ (its buffers' logits), whose stacked products run over more repetitions,
+    within 1e-7 (the differences seen: a few ulps). The stacked run logs nothing, as a trial's does not (no
+    per-epoch log, no Keras validation pass). With ``finetune.carry_optimizer`` (EWC), task A's Adam state is tiled
+    with the rest and each value goes on from it as its own run does."""
+    keys = strength_keys(strategy_class(name))
+    values = STRENGTHS.get(name) or [{keys[0]: value} for value in (0.01, 1e3, 1.0)]
     params = with_values(
         read(ROOT / "params.yaml"),
         {"seed": 7, "seeds": 2, "finetune.epochs": 3, "finetune.learning_rate": 3e-2, "model.dropout": 0.5}
-        | {"finetune.carry_optimizer": carry},
+        | {"finetune.carry_optimizer": carry, "der.buffer_size": 40, "der.memory_batch": 8},
     )
     validation = list(mnist.load_tasks("validation", DOMAIN, task_a_files.data_root).values())
 
     def trained(state, value, strengths=None, halving=None):
         logs = (tmp_path / f"{value}.csv", tmp_path / f"{value}-each.csv") if halving is None else (None, None)
-        args = (name, with_values(params, {key: value}), state, "validation", *logs, 0, strengths, halving)
+        args = (name, with_values(params, value), state, "validation", *logs, 0, strengths, halving)
         return weights_by_path(loop.train_strategy(*args)), logs[1]
 
-    values = [0.01, 1e3, 1.0]
     halving = Halving(len(values), 2, DOMAIN, 3, validation)  # train_sequence gives it the strategy's rule
     assert halving.rungs == [1]
-    stacked, _ = trained(task_a_files.tiled(len(values)), values[0], np.repeat(values, 2), halving)
-    alone = {value: trained(task_a_files, value) for value in values}
+    table = np.array([[value[key] for key in keys] for value in values])  # as a tuning trial builds it
+    strengths = np.repeat(table[:, 0] if len(keys) == 1 else table, 2, axis=0)
+    stacked, _ = trained(task_a_files.tiled(len(values)), values[0], strengths, halving)
+    alone = [trained(task_a_files, value) for value in values]
     scores = []  # each value's score after epoch 1, from its own run's per-repetition validation log
-    for value in values:
-        with open(alone[value][1]) as handle:
+    for _, log in alone:
+        with open(log) as handle:
             rows = [r for r in csv.DictReader(handle) if r["epoch"] == "1"]
         scores.append(np.mean([(float(r["task_a_accuracy"]) + float(r["task_b_accuracy"])) / 2 for r in rows]))
     worst = int(np.argmin(scores))
@@ -160,8 +174,8 @@ def test_halving_stops_the_worst_value_and_the_rest_train_on_as_each_would_alone
     assert halving.stopped == {worst: {"epoch": 1, "of": 3, "score": pytest.approx(scores[worst], abs=2e-6)}}
     assert halving.alive == [v for v in range(3) if v != worst]
     for i, v in enumerate(halving.alive):
-        for path, weights in alone[values[v]][0].items():
-            mine, message = stacked[path][2 * i : 2 * i + 2], f"{path} {key}={values[v]}"
+        for path, weights in alone[v][0].items():
+            mine, message = stacked[path][2 * i : 2 * i + 2], f"{path} {values[v]}"
             np.testing.assert_allclose(mine, weights, rtol=0, atol=1e-7, err_msg=message)
     assert stacked["mlp/hidden/kernel"].shape[0] == 4
 

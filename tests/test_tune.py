@@ -296,10 +296,15 @@ class _Result:  # what Ray Tune's ResultGrid yields, as `finished` reads it
 
 
 def test_a_strengths_values_become_one_job_the_rest_stay_apart():
-    trials = tune.grid(["naive", "ewc", "online_ewc", "lwf", "replay"], {})
+    trials = tune.grid(["naive", "ewc", "online_ewc", "lwf", "replay", "der"], {})
     jobs = tune.stacked(trials)
     by_strategy = {job["strategy"]: job for job in jobs if "stack" in job}
     assert by_strategy["ewc"] == {"strategy": "ewc", "params": {}, "stack": {"alpha": EWC_GRID}, "halving": True}
+    # DER++: its two coefficients' every pair in one job, the keys' values in step
+    space = strategy_class("der").search_space
+    pairs = [(a, b) for a in space["der.alpha"] for b in space["der.beta"]]
+    assert by_strategy["der"]["halving"] and len([j for j in jobs if j["strategy"] == "der"]) == 1
+    assert list(zip(*by_strategy["der"]["stack"].values(), strict=True)) == pairs
     assert "halving" not in tune.stacked(trials, halving=False)[1]
     assert by_strategy["lwf"]["stack"] == {"lwf.weight": strategy_class("lwf").search_space["lwf.weight"]}
     # online EWC: one job per value of gamma, each stacking every alpha

@@ -17,7 +17,9 @@ stored in order, so the last one stays.
 Task A is trained by the ``train_a`` stage, under no strategy: the buffer starts as a uniform draw of N of task A's
 training examples (the state a reservoir over task A's examples ends in) with the task-A model's logits, where the
 paper's buffer would hold the logits each had when it was seen during task A. Each repetition has its own buffer,
-draws and reservoir decisions, all from its seed (stateless: the same whatever else is stacked).
+draws and reservoir decisions, all from its seed (stateless: the same whatever else is stacked). The tuner trains a
+grid's (alpha, beta) values at once, one pair per repetition (``set_strengths``), and stops the hopeless ones
+(``keep``).
 """
 
 from __future__ import annotations
@@ -57,6 +59,11 @@ def reservoir_slots(seen: tf.Tensor, batch: tf.Tensor, size: int, seed: int) -> 
     return tf.where(taken_later, tf.constant(size, tf.int64), slot)
 
 
+def _factor(value: float | np.ndarray) -> float | tf.Tensor:
+    """A coefficient as the loss multiplies by it: one float as it is, or one per repetition as float32 (S,)."""
+    return value if np.ndim(value) == 0 else tf.constant(value, tf.float32)
+
+
 class DER(Strategy):
     """DER++: a reservoir of (example, label, logits) per repetition, replayed through two loss terms."""
 
@@ -65,6 +72,8 @@ class DER(Strategy):
     hyperparameters = ("der.buffer_size", "der.memory_batch", "der.alpha", "der.beta")
     # Not the buffer size: the memory budget, set in params.yaml.
     search_space: ClassVar[dict[str, list[Any]]] = {"der.alpha": [0.1, 0.3, 1.0], "der.beta": [0.1, 0.3, 1.0]}
+    # The coefficients it can take one of per repetition (``set_strengths``), in that order.
+    strength_params: ClassVar[tuple[str, ...]] = ("der.alpha", "der.beta")
 
     @classmethod
     def check_setting(cls, params: dict[str, Any]) -> None:
@@ -91,6 +100,7 @@ class DER(Strategy):
         the reservoirs have seen."""
         self.seeds, self.scenario, self.tasks_done = list(seeds), scenario, 1
         self.memory_batch, self.alpha, self.beta = int(own["memory_batch"]), float(own["alpha"]), float(own["beta"])
+        # alpha and beta: one float, or one per repetition (``set_strengths``)
         self.size = len(buffers[0])
 
         def rows(values: np.ndarray) -> tf.Variable:  # slot N: where an example not kept is written, never read
@@ -105,7 +115,8 @@ class DER(Strategy):
 
     @classmethod
     def from_params(cls, params: dict[str, Any], task_a: TaskAState) -> DER:
-        seeds, train, size = repetition_seeds(params), task_a.train_split(), params["der"]["buffer_size"]
+        seeds = repetition_seeds(params) * task_a.tiles  # a tuning trial's tiled repetitions: v * S + s is seed s
+        train, size = task_a.train_split(), params["der"]["buffer_size"]
         buffers = [
             train.subset(np.random.default_rng([seed, 0]).choice(len(train), size, replace=False)) for seed in seeds
         ]
@@ -136,8 +147,26 @@ class DER(Strategy):
         logits = self.scenario.restrict(logits, self.tasks_done)  # the task being trained: tasks_done
         labels = self._gather(self.labels, index)
         cross_entropy = keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
-        each = self.alpha * tf.reduce_mean(drift, axis=[1, 2]) + self.beta * tf.reduce_mean(cross_entropy, axis=-1)
+        alpha, beta = _factor(self.alpha), _factor(self.beta)
+        each = alpha * tf.reduce_mean(drift, axis=[1, 2]) + beta * tf.reduce_mean(cross_entropy, axis=-1)
         return tf.reduce_sum(each)
+
+    def set_strengths(self, strengths) -> None:
+        """Repetition r's (alpha, beta) = ``strengths[r]`` ((repetitions, 2), ``strength_params``' order): a grid's
+        values on the stacked axis, each repetition scaling its own terms by the same float32 factors as alone."""
+        values = np.asarray(strengths, np.float64)
+        if values.shape != (len(self.seeds), len(self.strength_params)):
+            raise ValueError(f"der: {values.shape} strengths for {len(self.seeds)} repetitions of (alpha, beta)")
+        self.alpha, self.beta = values[:, 0], values[:, 1]
+
+    def keep(self, repetitions) -> None:
+        """Keep the repetitions ``repetitions`` (indices, in order): their seeds, buffers and coefficients."""
+        index = list(repetitions)
+        self.seeds = [self.seeds[i] for i in index]
+        for name in ("images", "labels", "tasks", "logits"):
+            setattr(self, name, tf.Variable(tf.gather(getattr(self, name), index), trainable=False))
+        if np.ndim(self.alpha) == 1:
+            self.alpha, self.beta = self.alpha[index], self.beta[index]
 
     def see_batch(self, network: keras.Model, x: dict, labels: tf.Tensor, step: tf.Tensor) -> None:
         images = x["image"]

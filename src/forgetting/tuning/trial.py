@@ -81,12 +81,22 @@ def _write(files: dict[str, bytes], root: Path) -> None:
         (root / name).write_bytes(content)
 
 
+def strength_keys(cls) -> tuple[str, ...]:
+    """The params that strategy class ``cls`` can take one value of per repetition (``Strategy.set_strengths``): its
+    ``strength_params`` where it declares them (DER++'s alpha and beta), else its ``strength_param``; none where
+    it cannot."""
+    if not cls.acts_at("set_strengths"):
+        return ()
+    return tuple(getattr(cls, "strength_params", None) or [cls.strength_param])
+
+
 def each_value(trial: dict[str, Any]) -> list[dict[str, Any]]:
-    """A trial's (strategy, params) per value: one, or one per value of its ``stack``."""
+    """A trial's (strategy, params) per value: one, or one per value of its ``stack`` (``{key: values}``, the
+    values of every key in step: value v sets each key's v-th)."""
     if not trial.get("stack"):
         return [{"strategy": trial["strategy"], "params": trial["params"]}]
-    ((key, values),) = trial["stack"].items()
-    return [{"strategy": trial["strategy"], "params": {**trial["params"], key: value}} for value in values]
+    keys, rows = list(trial["stack"]), zip(*trial["stack"].values(), strict=True)
+    return [{"strategy": trial["strategy"], "params": trial["params"] | dict(zip(keys, r, strict=True))} for r in rows]
 
 
 def failures(trial: dict[str, Any], error: str) -> list[dict[str, Any]]:
@@ -111,20 +121,22 @@ def _limit_threads(cpus: int) -> None:
 def _score(trial: dict[str, Any], root: Path, params: dict[str, Any]) -> list[dict[str, Any]]:
     import numpy as np
 
-    from forgetting.config.params import repetition_seeds, with_values
+    from forgetting.config.params import repetition_seeds, value_at, with_values
     from forgetting.data import mnist
     from forgetting.data.scenarios import Scenario
     from forgetting.evaluation import metrics
     from forgetting.evaluation.intervals import half_width
-    from forgetting.strategies import TaskAState
+    from forgetting.strategies import TaskAState, strategy_class
     from forgetting.training import loop
     from forgetting.tuning.halving import Halving
 
     values = each_value(trial)
+    keys = strength_keys(strategy_class(trial["strategy"])) if trial.get("stack") else ()
+    table = np.array([[value_at(with_values(params, v["params"]), k) for k in keys] for v in values], np.float64)
     params = with_values(params, values[0]["params"])
     seeds = len(repetition_seeds(params))
-    stack = trial.get("stack")
-    strengths = np.repeat(next(iter(stack.values())), seeds) if stack else None  # repetition v * S + s: value v
+    # repetition v * S + s: value v's strength, or its row of them (each key's, searched or not) where there are more
+    strengths = np.repeat(table[:, 0] if len(keys) == 1 else table, seeds, axis=0) if keys else None
     scenario = Scenario.from_params(params)
     task_a = TaskAState(scenario).rooted(root).tiled(len(values))
     validation = list(mnist.load_tasks("validation", scenario, task_a.data_root).values())

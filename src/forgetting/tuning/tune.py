@@ -290,31 +290,32 @@ def connect(ray, address: str | None) -> None:
 
 
 def stacked(trials: list[dict[str, Any]], halving: bool = True) -> list[dict[str, Any]]:
-    """The trials as Ray Tune's jobs: those of one strategy that differ only in its strength, where the strategy can
-    take one strength per repetition, become one job (``{"strategy", "params": the rest, "stack": {key: values}}``)
+    """The trials as Ray Tune's jobs: those of one strategy that differ only in its strength (or strengths: DER++'s
+    alpha and beta, ``trial.strength_keys``), where the strategy can take one per repetition, become one job
+    (``{"strategy", "params": the rest, "stack": {key: values}}``, every key's values in step)
     that trains every value at once, with ``halving`` (successive halving, ``forgetting.tuning.halving``) where
     the strategy can drop repetitions (``Strategy.keep``); the others stay one job each. The jobs of the most values
     come first (in the grid's order among equals), so that the workers' last jobs are short ones."""
     from forgetting.strategies import strategy_class
-    from forgetting.tuning.trial import each_value
+    from forgetting.tuning.trial import each_value, strength_keys
 
     jobs: list[dict[str, Any]] = []
     for trial in trials:
         cls = strategy_class(trial["strategy"])
-        key = cls.strength_param if cls.strength_param in trial["params"] and cls.acts_at("set_strengths") else None
-        if key is None:
+        keys = [key for key in strength_keys(cls) if key in trial["params"]]
+        if not keys:
             jobs.append(trial)
             continue
-        rest = {k: v for k, v in trial["params"].items() if k != key}
-        job = next(
-            (j for j in jobs if j.get("stack") and (j["strategy"], j["params"]) == (trial["strategy"], rest)), None
-        )
+        rest = {k: v for k, v in trial["params"].items() if k not in keys}
+        same = (trial["strategy"], rest, keys)
+        job = next((j for j in jobs if j.get("stack") and (j["strategy"], j["params"], list(j["stack"])) == same), None)
         if job is None:
-            jobs.append({"strategy": trial["strategy"], "params": rest, "stack": {key: []}})
+            jobs.append({"strategy": trial["strategy"], "params": rest, "stack": {key: [] for key in keys}})
             if halving and cls.acts_at("keep"):
                 jobs[-1]["halving"] = True
             job = jobs[-1]
-        job["stack"][key].append(trial["params"][key])
+        for key in keys:
+            job["stack"][key].append(trial["params"][key])
     return sorted(jobs, key=lambda job: -len(each_value(job)))
 
 
