@@ -323,6 +323,22 @@ def test_a_strengths_values_become_one_job_the_rest_stay_apart():
     assert sorted(map(repr, expanded)) == sorted(map(repr, trials))
 
 
+def test_one_value_per_trial_holds_in_every_round_and_widened_values_train_to_the_end():
+    trials = tune.grid(["ewc", "der"], {})
+    ways = {"old": ["--one-value-per-trial"], "default": [], "no-halving": ["--no-halving"]}
+    parser = argparse.ArgumentParser()
+    tune.add_arguments(parser)
+    for way, options in ways.items():
+        args = parser.parse_args(["--scenario", "domain", "--tasks", "even-odd", *options])
+        first, widened = tune.as_jobs(trials, args), tune.as_jobs(trials, args, widening=True)
+        if way == "old":  # the old way's widening rounds too: one job per trial
+            assert first == trials and widened == trials
+            continue
+        assert len(first) == len(widened) == 2 and all("stack" in job for job in first + widened)
+        assert [job.get("halving", False) for job in first] == [way == "default"] * 2
+        assert not any(job.get("halving") for job in widened)
+
+
 def test_finished_trials_keep_failures_and_leave_out_those_ctrl_c_stopped():
     trials = [{"strategy": "ewc", "params": {"alpha": a}} for a in (1, 10, 100, 1000)]
     done = {"score": 0.8, "score_ci95": 0.01, "seconds": 2.0}

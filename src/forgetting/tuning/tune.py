@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
     data = base["data"]  # MNIST's absence fails here, in seconds, not in prepare after Ray has started
     check_mnist(root / Path(data["manual_dir"]).expanduser(), root / Path(data["tfds_dir"]).expanduser())
     ray = import_ray()
-    jobs = trials if args.one_value_per_trial else stacked(trials, halving=not args.no_halving)
+    jobs = as_jobs(trials, args)
     seeds = params_module.repetition_seeds(base)
     print(f"{setting}: {len(trials)} trials in {len(jobs)} jobs ({', '.join(names)}), repetitions {seeds}")
     start = time.perf_counter()
@@ -120,7 +120,8 @@ def run(args: argparse.Namespace) -> int:
 
             def more(extra: list[dict[str, Any]], widening: int) -> list[dict[str, Any]]:
                 storage = Path(tmp) / f"ray-widened-{widening}"
-                return run_trials(ray, stacked(extra, halving=False), extra, base, files, args.cpus_per_trial, storage)
+                jobs = as_jobs(extra, args, widening=True)
+                return run_trials(ray, jobs, extra, base, files, args.cpus_per_trial, storage)
 
             results = widen(results, trials, base, more)
     finally:
@@ -287,6 +288,15 @@ def connect(ray, address: str | None) -> None:
         problem = f"cannot reach the Ray cluster at {address} ({str(exc).splitlines()[0]})"
         fix = "check `ray status` there (a cluster with token authentication also needs RAY_AUTH_MODE=token here)"
         raise ForgettingError(f"{problem}: {fix}, or leave --address out") from None
+
+
+def as_jobs(trials: list[dict[str, Any]], args: argparse.Namespace, widening: bool = False) -> list[dict[str, Any]]:
+    """The trials as the jobs that ``args`` asks for: one per trial (``--one-value-per-trial``, in every round), or
+    ``stacked``, with successive halving unless ``--no-halving`` or they widen a grid (``widen``: values added past
+    an edge, whose choice is made on every one trained to the end)."""
+    if args.one_value_per_trial:
+        return trials
+    return stacked(trials, halving=not (args.no_halving or widening))
 
 
 def stacked(trials: list[dict[str, Any]], halving: bool = True) -> list[dict[str, Any]]:
