@@ -15,8 +15,9 @@ and on the report page.
 
 Task A (prepare, train_a, fisher) runs once per setting, with DVC, in a copy of the project that shares its DVC
 cache; trials run in parallel, one per CPU by default, each in its own process. The values of a strategy's strength
-(``Strategy.strength_param``) that differ in nothing else train together, in one process, each on its own copy of
-the repetitions (``Strategy.set_strengths``: each value and seed as it would be alone);
+(``Strategy.strength_param``, or its ``strength_params``: DER++'s two coefficients) that differ in nothing else train
+together, in one process, each on its own copy of the repetitions (``Strategy.set_strengths``: each value and seed as
+it would be alone);
 ``--one-value-per-trial`` trains each in its own. Results: every trial's score in
 tuning/<setting>.json, the chosen values in tuning/<setting>.yaml (a rerun for some strategies keeps the others').
 `forgetting exp <setting>` then runs the pipeline with them as a DVC experiment.
