@@ -20,7 +20,7 @@ from forgetting.config import params, settings
 from forgetting.errors import ForgettingError
 from forgetting.strategies import Memory, listed, strategy_class
 from forgetting.tuning import experiment, tune
-from forgetting.tuning.trial import each_value
+from forgetting.tuning.trial import each_value, per_repetition
 
 # its tests share module fixtures: one pytest worker runs them all
 pytestmark = pytest.mark.xdist_group("test_tune")
@@ -321,6 +321,19 @@ def test_a_strengths_values_become_one_job_the_rest_stay_apart():
     # every trial is in exactly one job
     expanded = [value for job in jobs for value in each_value(job)]
     assert sorted(map(repr, expanded)) == sorted(map(repr, trials))
+
+
+def test_a_stacked_trial_gives_each_repetition_its_values_strengths(base):
+    seeds = len(params.repetition_seeds(base))
+    ewc = {"strategy": "ewc", "params": {}, "stack": {"alpha": [10, 1000]}}
+    assert per_repetition(ewc, base).tolist() == [10.0] * seeds + [1000.0] * seeds
+    der = {"strategy": "der", "params": {}, "stack": {"der.alpha": [0.1, 1.0], "der.beta": [0.3, 3.0]}}
+    assert per_repetition(der, base).tolist() == [[0.1, 0.3]] * seeds + [[1.0, 3.0]] * seeds
+    # a coefficient the grid does not search: each value's row takes params.yaml's
+    alpha_only = {"strategy": "der", "params": {}, "stack": {"der.alpha": [0.1, 1.0]}}
+    beta = base["der"]["beta"]
+    assert per_repetition(alpha_only, base).tolist() == [[0.1, beta]] * seeds + [[1.0, beta]] * seeds
+    assert per_repetition({"strategy": "naive", "params": {}}, base) is None
 
 
 def test_one_value_per_trial_holds_in_every_round_and_widened_values_train_to_the_end():

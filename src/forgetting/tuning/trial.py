@@ -99,6 +99,23 @@ def each_value(trial: dict[str, Any]) -> list[dict[str, Any]]:
     return [{"strategy": trial["strategy"], "params": trial["params"] | dict(zip(keys, r, strict=True))} for r in rows]
 
 
+def per_repetition(trial: dict[str, Any], params: dict[str, Any]):
+    """What a stacked trial gives ``Strategy.set_strengths``: repetition v * S + s (S seeds) value v's strength, or,
+    for a strategy of several (``strength_keys``), its row of them, each key's value as value v's params set it
+    (searched, or params.yaml's); None for a trial of one value."""
+    import numpy as np
+
+    from forgetting.config.params import repetition_seeds, value_at, with_values
+    from forgetting.strategies import strategy_class
+
+    if not trial.get("stack"):
+        return None
+    keys = strength_keys(strategy_class(trial["strategy"]))
+    rows = [[value_at(with_values(params, value["params"]), key) for key in keys] for value in each_value(trial)]
+    table = np.array(rows, np.float64)
+    return np.repeat(table[:, 0] if len(keys) == 1 else table, len(repetition_seeds(params)), axis=0)
+
+
 def failures(trial: dict[str, Any], error: str) -> list[dict[str, Any]]:
     """Each value of ``trial`` recorded as failed with ``error`` (no score)."""
     return [{**value, "score": None, "score_ci95": None, "error": error} for value in each_value(trial)]
@@ -121,22 +138,19 @@ def _limit_threads(cpus: int) -> None:
 def _score(trial: dict[str, Any], root: Path, params: dict[str, Any]) -> list[dict[str, Any]]:
     import numpy as np
 
-    from forgetting.config.params import repetition_seeds, value_at, with_values
+    from forgetting.config.params import repetition_seeds, with_values
     from forgetting.data import mnist
     from forgetting.data.scenarios import Scenario
     from forgetting.evaluation import metrics
     from forgetting.evaluation.intervals import half_width
-    from forgetting.strategies import TaskAState, strategy_class
+    from forgetting.strategies import TaskAState
     from forgetting.training import loop
     from forgetting.tuning.halving import Halving
 
     values = each_value(trial)
-    keys = strength_keys(strategy_class(trial["strategy"])) if trial.get("stack") else ()
-    table = np.array([[value_at(with_values(params, v["params"]), k) for k in keys] for v in values], np.float64)
+    strengths = per_repetition(trial, params)
     params = with_values(params, values[0]["params"])
     seeds = len(repetition_seeds(params))
-    # repetition v * S + s: value v's strength, or its row of them (each key's, searched or not) where there are more
-    strengths = np.repeat(table[:, 0] if len(keys) == 1 else table, seeds, axis=0) if keys else None
     scenario = Scenario.from_params(params)
     task_a = TaskAState(scenario).rooted(root).tiled(len(values))
     validation = list(mnist.load_tasks("validation", scenario, task_a.data_root).values())
