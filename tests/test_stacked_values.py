@@ -24,7 +24,7 @@ from forgetting.strategies import Naive, QuadraticPenalty, TaskAState, strategy_
 from forgetting.strategies.lwf import LwF
 from forgetting.training import loop
 from forgetting.tuning.halving import Halving, rungs
-from forgetting.tuning.trial import strength_keys
+from forgetting.tuning.trial import per_repetition, strength_keys
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -160,8 +160,8 @@ def test_halving_stops_the_worst_value_and_the_rest_train_on_as_each_would_alone
 
     halving = Halving(len(values), 2, DOMAIN, 3, validation)  # train_sequence gives it the strategy's rule
     assert halving.rungs == [1]
-    table = np.array([[value[key] for key in keys] for value in values])  # as a tuning trial builds it
-    strengths = np.repeat(table[:, 0] if len(keys) == 1 else table, 2, axis=0)
+    job = {"strategy": name, "params": {}, "stack": {key: [value[key] for value in values] for key in keys}}
+    strengths = per_repetition(job, params)  # as a tuning trial gives them
     stacked, _ = trained(task_a_files.tiled(len(values)), values[0], strengths, halving)
     alone = [trained(task_a_files, value) for value in values]
     scores = []  # each value's score after epoch 1, from its own run's per-repetition validation log
