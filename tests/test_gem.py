@@ -52,6 +52,23 @@ def test_the_dual_is_scipys_optimum(count, margin):
         assert np.all(mine[s] >= margin - 1e-12)
 
 
+@pytest.mark.parametrize("count", [1, 3])
+def test_a_margin_per_repetition_is_each_repetitions_own_dual(count):
+    """The tuner's stacked margins: repetition s bounded by margins[s] gets, bit for bit, its dual under that margin
+    alone (and the margins matter: 0 and 2 give different multipliers)."""
+    rng = np.random.default_rng(count + 10)
+    memories = rng.normal(size=(3, count, 6))
+    g = rng.normal(size=(3, 6)) - 2 * memories.sum(axis=1)
+    gram, dots = memories @ memories.transpose(0, 2, 1), np.einsum("skp,sp->sk", memories, g)
+    margins = np.array([0.0, 2.0, 0.5])
+    mine = dual(tf.constant(gram), tf.constant(dots), margins).numpy()
+    for s, margin in enumerate(margins):
+        alone = dual(tf.constant(gram[s : s + 1]), tf.constant(dots[s : s + 1]), float(margin)).numpy()[0]
+        np.testing.assert_array_equal(mine[s], alone)
+        assert np.all(mine[s] >= margin - 1e-12)
+    assert not np.array_equal(mine[0], dual(tf.constant(gram), tf.constant(dots), 2.0).numpy()[0])
+
+
 def _variables(rows: np.ndarray) -> list[tf.Tensor]:
     """Per repetition (a row), a parameter vector as two variables: a (S, 1) kernel and an (S,) bias."""
     return [tf.constant(rows[:, :1].astype(np.float32)), tf.constant(rows[:, 1].astype(np.float32))]

@@ -1,7 +1,7 @@
 """A grid's values on the stacked axis (the tuner's way to train every value of a strength at once): repetition
 (value v, seed s) of a run with one strength per repetition is that value and seed trained alone, bit for bit, for
 a quadratic penalty with and without importances (L2, EWC, SI, MAS, online EWC) and for LwF's distillation; and,
-with successive halving stopping one value, within 1e-7 for MAS, LwF, iCaRL and DER++ too."""
+with successive halving stopping one value, within 1e-7 for MAS, LwF, iCaRL, DER++ and GEM too."""
 
 from __future__ import annotations
 
@@ -125,31 +125,43 @@ STRENGTHS = {  # each strategy's three values (of its one strength, or DER++'s t
         {"der.alpha": 0.01, "der.beta": 0.01},
         {"der.alpha": 3.0, "der.beta": 3.0},
         {"der.alpha": 0.3, "der.beta": 1.0},
-    ]
+    ],
+    "gem": [{"gem.margin": 0.0}, {"gem.margin": 3.0}, {"gem.margin": 30.0}],
 }
 
 
 @pytest.mark.parametrize(
     ("name", "carry"),
-    [("ewc", False), ("si", False), ("mas", False), ("lwf", False), ("icarl", False), ("der", False), ("ewc", True)],
+    [
+        ("ewc", False),
+        ("si", False),
+        ("mas", False),
+        ("lwf", False),
+        ("icarl", False),
+        ("der", False),
+        ("gem", False),
+        ("ewc", True),
+    ],
 )
 def test_halving_stops_the_worst_value_and_the_rest_train_on_as_each_would_alone(task_a_files, tmp_path, name, carry):
     """What a tuning trial does with a grid of strengths: task A's state tiled (weights, dropout state, Fisher,
-    path integral), one strength per repetition (DER++: one (alpha, beta) pair), through `train_strategy` with
-    successive halving. At its rung (epoch 1 of 3) it scores each value as that value's own run scores it then and
-    stops the worst; each (value, seed) that goes on, with its optimiser and strategy state cut down to the
-    survivors (``Strategy.keep``: DER++'s buffers too), ends as that value's own run: bit for bit for EWC and SI (L2
-    keeps as EWC does, through ``QuadraticPenalty.keep``; CI's time leaves it out); for MAS (its importance), LwF
-    (its teacher's logits) and DER++ (its buffers' logits), whose stacked products run over more repetitions,
-    within 1e-7 (the differences seen: a few ulps). The stacked run logs nothing, as a trial's does not (no
-    per-epoch log, no Keras validation pass). With ``finetune.carry_optimizer`` (EWC), task A's Adam state is tiled
-    with the rest and each value goes on from it as its own run does."""
+    path integral), one strength per repetition (DER++: one (alpha, beta) pair; GEM: one margin), through
+    `train_strategy` with successive halving. At its rung (epoch 1 of 3) it scores each value as that value's own
+    run scores it then and stops the worst; each (value, seed) that goes on, with its optimiser and strategy state
+    cut down to the survivors (``Strategy.keep``: DER++'s and GEM's buffers too), ends as that value's own run: bit
+    for bit for EWC and SI (L2 keeps as EWC does, through ``QuadraticPenalty.keep``; CI's time leaves it out); for
+    MAS (its importance), LwF (its teacher's logits), DER++ (its buffers' logits) and GEM (its memories'
+    gradients), whose stacked products run over more repetitions, within 1e-7 (the differences seen: a few ulps).
+    The stacked run logs nothing, as a trial's does not (no per-epoch log, no Keras validation pass). With
+    ``finetune.carry_optimizer`` (EWC), task A's Adam state is tiled with the rest and each value goes on from it
+    as its own run does."""
     keys = strength_keys(strategy_class(name))
     values = STRENGTHS.get(name) or [{keys[0]: value} for value in (0.01, 1e3, 1.0)]
     params = with_values(
         read(ROOT / "params.yaml"),
         {"seed": 7, "seeds": 2, "finetune.epochs": 3, "finetune.learning_rate": 3e-2, "model.dropout": 0.5}
-        | {"finetune.carry_optimizer": carry, "der.buffer_size": 40, "der.memory_batch": 8},
+        | {"finetune.carry_optimizer": carry, "der.buffer_size": 40, "der.memory_batch": 8}
+        | {"gem.buffer_size": 40, "gem.memory_batch": 8},
     )
     validation = list(mnist.load_tasks("validation", DOMAIN, task_a_files.data_root).values())
 

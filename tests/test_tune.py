@@ -296,7 +296,7 @@ class _Result:  # what Ray Tune's ResultGrid yields, as `finished` reads it
 
 
 def test_a_strengths_values_become_one_job_the_rest_stay_apart():
-    trials = tune.grid(["naive", "ewc", "online_ewc", "lwf", "replay", "der"], {})
+    trials = tune.grid(["naive", "ewc", "online_ewc", "lwf", "replay", "der", "gem"], {})
     jobs = tune.stacked(trials)
     by_strategy = {job["strategy"]: job for job in jobs if "stack" in job}
     assert by_strategy["ewc"] == {"strategy": "ewc", "params": {}, "stack": {"alpha": EWC_GRID}, "halving": True}
@@ -307,6 +307,7 @@ def test_a_strengths_values_become_one_job_the_rest_stay_apart():
     assert list(zip(*by_strategy["der"]["stack"].values(), strict=True)) == pairs
     assert "halving" not in tune.stacked(trials, halving=False)[1]
     assert by_strategy["lwf"]["stack"] == {"lwf.weight": strategy_class("lwf").search_space["lwf.weight"]}
+    assert by_strategy["gem"]["stack"] == {"gem.margin": strategy_class("gem").search_space["gem.margin"]}
     # online EWC: one job per value of gamma, each stacking every alpha
     online = [job for job in jobs if job["strategy"] == "online_ewc"]
     gammas = strategy_class("online_ewc").search_space.get("online_ewc.gamma", [None])

@@ -33,12 +33,15 @@ where GEM came in; their Table 2, GEM's row in it, went into the readme that day
 tasks their memory held 2t draws of N // (2t) random examples, two of each task, each draw an earlier one's random
 subset: 2t constraints, each with v >= margin, and all 2t draws trained on where trained on the memory (a task's two
 draws may share examples).
+
+The tuner trains a grid's margins at once, one per repetition (``set_strengths``: each repetition's quadratic program
+bounded by its own), and stops the hopeless ones (``keep``).
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Annotated, Any, ClassVar
 
 import keras
@@ -68,26 +71,30 @@ def new_draws(train: Split, size: int, draws: int, seed: int, task: int, first: 
     return [per_task_sample(train, size, draw_rng(seed, task, first + d)) for d in range(draws)]
 
 
-def dual(gram: tf.Tensor, dots: tf.Tensor, margin: float) -> tf.Tensor:
+def dual(gram: tf.Tensor, dots: tf.Tensor, margin: float | np.ndarray) -> tf.Tensor:
     """v* = argmin_{v >= margin} v^T (gram + eps I) v / 2 + dots^T v, per repetition: ``gram`` (S, K, K) the g_k . g_j,
-    ``dots`` (S, K) the g_k . g; float64. Exact: the feasible candidate of least objective over every split of v
-    into bound (v_i = margin) and free coordinates (row i of the stationarity condition)."""
+    ``dots`` (S, K) the g_k . g; float64; ``margin`` one float, or one per repetition (S,). Exact: the feasible
+    candidate of least objective over every split of v into bound (v_i = margin) and free coordinates (row i of the
+    stationarity condition)."""
     count = gram.shape[-1]
     if count > MAX_CONSTRAINTS:
         raise ForgettingError(f"gem: {count} memories to keep; it solves its quadratic program for at most 9")
     matrix = gram + EPSILON * tf.eye(count, dtype=gram.dtype)
     free = tf.constant(list(itertools.product([False, True], repeat=count)))[None]  # (1, 2^K, K): the splits
     rows = tf.where(free[..., None], matrix[:, None], tf.eye(count, dtype=gram.dtype))  # (S, 2^K, K, K)
-    targets = tf.where(free, -dots[:, None], tf.constant(margin, gram.dtype))  # (S, 2^K, K)
+    bound = np.reshape(np.asarray(margin, np.float64), (-1, 1, 1) if np.ndim(margin) else ())  # as candidates
+    targets = tf.where(free, -dots[:, None], tf.constant(bound, gram.dtype))  # (S, 2^K, K)
     candidates = tf.linalg.solve(rows, targets[..., None])[..., 0]
-    feasible = tf.reduce_all(candidates >= margin - 1e-9 * (1.0 + abs(margin)), axis=-1)  # all-bound: always
+    feasible = tf.reduce_all(candidates >= bound - 1e-9 * (1.0 + abs(bound)), axis=-1)  # all-bound: always
     objective = 0.5 * tf.einsum("smi,sij,smj->sm", candidates, matrix, candidates)
     objective += tf.einsum("smi,si->sm", candidates, dots)
     best = tf.argmin(tf.where(feasible, objective, tf.constant(np.inf, gram.dtype)), axis=1)
     return tf.gather(candidates, best, batch_dims=1)
 
 
-def projected(gradients: list[tf.Tensor], task_gradients: list[list[tf.Tensor]], margin: float) -> list[tf.Tensor]:
+def projected(
+    gradients: list[tf.Tensor], task_gradients: list[list[tf.Tensor]], margin: float | np.ndarray
+) -> list[tf.Tensor]:
     """g~ per repetition (the leading axis): g where g . g_k >= 0 for every finished task k, else G^T v* + g.
     ``task_gradients[k]`` are g_k's variables, as ``gradients``."""
 
@@ -141,6 +148,7 @@ class GEM(Replay):
         "gem.draws",
     )
     search_space: ClassVar[dict[str, list[Any]]] = {"gem.margin": [0.1, 0.3, 1.0, 3.0]}  # log: widened at an edge
+    strength_param = "gem.margin"  # one per repetition where the tuner stacks a grid of it (``set_strengths``)
     steps = "where trained on its memory too (gem.train_on_memory), replay's, as gem.mix says (replay.mix)"
 
     def __init__(
@@ -159,7 +167,8 @@ class GEM(Replay):
         """``draws``: each repetition's memories of the first task where it is drawn more than once (``gem.draws``;
         ``buffers`` their union); by default one, its buffer."""
         super().__init__(buffers, seeds, 0, memory, mix, size)  # shift 0: trained on, the stored examples are exact
-        self.scenario, self.memory_batch, self.margin = scenario, int(memory_batch), float(margin)
+        self.scenario, self.memory_batch = scenario, int(memory_batch)
+        self.margin: float | np.ndarray = float(margin)  # or one per repetition (``set_strengths``)
         self.train_on_memory = bool(train_on_memory)
         self.drawn = draws  # each repetition's memories, in task order, where drawn more than once
         self.draws = 1 if draws is None else len(draws[0])  # memories of each finished task
@@ -190,13 +199,34 @@ class GEM(Replay):
 
     @classmethod
     def from_params(cls, params: dict[str, Any], task_a: TaskAState) -> GEM:
-        own, seeds, draws = params["gem"], repetition_seeds(params), None
+        own, seeds, draws = params["gem"], repetition_seeds(params) * task_a.tiles, None  # v * S + s: seed s
         if own["draws"] > 1:
             train = task_a.train_split()
             draws = [new_draws(train, own["buffer_size"] // own["draws"], own["draws"], seed, 0, 0) for seed in seeds]
-        buffers = cls.first_buffers(params, task_a) if draws is None else [Split.concat(*d) for d in draws]
+        if draws is None:
+            buffers = cls.first_buffers(params, task_a) * task_a.tiles
+        else:
+            buffers = [Split.concat(*d) for d in draws]
         extra = own["train_on_memory"], own["memory"], own["mix"], own["buffer_size"]
         return cls(buffers, seeds, task_a.scenario, own["memory_batch"], own["margin"], *extra, draws)
+
+    def set_strengths(self, strengths: Sequence[float]) -> None:
+        """Repetition r's margin = ``strengths[r]``: a grid's margins on the stacked axis, each repetition solving
+        its own quadratic program with its own bound, as alone."""
+        values = np.asarray(strengths, np.float64)
+        if values.shape != (len(self.seeds),):
+            raise ValueError(f"gem: {values.shape} margins for {len(self.seeds)} repetitions")
+        self.margin = values
+
+    def keep(self, repetitions: Sequence[int]) -> None:
+        """Keep the repetitions ``repetitions`` (indices, in order): their seeds, memories and margins."""
+        index = list(repetitions)
+        self.seeds, self.buffers = [self.seeds[i] for i in index], [self.buffers[i] for i in index]
+        if self.drawn is not None:
+            self.drawn = [self.drawn[i] for i in index]
+        if np.ndim(self.margin) == 1:
+            self.margin = self.margin[index]
+        self._stack()
 
     def task_of(self, memory: int) -> int:
         """The task that memory ``memory`` holds examples of (its head in the task scenario)."""
