@@ -255,6 +255,10 @@ def test_two_draws_of_each_task_as_hsus_code_kept_them(make_mnist):
         assert np.array_equal(mine.numpy()[1], its.numpy()[0])  # seeded: repetition 6 as it is alone
     (mixed,) = alone.training_data(tasks[2])  # the union of the draws, max(1, 300 // 40) times beside the task
     assert len(mixed) == len(tasks[2]) + 36 * max(1, len(tasks[2]) // 40)
+    stacked.keep([1])  # the tuner's halving keeps repetition 6 alone: its draws, buffer and memories as alone
+    assert stacked.seeds == [6] and len(stacked.drawn) == 1 and len(stacked.buffers) == 1
+    for (mine, _), (its, _) in zip(stacked.memories, alone.memories, strict=True):
+        assert np.array_equal(mine.numpy(), its.numpy())
 
 
 def test_more_draws_than_the_solver_takes_or_a_class_balanced_draw_is_an_error():
