@@ -9,12 +9,15 @@ rehearsal with 4400 stored examples in a run of its own (``published.RUNS``).
     python bench/hsu2018.py --scenarios class --seeds 5 --keep /tmp/hsu   # a cheaper look, kept elsewhere
     python bench/hsu2018.py --seeds 5 --kept-only              # the page from the runs kept so far, running nothing
     python bench/hsu2018.py --seeds 5 --runs hsu2018-sgd       # one run brought up to date, the page from them all
+    python bench/hsu2018.py --seeds 5 --runs --explanations    # only the explained cells' diagnostics, and the page
 
 Each scenario's run shares this project's DVC cache; its runs are kept in --keep/<scenario>/ (default:
 report/settings/runs/hsu2018/, committed with the page) and the other runs' beside it, in --keep/../<run>/<scenario>/
 (hsu2018-buffer4400, hsu2018-sgd; vandeven2018's in --keep/../vandeven2018/their-orders/<scenario>/seed-<seed>/),
 and a later run reruns only the models that are stale there (``scenarios.keep_runs``: a strategy added, a value or a
-module changed, another number of repetitions).
+module changed, another number of repetitions). A cell that does not agree and that ``published.EXPLAINED`` explains
+gets a paragraph from its evidence, kept in --keep/../: a run of ours with the difference undone (``--explanations``
+brings it up to date) and their own code's runs (bench/hsu2018_their_code.py, which needs PyTorch).
 """
 
 from __future__ import annotations
@@ -32,7 +35,17 @@ from forgetting.config.protocols import PROTOCOLS, van_de_ven_tasks
 from forgetting.config.settings import setting_params
 from forgetting.evaluation.intervals import summary
 from forgetting.evaluation.results import models
-from forgetting.reporting.published import IN_THEIR_ORDERS, SCENARIOS, THEIR_ORDERS, runs, write_table2_page
+from forgetting.reporting.published import (
+    EXPLAINED,
+    IN_THEIR_ORDERS,
+    OURS,
+    SCENARIOS,
+    THEIR_ORDERS,
+    explanation_evidence,
+    run_of,
+    runs,
+    write_table2_page,
+)
 
 
 def preset_params(
@@ -57,6 +70,16 @@ def in_their_orders(
         print(f"  seed {seed}, tasks {tasks}:", flush=True)
         params = preset_params(base, scenario, 1, protocol, own | {"seed": seed, "tasks": tasks})
         keep_runs(params, mnist, keep / f"seed-{seed}", names)
+
+
+def explanation_runs(base: dict, root: Path, mnist: Path | None) -> None:
+    """Each explained cell's run of ours with the difference undone (``published.EXPLAINED``), kept under ``root``:
+    the cell's run, its values and the explanation's, for the cell's model (only what is stale reruns)."""
+    for (scenario, row), explanation in EXPLAINED.items():
+        protocol, own, _ = runs(models())[run_of(row)]
+        print(f"{scenario}, {row}, explained: {explanation.values}", flush=True)
+        params = preset_params(base, scenario, explanation.seeds, protocol, own | explanation.values)
+        keep_runs(params, mnist, root / explanation.diagnostic, [OURS[row][0]])
 
 
 def per_seed(keep: Path, model: str) -> dict[int, float]:
@@ -98,9 +121,12 @@ def main() -> None:
     parser.add_argument("--scenarios", nargs="+", default=list(SCENARIOS), choices=SCENARIOS)
     parser.add_argument("--seeds", type=int, help="repetitions (default: the protocol's 10)")
     parser.add_argument(
-        "--runs", nargs="+", default=list(runs(models())), choices=list(runs(models())),
-        help="the runs to bring up to date (default: all); the page takes every run's kept models",
+        "--runs", nargs="*", default=list(runs(models())), choices=list(runs(models())),
+        help="the runs to bring up to date (default: all; none: only the explanations); the page takes every run's",
     )  # fmt: skip
+    parser.add_argument(
+        "--explanations", action="store_true", help="bring the explained cells' runs of ours up to date too"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "report" / "settings" / "hsu2018.md", help="the page")
     parser.add_argument(
         "--kept-only",
@@ -136,7 +162,9 @@ def main() -> None:
             if running:
                 seconds[f"{scenario}, {name}"] = round(time.perf_counter() - start)
                 print(f"{scenario}, {name}: {seconds[f'{scenario}, {name}']} s", flush=True)
-    write_table2_page(ours, seeds, args.out)
+    if args.explanations and not args.kept_only:
+        explanation_runs(base, args.keep.parent, args.mnist)
+    write_table2_page(ours, seeds, args.out, explanation_evidence(args.keep.parent))
     print(json.dumps(seconds), f"\nwrote {args.out}")
 
 

@@ -3,6 +3,8 @@ computation, the rows our models stand in for, and the page."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from scipy import stats
 
@@ -215,6 +217,14 @@ def test_the_page_from_the_kept_runs_only(tmp_path, monkeypatch):
         repetitions = tmp_path / "runs" / "vandeven2018" / "their-orders" / "class" / f"seed-{seed}" / "metrics"
         (repetitions / "repetitions").mkdir(parents=True)
         (repetitions / "repetitions" / "lwf.json").write_text(json.dumps({"seed": [seed], "mean_accuracy": [accuracy]}))
+    keep("hsu2018-sgd", "class", "gem", 0.9150, [42, 43, 44, 45, 46])  # -5.8 sd, and explained:
+    explanation = published.EXPLAINED["class", "GEM"]
+    diagnostic = tmp_path / "runs" / explanation.diagnostic
+    keep(str(diagnostic.relative_to(tmp_path / "runs")), "", "gem", 0.9228, list(range(42, 52)))
+    (tmp_path / "runs" / explanation.their_code).parent.mkdir(parents=True)
+    (tmp_path / "runs" / explanation.their_code).write_text(
+        json.dumps({"commit": "3b273f0", "runs": [{"average": 92}]})
+    )
     out = tmp_path / "page.md"
     argv = ["hsu2018.py", "--seeds", "5", "--kept-only", "--scenarios", "class"]
     monkeypatch.setattr(sys, "argv", [*argv, "--keep", str(tmp_path / "runs" / "hsu2018"), "--out", str(out)])
@@ -223,7 +233,9 @@ def test_the_page_from_the_kept_runs_only(tmp_path, monkeypatch):
     rows = {line.split(" | ")[0].lstrip("| "): line.strip("| ").split(" | ") for line in out.read_text().splitlines()}
     assert rows["naive (Adam)"][2:] == ["19.75 ± 0.10", "19.71 ± 0.08", "agrees"]
     assert rows["EWC"][2] == "not run" and rows["LwF"][2:] == ["24.16 ± 0.33", "24.17 ± 0.33", "agrees"]
-    assert "Rows that agree: class, 2 of 2" in out.read_text()
+    assert "Rows that agree: class, 2 of 3" in out.read_text()
+    assert rows["GEM"][-1].startswith("-0.7 (-5.8 sd; real: p = ") and rows["GEM"][-1].endswith("); explained below")
+    assert "**GEM, class** (-5.8 of their sd above) is explained" in out.read_text()
 
 
 def test_van_de_ven_s_digit_orders():
@@ -267,3 +279,79 @@ def test_the_quoted_rows_from_their_orders_one_repetition_a_seed(tmp_path, monke
     assert kept["lwf"]["mean_accuracy"] == pytest.approx(sum(accuracies.values()) / 5, abs=1e-6)
     assert kept["lwf"]["mean_accuracy_ci95"] == pytest.approx(ci95(list(accuracies.values())), abs=1e-6)
     assert ordered_summaries(tmp_path, ["lwf"], 4, 43)["lwf"]["mean_accuracy"] == pytest.approx(0.994675)  # seeds 43-46
+
+
+def _gem_class(mean: float, ci: float) -> dict:
+    """Summaries whose only cell is GEM's in the class scenario (its own run: SGD at 0.01)."""
+    return {"class": {"hsu2018-sgd": {"gem": {"mean_accuracy": mean, "mean_accuracy_ci95": ci}}}}
+
+
+def test_a_cell_that_does_not_agree_is_explained_from_its_evidence(tmp_path):
+    """A cell outside 2 sd that EXPLAINED covers: its verdict says so, and a paragraph beside the table gives the
+    difference, ours with it undone and their code's runs here, each against the published figure (92.20 ± 0.12),
+    computed by hand."""
+    explanation = published.EXPLAINED["class", "GEM"]
+    assert explanation.difference in protocols.PROTOCOLS["hsu2018"].differs  # a difference the preset lists
+    root = tmp_path / "runs"
+    metrics = root / explanation.diagnostic / "metrics"
+    (metrics / "repetitions").mkdir(parents=True)
+    (metrics / "gem.json").write_text('{"mean_accuracy": 0.9228, "mean_accuracy_ci95": 0.003}')
+    (metrics / "repetitions" / "gem.json").write_text('{"seed": [42, 43, 44, 45, 46, 47, 48, 49, 50, 51]}')
+    assert published.explanation_evidence(root) == {}  # their code's runs not kept yet: no explanation
+    theirs = root / explanation.their_code
+    theirs.parent.mkdir(parents=True)
+    averages = [92.0, 92.5, 91.7, 92.3]
+    theirs.write_text(json.dumps({"commit": "3b273f0" + "0" * 33, "runs": [{"average": a} for a in averages]}))
+    evidence = published.explanation_evidence(root)
+    assert list(evidence) == [("class", "GEM")] and evidence["class", "GEM"][1] == 10
+
+    summaries = _gem_class(0.9183, 0.0114)  # 91.83: -3.1 of their sd
+    published.write_table2_page(summaries, 5, tmp_path / "page.md", evidence)
+    page = (tmp_path / "page.md").read_text()
+    (row,) = [line for line in page.splitlines() if line.startswith("| GEM |")]
+    assert row.strip("| ").split(" | ")[-1].endswith("; explained below")
+    (paragraph,) = [line for line in page.splitlines() if line.startswith("**GEM, class**")]
+    p = stats.ttest_ind_from_stats(92.28, 0.30 * 10**0.5 / stats.t.ppf(0.975, 9), 10, 92.20, 0.12, 10, False).pvalue
+    their_mean = sum(averages) / 4
+    their_sd = (sum((a - their_mean) ** 2 for a in averages) / 4) ** 0.5  # NumPy's, as their script prints it
+    assert "(-3.1 of their sd above)" in paragraph and explanation.difference in paragraph
+    assert f"92.28 ± 0.30, +0.7 of their sd, agrees (Welch's p = {p:.2g})" in paragraph
+    assert "`data.validation_fraction: 0.01`, 10 repetitions" in paragraph
+    assert "at 3b273f0, `bench/hsu2018_their_code.py`) run here, 4 seeded runs" in paragraph
+    assert f"{their_mean:.2f} ± {their_sd:.2f} (mean ± sd), {(their_mean - 92.20) / 0.12:+.1f} of their sd, agrees" in (
+        paragraph
+    )
+    assert "Cells that do not agree, explained:" in page
+
+    # a cell that agrees needs no explanation: neither the mark nor the paragraph
+    published.write_table2_page(_gem_class(0.9215, 0.002), 5, tmp_path / "agrees.md", evidence)
+    agrees = (tmp_path / "agrees.md").read_text()
+    assert "explained" not in agrees and "| agrees |" in agrees
+    # without the evidence, the cell stays as the verdict gives it
+    published.write_table2_page(summaries, 5, tmp_path / "bare.md")
+    assert "explained" not in (tmp_path / "bare.md").read_text()
+
+
+def test_their_code_runner_s_pure_parts():
+    """bench/hsu2018_their_code.py (it needs PyTorch to run their code): GEM's docstring, at column 0 in their
+    exp_replay.py from dff5200 to abe7fd4, indented into its class, and the arguments split at --."""
+    import ast
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    try:
+        from hsu2018_their_code import indent_gem_docstring, split_arguments
+    finally:
+        sys.path.pop(0)
+    theirs = 'class GEM(Naive_Rehearsal):\n"""\n@inproceedings{GEM,\n}\n"""\n\n    def __init__(self):\n        pass\n'
+    with pytest.raises(IndentationError):
+        ast.parse(theirs)
+    fixed = indent_gem_docstring(theirs)
+    assert ast.get_docstring(ast.parse(fixed).body[0]) == "@inproceedings{GEM,\n}"
+    assert indent_gem_docstring(fixed) == fixed  # abe7fd4's, already indented: as it is
+    assert split_arguments(["their", "--jobs", "2", "--", "--lr", "0.01"]) == (
+        ["their", "--jobs", "2"],
+        ["--lr", "0.01"],
+    )
+    assert split_arguments(["their"]) == (["their"], [])
