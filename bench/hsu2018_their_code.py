@@ -94,6 +94,18 @@ def split_arguments(argv: list[str]) -> tuple[list[str], list[str]]:
     return argv[:split], argv[split + 1 :]
 
 
+def seed_range(text: str) -> list[int]:
+    """The seeds of ``--seeds`` FIRST-LAST (or one seed)."""
+    first, _, last = text.partition("-")
+    try:
+        seeds = list(range(int(first), int(last or first) + 1))
+    except ValueError:
+        seeds = []
+    if not seeds:
+        raise SystemExit(f"hsu2018_their_code: --seeds {text} is not FIRST-LAST with FIRST <= LAST; e.g. --seeds 1-10")
+    return seeds
+
+
 def load_their_code(checkout: Path, raw: Path, copy: Path):
     """Their modules, copied from ``checkout`` to ``copy`` with GEM's docstring indented, MNIST read from ``raw``:
     their ``iBatchLearn``."""
@@ -149,8 +161,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="a JSON file to keep the runs in")
     own, argv = split_arguments(sys.argv[1:])
     args = parser.parse_args(own)
-    first, _, last = args.seeds.partition("-")
-    seeds = list(range(int(first), int(last or first) + 1))
+    seeds = seed_range(args.seeds)
     if not (args.checkout / "iBatchLearn.py").is_file():
         raise SystemExit(f"hsu2018_their_code: no iBatchLearn.py in {args.checkout}; clone their repository there")
     names = [f"{prefix}-{kind}-idx{dims}-ubyte.gz" for prefix in ("train", "t10k") for kind, dims in MNIST_FILES]

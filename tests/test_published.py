@@ -334,14 +334,14 @@ def test_a_cell_that_does_not_agree_is_explained_from_its_evidence(tmp_path):
 
 def test_their_code_runner_s_pure_parts():
     """bench/hsu2018_their_code.py (it needs PyTorch to run their code): GEM's docstring, at column 0 in their
-    exp_replay.py from dff5200 to abe7fd4, indented into its class, and the arguments split at --."""
+    exp_replay.py from dff5200 to abe7fd4, indented into its class, the arguments split at --, and the seeds."""
     import ast
     import sys
     from pathlib import Path
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
     try:
-        from hsu2018_their_code import indent_gem_docstring, split_arguments
+        from hsu2018_their_code import indent_gem_docstring, seed_range, split_arguments
     finally:
         sys.path.pop(0)
     theirs = 'class GEM(Naive_Rehearsal):\n"""\n@inproceedings{GEM,\n}\n"""\n\n    def __init__(self):\n        pass\n'
@@ -355,3 +355,7 @@ def test_their_code_runner_s_pure_parts():
         ["--lr", "0.01"],
     )
     assert split_arguments(["their"]) == (["their"], [])
+    assert seed_range("1-10") == list(range(1, 11)) and seed_range("7") == [7]
+    for bad in ("a-b", "5-2", ""):
+        with pytest.raises(SystemExit, match=r"--seeds .* is not FIRST-LAST"):
+            seed_range(bad)
