@@ -16,8 +16,9 @@ report/settings/runs/hsu2018/, committed with the page) and the other runs' besi
 (hsu2018-buffer4400, hsu2018-sgd; vandeven2018's in --keep/../vandeven2018/their-orders/<scenario>/seed-<seed>/),
 and a later run reruns only the models that are stale there (``scenarios.keep_runs``: a strategy added, a value or a
 module changed, another number of repetitions). A cell that does not agree and that ``published.EXPLAINED`` explains
-gets a paragraph from its evidence, kept in --keep/../: a run of ours with the difference undone (``--explanations``
-brings it up to date) and their own code's runs (bench/hsu2018_their_code.py, which needs PyTorch).
+gets a paragraph from its evidence, kept in --keep/../: a run of ours with the difference undone and the cell's run of
+the same seeds (``--explanations`` brings both up to date), and their own code's runs (bench/hsu2018_their_code.py,
+which needs PyTorch).
 """
 
 from __future__ import annotations
@@ -73,13 +74,15 @@ def in_their_orders(
 
 
 def explanation_runs(base: dict, root: Path, mnist: Path | None) -> None:
-    """Each explained cell's run of ours with the difference undone (``published.EXPLAINED``), kept under ``root``:
-    the cell's run, its values and the explanation's, for the cell's model (only what is stale reruns)."""
+    """Each explained cell's two runs of ours (``published.EXPLAINED``), kept under ``root``, for the cell's model and
+    with the explanation's seeds: the cell's run with the difference undone (its values and the explanation's), and
+    as it is, the baseline they pair with (only what is stale reruns)."""
     for (scenario, row), explanation in EXPLAINED.items():
         protocol, own, _ = runs(models())[run_of(row)]
-        print(f"{scenario}, {row}, explained: {explanation.values}", flush=True)
-        params = preset_params(base, scenario, explanation.seeds, protocol, own | explanation.values)
-        keep_runs(params, mnist, root / explanation.diagnostic, [OURS[row][0]])
+        for folder, values in ((explanation.diagnostic, explanation.values), (explanation.baseline, {})):
+            print(f"{scenario}, {row}, explained, {values or 'as the cell'}:", flush=True)
+            params = preset_params(base, scenario, explanation.seeds, protocol, own | values)
+            keep_runs(params, mnist, root / folder, [OURS[row][0]])
 
 
 def per_seed(keep: Path, model: str) -> dict[int, float]:

@@ -12,14 +12,16 @@ which the project does not depend on).
 
 (the GEM line of their scripts/split_MNIST_incremental_class.sh, which Table 2's class GEM cell comes from).
 Their code as it is at the checkout, but for two things that keep it from running here, neither changing a number:
-- their ``agents/exp_replay.py`` (3b273f0, and dff5200 where GEM came in) has GEM's docstring at the class's own
-  indentation, an IndentationError in every Python; it is indented before import (abe7fd4 fixed it the same way);
+- their ``agents/exp_replay.py`` from dff5200, where GEM came in, to 1d7caa6 (3b273f0 among them) has GEM's
+  docstring at the class's own indentation, an IndentationError in every Python; it is indented before import
+  (ae86cec, 2019-01-28, fixed it the same way);
 - their MNIST loader downloads through torchvision; this one reads the four MNIST files from ``--mnist`` and makes the
   same tensors as their ``dataloaders/base.py``: Pad(2) with zeros, ToTensor (pixels / 255), Normalize(0.1, 0.2752).
 Each run seeds torch, numpy and random with its seed (theirs seed nothing: each of their runs draws its own), runs on
 the CPU (``--gpuid -1``) with no loader workers and one thread, and prints its final average accuracy over the tasks
 (their Table 2's figure) and each task's; the last line is the mean ± sd (numpy's, ddof 0, as their script prints).
-``--out`` keeps every run (its seed, average and each task's accuracy), the commit and the arguments, as JSON.
+``--out`` keeps every run (its seed, average and each task's accuracy), the commit, the arguments and the versions of
+PyTorch, quadprog and NumPy, as JSON.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gzip
+import importlib.metadata
 import json
 import multiprocessing
 import os
@@ -78,7 +81,7 @@ def their_mnist(raw: Path):
 
 def indent_gem_docstring(source: str) -> str:
     """Their agents/exp_replay.py with GEM's docstring indented into its class where it sits at column 0 (an
-    IndentationError), as abe7fd4 did; else as it is."""
+    IndentationError), as ae86cec did; else as it is."""
     head = "class GEM(Naive_Rehearsal):\n"
     if head + '"""' not in source:
         return source
@@ -177,7 +180,8 @@ def main() -> None:
     averages = [r["average"] for r in results]
     print(f"{len(averages)} runs: mean {np.mean(averages):.2f} sd {np.std(averages):.2f}", flush=True)
     if args.out:
-        record = {"commit": commit.stdout.strip(), "arguments": argv, "runs": results}
+        versions = {name: importlib.metadata.version(name) for name in ("torch", "quadprog", "numpy")}
+        record = {"commit": commit.stdout.strip(), "arguments": argv, "versions": versions, "runs": results}
         args.out.parent.mkdir(parents=True, exist_ok=True)
         partial = args.out.with_name(f".{args.out.name}.partial")
         partial.write_text(json.dumps(record, indent=1) + "\n")

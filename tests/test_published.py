@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from scipy import stats
 
@@ -221,9 +222,11 @@ def test_the_page_from_the_kept_runs_only(tmp_path, monkeypatch):
     explanation = published.EXPLAINED["class", "GEM"]
     diagnostic = tmp_path / "runs" / explanation.diagnostic
     keep(str(diagnostic.relative_to(tmp_path / "runs")), "", "gem", 0.9228, list(range(42, 52)))
+    for run, mean in ((diagnostic, 0.9228), (tmp_path / "runs" / explanation.baseline, 0.9196)):
+        _keep_repetitions(run, list(range(42, 52)), [mean + i / 1000 for i in range(10)], [0.93] * 10)
     (tmp_path / "runs" / explanation.their_code).parent.mkdir(parents=True)
     (tmp_path / "runs" / explanation.their_code).write_text(
-        json.dumps({"commit": "3b273f0", "runs": [{"average": 92}]})
+        json.dumps({"commit": "3b273f0", "runs": [{"average": 92}, {"average": 92.4}]})
     )
     out = tmp_path / "page.md"
     argv = ["hsu2018.py", "--seeds", "5", "--kept-only", "--scenarios", "class"]
@@ -235,7 +238,7 @@ def test_the_page_from_the_kept_runs_only(tmp_path, monkeypatch):
     assert rows["EWC"][2] == "not run" and rows["LwF"][2:] == ["24.16 ± 0.33", "24.17 ± 0.33", "agrees"]
     assert "Rows that agree: class, 2 of 3" in out.read_text()
     assert rows["GEM"][-1].startswith("-0.7 (-5.8 sd; real: p = ") and rows["GEM"][-1].endswith("); explained below")
-    assert "**GEM, class** (-5.8 of their sd above) is explained" in out.read_text()
+    assert "**GEM, class** (-5.8 of their sd in the table) is accounted for" in out.read_text()
 
 
 def test_van_de_ven_s_digit_orders():
@@ -286,24 +289,32 @@ def _gem_class(mean: float, ci: float) -> dict:
     return {"class": {"hsu2018-sgd": {"gem": {"mean_accuracy": mean, "mean_accuracy_ci95": ci}}}}
 
 
+def _keep_repetitions(run, seeds: list[int], mean: list[float], last: list[float]) -> None:
+    """A kept run's metrics/repetitions/gem.json: its seeds, mean accuracy and last task's accuracy."""
+    (run / "metrics" / "repetitions").mkdir(parents=True, exist_ok=True)
+    text = json.dumps({"seed": seeds, "task_a_accuracy": mean, "task_e_accuracy": last, "mean_accuracy": mean})
+    (run / "metrics" / "repetitions" / "gem.json").write_text(text)
+
+
 def test_a_cell_that_does_not_agree_is_explained_from_its_evidence(tmp_path):
     """A cell outside 2 sd that EXPLAINED covers: its verdict says so, and a paragraph beside the table gives the
-    difference, ours with it undone and their code's runs here, each against the published figure (92.20 ± 0.12),
-    computed by hand."""
+    difference, ours with it undone against the published figure (92.20 ± 0.12) and paired with the cell's run over
+    the seeds, and their code's runs here against the published figure, computed by hand."""
     explanation = published.EXPLAINED["class", "GEM"]
     assert explanation.difference in protocols.PROTOCOLS["hsu2018"].differs  # a difference the preset lists
-    root = tmp_path / "runs"
-    metrics = root / explanation.diagnostic / "metrics"
-    (metrics / "repetitions").mkdir(parents=True)
-    (metrics / "gem.json").write_text('{"mean_accuracy": 0.9228, "mean_accuracy_ci95": 0.003}')
-    (metrics / "repetitions" / "gem.json").write_text('{"seed": [42, 43, 44, 45, 46, 47, 48, 49, 50, 51]}')
-    assert published.explanation_evidence(root) == {}  # their code's runs not kept yet: no explanation
+    root, seeds = tmp_path / "runs", [42, 43, 44]
+    diagnostic, baseline = root / explanation.diagnostic, root / explanation.baseline
+    _keep_repetitions(diagnostic, seeds, [0.921, 0.925, 0.9224], [0.93, 0.935, 0.928])
+    (diagnostic / "metrics" / "gem.json").write_text('{"mean_accuracy": 0.9228, "mean_accuracy_ci95": 0.003}')
+    _keep_repetitions(baseline, seeds, [0.915, 0.924, 0.918], [0.89, 0.925, 0.90])
     theirs = root / explanation.their_code
     theirs.parent.mkdir(parents=True)
     averages = [92.0, 92.5, 91.7, 92.3]
+    theirs.write_text(json.dumps({"commit": "3b273f0" + "0" * 33, "runs": [{"average": averages[0]}]}))
+    assert published.explanation_evidence(root) == {}  # one run of their code: no spread, no explanation
     theirs.write_text(json.dumps({"commit": "3b273f0" + "0" * 33, "runs": [{"average": a} for a in averages]}))
     evidence = published.explanation_evidence(root)
-    assert list(evidence) == [("class", "GEM")] and evidence["class", "GEM"][1] == 10
+    assert list(evidence) == [("class", "GEM")] and evidence["class", "GEM"][1]["seed"] == seeds
 
     summaries = _gem_class(0.9183, 0.0114)  # 91.83: -3.1 of their sd
     published.write_table2_page(summaries, 5, tmp_path / "page.md", evidence)
@@ -311,12 +322,18 @@ def test_a_cell_that_does_not_agree_is_explained_from_its_evidence(tmp_path):
     (row,) = [line for line in page.splitlines() if line.startswith("| GEM |")]
     assert row.strip("| ").split(" | ")[-1].endswith("; explained below")
     (paragraph,) = [line for line in page.splitlines() if line.startswith("**GEM, class**")]
-    p = stats.ttest_ind_from_stats(92.28, 0.30 * 10**0.5 / stats.t.ppf(0.975, 9), 10, 92.20, 0.12, 10, False).pvalue
+    p = stats.ttest_ind_from_stats(92.28, 0.30 * 3**0.5 / stats.t.ppf(0.975, 2), 3, 92.20, 0.12, 10, False).pvalue
     their_mean = sum(averages) / 4
     their_sd = (sum((a - their_mean) ** 2 for a in averages) / 4) ** 0.5  # NumPy's, as their script prints it
-    assert "(-3.1 of their sd above)" in paragraph and explanation.difference in paragraph
+    assert "(-3.1 of their sd in the table) is accounted for by a difference the preset lists: " in paragraph
+    assert explanation.difference in paragraph
     assert f"92.28 ± 0.30, +0.7 of their sd, agrees (Welch's p = {p:.2g})" in paragraph
-    assert "`data.validation_fraction: 0.01`, 10 repetitions" in paragraph
+    assert "`data.validation_fraction: 0.01`, 3 repetitions" in paragraph
+    cell = stats.ttest_rel([92.1, 92.5, 92.24], [91.5, 92.4, 91.8])  # the mean accuracies, paired over the seeds
+    task = stats.ttest_rel([93.0, 93.5, 92.8], [89.0, 92.5, 90.0])  # the last task's
+    half = stats.t.ppf(0.975, 2) * np.std([4.0, 1.0, 2.8], ddof=1) / 3**0.5
+    assert "the cell +0.38 ± " in paragraph and f"(p = {cell.pvalue:.2g})" in paragraph
+    assert f"its last task +2.60 ± {half:.2f} (p = {task.pvalue:.2g})" in paragraph
     assert "at 3b273f0, `bench/hsu2018_their_code.py`) run here, 4 seeded runs" in paragraph
     assert f"{their_mean:.2f} ± {their_sd:.2f} (mean ± sd), {(their_mean - 92.20) / 0.12:+.1f} of their sd, agrees" in (
         paragraph
@@ -330,11 +347,17 @@ def test_a_cell_that_does_not_agree_is_explained_from_its_evidence(tmp_path):
     # without the evidence, the cell stays as the verdict gives it
     published.write_table2_page(summaries, 5, tmp_path / "bare.md")
     assert "explained" not in (tmp_path / "bare.md").read_text()
+    # evidence is all there or none: a baseline of other seeds, or no diagnostic, leaves the cell unexplained
+    _keep_repetitions(baseline, [42, 43, 45], [0.915, 0.924, 0.918], [0.89, 0.925, 0.90])
+    assert published.explanation_evidence(root) == {}
+    _keep_repetitions(baseline, seeds, [0.915, 0.924, 0.918], [0.89, 0.925, 0.90])
+    (diagnostic / "metrics" / "gem.json").unlink()
+    assert published.explanation_evidence(root) == {}
 
 
 def test_their_code_runner_s_pure_parts():
     """bench/hsu2018_their_code.py (it needs PyTorch to run their code): GEM's docstring, at column 0 in their
-    exp_replay.py from dff5200 to abe7fd4, indented into its class, the arguments split at --, and the seeds."""
+    exp_replay.py from dff5200 to 1d7caa6, indented into its class, the arguments split at --, and the seeds."""
     import ast
     import sys
     from pathlib import Path
@@ -349,7 +372,7 @@ def test_their_code_runner_s_pure_parts():
         ast.parse(theirs)
     fixed = indent_gem_docstring(theirs)
     assert ast.get_docstring(ast.parse(fixed).body[0]) == "@inproceedings{GEM,\n}"
-    assert indent_gem_docstring(fixed) == fixed  # abe7fd4's, already indented: as it is
+    assert indent_gem_docstring(fixed) == fixed  # ae86cec's, already indented: as it is
     assert split_arguments(["their", "--jobs", "2", "--", "--lr", "0.01"]) == (
         ["their", "--jobs", "2"],
         ["--lr", "0.01"],

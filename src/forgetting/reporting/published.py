@@ -13,10 +13,11 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from scipy import stats
 
 from forgetting.config.protocols import HELD_OUT, HSU_QUOTED, NATURAL_ORDER, PROTOCOLS, VAN_DE_VEN_2018_OTHERS
-from forgetting.evaluation.intervals import plus_minus
+from forgetting.evaluation.intervals import paired_difference, plus_minus
 from forgetting.evaluation.multiplicity import holm
 from forgetting.files import atomic_output
 from forgetting.reporting import markdown
@@ -94,15 +95,17 @@ LEVEL = 0.05  # a difference from theirs is real where Welch's test's Holm-adjus
 
 @dataclass(frozen=True)
 class Explanation:
-    """Why a cell that does not agree differs, with its evidence kept beside the page's runs: ``difference``, one the
-    preset lists; ``diagnostic``, the folder (under the runs' root) of a run of ours as the cell's but for ``values``,
-    which undo that difference, with ``seeds`` repetitions (bench/hsu2018.py --explanations); ``their_code``, their
-    own code's runs of the cell here (bench/hsu2018_their_code.py's record, under the runs' root)."""
+    """Why a cell that does not agree differs, with its evidence kept beside the page's runs (folders and files under
+    the runs' root): ``difference``, one the preset lists; ``diagnostic``, a run of ours as the cell's but for
+    ``values``, which undo that difference, with ``seeds`` repetitions, and ``baseline``, the cell's run with as many
+    (bench/hsu2018.py --explanations keeps both), paired over the seeds; ``their_code``, their own code's runs of the
+    cell here (bench/hsu2018_their_code.py's record)."""
 
     difference: str
     values: dict[str, Any]
     seeds: int
     diagnostic: str
+    baseline: str
     their_code: str
 
 
@@ -114,22 +117,32 @@ EXPLAINED: dict[tuple[str, str], Explanation] = {
         {"data.validation_fraction": 0.01},
         10,
         "hsu2018-sgd/class-diagnostics/seeds-10-two-draws-validation-0.01",
+        "hsu2018-sgd/class-diagnostics/seeds-10-two-draws",
         "hsu2018-sgd/class-diagnostics/their-code/gem.json",
     ),
 }
-Evidence = dict[tuple[str, str], tuple[dict[str, Any], int, dict[str, Any]]]  # ours' summary, its seeds, their runs
+# (scenario, row) -> the diagnostic's metrics summary and repetitions, the baseline's repetitions, their code's record
+Evidence = dict[tuple[str, str], tuple[dict[str, Any], dict[str, Any], dict[str, Any], dict[str, Any]]]
 
 
 def explanation_evidence(root: Path) -> Evidence:
-    """Each explained cell's evidence kept under ``root`` (report/settings/runs/): its diagnostic's metrics summary
-    and repetition count, and their code's record; the cells whose evidence is not all there are left out."""
+    """Each explained cell's evidence kept under ``root`` (report/settings/runs/): its diagnostic's metrics summary and
+    repetitions, its baseline's repetitions and their code's record; a cell is left out unless all of them are there,
+    the two runs of the same two or more seeds, and their code's of two or more runs."""
     evidence = {}
     for (scenario, row), explanation in EXPLAINED.items():
-        metrics, theirs = root / explanation.diagnostic / "metrics", root / explanation.their_code
-        summary, repetitions = (metrics / f"{OURS[row][0]}.json", metrics / "repetitions" / f"{OURS[row][0]}.json")
-        if summary.is_file() and repetitions.is_file() and theirs.is_file():
-            seeds = len(json.loads(repetitions.read_text())["seed"])
-            evidence[scenario, row] = (json.loads(summary.read_text()), seeds, json.loads(theirs.read_text()))
+        name, theirs = OURS[row][0], root / explanation.their_code
+        files = [root / run / "metrics" / part / f"{name}.json" for run, part in
+                 ((explanation.diagnostic, ""), (explanation.diagnostic, "repetitions"),
+                  (explanation.baseline, "repetitions"))]  # fmt: skip
+        if not all(path.is_file() for path in (*files, theirs)):
+            continue
+        (summary, repetitions, baseline), record = (
+            (json.loads(p.read_text()) for p in files),
+            json.loads(theirs.read_text()),
+        )
+        if len(repetitions["seed"]) > 1 and baseline["seed"] == repetitions["seed"] and len(record["runs"]) > 1:
+            evidence[scenario, row] = (summary, repetitions, baseline, record)
     return evidence
 
 
@@ -310,28 +323,37 @@ def agreeing(summaries: Summaries) -> dict[str, tuple[int, int]]:
 
 def _explained(summaries: Summaries, evidence: Evidence) -> list[str]:
     """A paragraph per cell of ``summaries`` that does not agree and that ``evidence`` (``explanation_evidence``)
-    explains: the difference, ours with it undone and their own code's runs here, each beside the published figure
-    (a planned comparison each: Welch's p uncorrected; their code's sd as their script prints it, NumPy's)."""
+    explains: the difference; ours with it undone beside the published figure, and paired over the seeds with the
+    cell's run (the cell and its last task); their own code's runs here beside the published figure (each a planned
+    comparison: p uncorrected; their code's sd NumPy's, as their script prints it)."""
     lines = []
     for scenario in (s for s in SCENARIOS if s in summaries):
         for row, (mean, _, theirs, _, sd) in zip(HSU_TABLE2, _compared(summaries, scenario), strict=True):
             if mean is None or (scenario, row) not in evidence or verdict(mean, theirs, sd) == "agrees":
                 continue
-            explanation, (diagnostic, runs, record) = EXPLAINED[scenario, row], evidence[scenario, row]
+            explanation, (diagnostic, repetitions, baseline, record) = EXPLAINED[scenario, row], evidence[scenario, row]
             ours, ci = 100 * diagnostic["mean_accuracy"], 100 * diagnostic["mean_accuracy_ci95"]
-            p = welch_p(ours, ci, runs, theirs, sd, their_runs(row))
+            p = welch_p(ours, ci, len(repetitions["seed"]), theirs, sd, their_runs(row))
+            last = [key for key in repetitions if key.startswith("task_") and key.endswith("_accuracy")][-1]
+            paired = {
+                key: paired_difference(100 * np.asarray(repetitions[key]), 100 * np.asarray(baseline[key]))
+                for key in ("mean_accuracy", last)
+            }
+            cell, task = (f"{d.mean:+.2f} ± {d.ci95:.2f} (p = {_p(d.p)})" for d in paired.values())
             averages = [run["average"] for run in record["runs"]]
             their_mean, their_sd_here = statistics.fmean(averages), statistics.pstdev(averages)
             values = ", ".join(f"`{key}: {value}`" for key, value in explanation.values.items())
             lines += [
-                f"**{row}, {scenario}** ({(mean - theirs) / sd:+.1f} of their sd above) is explained by a difference "
-                f"the preset lists: {explanation.difference}. Ours with it undone ({values}, {runs} repetitions, "
-                f"kept in `runs/{explanation.diagnostic}/`): {ours:.2f} {plus_minus(ci, 2)}, "
-                f"{(ours - theirs) / sd:+.1f} of their sd, {verdict(ours, theirs, sd)} (Welch's p = {_p(p)}). "
-                f"Their own code (GT-RIPL/Continual-Learning-Benchmark at {record['commit'][:7]}, "
-                f"`bench/hsu2018_their_code.py`) run here, {len(averages)} seeded runs (kept in "
-                f"`runs/{explanation.their_code}`): {their_mean:.2f} ± {their_sd_here:.2f} (mean ± sd), "
-                f"{(their_mean - theirs) / sd:+.1f} of their sd, {verdict(their_mean, theirs, sd)}.",
+                f"**{row}, {scenario}** ({(mean - theirs) / sd:+.1f} of their sd in the table) is accounted for by a "
+                f"difference the preset lists: {explanation.difference}. Ours with it undone ({values}, "
+                f"{len(repetitions['seed'])} repetitions, kept in `runs/{explanation.diagnostic}/`): {ours:.2f} "
+                f"{plus_minus(ci, 2)}, {(ours - theirs) / sd:+.1f} of their sd, {verdict(ours, theirs, sd)} (Welch's "
+                f"p = {_p(p)}); paired over the same seeds with the cell's run of them (kept in "
+                f"`runs/{explanation.baseline}/`), the cell {cell} and its last task {task}. Their own code "
+                f"(GT-RIPL/Continual-Learning-Benchmark at {record['commit'][:7]}, `bench/hsu2018_their_code.py`) run "
+                f"here, {len(averages)} seeded runs (kept in `runs/{explanation.their_code}`): {their_mean:.2f} ± "
+                f"{their_sd_here:.2f} (mean ± sd), {(their_mean - theirs) / sd:+.1f} of their sd, "
+                f"{verdict(their_mean, theirs, sd)}.",
                 "",
             ]
     return lines
