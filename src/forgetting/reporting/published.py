@@ -137,10 +137,8 @@ def explanation_evidence(root: Path) -> Evidence:
                   (explanation.baseline, "repetitions"))]  # fmt: skip
         if not all(path.is_file() for path in (*files, theirs)):
             continue
-        (summary, repetitions, baseline), record = (
-            (json.loads(p.read_text()) for p in files),
-            json.loads(theirs.read_text()),
-        )
+        summary, repetitions, baseline = (json.loads(path.read_text()) for path in files)
+        record = json.loads(theirs.read_text())
         if len(repetitions["seed"]) > 1 and baseline["seed"] == repetitions["seed"] and len(record["runs"]) > 1:
             evidence[scenario, row] = (summary, repetitions, baseline, record)
     return evidence
