@@ -18,8 +18,10 @@ Their code as it is at the checkout, but for two things that keep it from runnin
 - their MNIST loader downloads through torchvision; this one reads the four MNIST files from ``--mnist`` and makes the
   same tensors as their ``dataloaders/base.py``: Pad(2) with zeros, ToTensor (pixels / 255), Normalize(0.1, 0.2752).
 Each run seeds torch, numpy and random with its seed (theirs seed nothing: each of their runs draws its own), runs on
-the CPU (``--gpuid -1``) with no loader workers and one thread, and prints its final average accuracy over the tasks
-(their Table 2's figure) and each task's; the last line is the mean ± sd (numpy's, ddof 0, as their script prints).
+the CPU (``--gpuid -1``; PyTorch's CPU build is enough) with one thread and no loader workers for the tasks' data
+(``--workers 0``; their GEM's memory loader keeps its 2, which read the memory in order), and prints its final average
+accuracy over the tasks (their Table 2's figure) and each task's; the last line is the mean ± sd (numpy's, ddof 0, as
+their script prints).
 ``--out`` keeps every run (its seed, average and each task's accuracy), the commit, the arguments and the versions of
 PyTorch, quadprog and NumPy, as JSON.
 """
