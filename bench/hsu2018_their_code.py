@@ -47,7 +47,12 @@ from pathlib import Path
 
 import numpy as np
 
-MNIST_FILES = (("images", 3), ("labels", 1))
+MNIST_PREFIXES, MNIST_KINDS = ("train", "t10k"), ("images-idx3", "labels-idx1")  # the four files, as MNIST names them
+
+
+def mnist_file(raw: Path, prefix: str, kind: str) -> Path:
+    """One of the four MNIST files in ``raw``: ``prefix`` of ``MNIST_PREFIXES``, ``kind`` of ``MNIST_KINDS``."""
+    return raw / f"{prefix}-{kind}-ubyte.gz"
 
 
 def their_mnist(raw: Path):
@@ -57,12 +62,12 @@ def their_mnist(raw: Path):
 
     class Mnist(torch.utils.data.Dataset):
         def __init__(self, prefix: str) -> None:
-            def read(name: str, offset: int) -> np.ndarray:
-                with gzip.open(raw / f"{prefix}-{name}.gz") as f:
+            def read(kind: str, offset: int) -> np.ndarray:
+                with gzip.open(mnist_file(raw, prefix, kind)) as f:
                     return np.frombuffer(f.read(), np.uint8, offset=offset)
 
-            images = read("images-idx3-ubyte", 16).reshape(-1, 28, 28)
-            self.labels = torch.from_numpy(read("labels-idx1-ubyte", 8).astype(np.int64))
+            images = read("images-idx3", 16).reshape(-1, 28, 28)
+            self.labels = torch.from_numpy(read("labels-idx1", 8).astype(np.int64))
             pixels = torch.from_numpy(np.pad(images, ((0, 0), (2, 2), (2, 2)))).float().div(255)[:, None]
             self.images = pixels.sub(0.1).div(0.2752)
 
@@ -75,7 +80,7 @@ def their_mnist(raw: Path):
     def mnist(dataroot: str, train_aug: bool = False):
         if train_aug:
             raise SystemExit("their_code: --train_aug is not supported here")
-        train, test = Mnist("train"), Mnist("t10k")
+        train, test = (Mnist(prefix) for prefix in MNIST_PREFIXES)
         return CacheClassLabel(train, 10, train.labels), CacheClassLabel(test, 10, test.labels)
 
     return mnist
@@ -169,9 +174,9 @@ def main() -> None:
     seeds = seed_range(args.seeds)
     if not (args.checkout / "iBatchLearn.py").is_file():
         raise SystemExit(f"hsu2018_their_code: no iBatchLearn.py in {args.checkout}; clone their repository there")
-    names = [f"{prefix}-{kind}-idx{dims}-ubyte.gz" for prefix in ("train", "t10k") for kind, dims in MNIST_FILES]
-    if missing := [name for name in names if not (args.mnist / name).is_file()]:
-        raise SystemExit(f"hsu2018_their_code: no {missing[0]} in {args.mnist}; point --mnist at the MNIST files")
+    files = [mnist_file(args.mnist, prefix, kind) for prefix in MNIST_PREFIXES for kind in MNIST_KINDS]
+    if missing := [path for path in files if not path.is_file()]:
+        raise SystemExit(f"hsu2018_their_code: no {missing[0].name} in {args.mnist}; point --mnist at the MNIST files")
     commit = subprocess.run(["git", "-C", str(args.checkout), "rev-parse", "HEAD"], capture_output=True, text=True)
     checkout, raw = args.checkout.resolve(), args.mnist.resolve()
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):  # one core a job

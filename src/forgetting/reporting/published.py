@@ -270,8 +270,8 @@ def _cells(
 def table2(summaries: Summaries, seeds: int, explained: frozenset[tuple[str, str]] = frozenset()) -> list[str]:
     """The markdown table: each row of theirs, and per scenario (``summaries``: scenario -> run (``runs``) -> our
     model -> its metrics summary, as metrics/<name>.json holds it, over ``seeds`` repetitions) ours in % (mean ± 95%
-    CI), theirs, and the verdict, "explained below" after it where the cell is one of ``explained`` (scenario, row)
-    and does not agree."""
+    CI), theirs, and the verdict, "explained below" after it where the cell is one of ``explained`` (scenario, row:
+    those ``_explained`` writes a paragraph for)."""
     scenarios = [s for s in SCENARIOS if s in summaries]
     header = ["method (theirs)", "ours"]
     header += [f"{label}, {s}" for s in scenarios for label in ("ours", "Hsu et al.", "verdict")]
@@ -286,7 +286,7 @@ def table2(summaries: Summaries, seeds: int, explained: frozenset[tuple[str, str
     ]
     for s, column in zip(scenarios, columns, strict=True):
         for row, cells in zip(HSU_TABLE2, column, strict=True):
-            if (s, row) in explained and cells[2] not in ("", "agrees"):
+            if (s, row) in explained:
                 cells[2] += "; explained below"
     rows = []
     for i, row in enumerate(HSU_TABLE2):
@@ -319,12 +319,12 @@ def agreeing(summaries: Summaries) -> dict[str, tuple[int, int]]:
     return counts
 
 
-def _explained(summaries: Summaries, evidence: Evidence) -> list[str]:
-    """A paragraph per cell of ``summaries`` that does not agree and that ``evidence`` (``explanation_evidence``)
-    explains: the difference; ours with it undone beside the published figure, and paired over the seeds with the
-    cell's run (the cell and its last task); their own code's runs here beside the published figure (each a planned
-    comparison: p uncorrected; their code's sd NumPy's, as their script prints it)."""
-    lines = []
+def _explained(summaries: Summaries, evidence: Evidence) -> dict[tuple[str, str], str]:
+    """(scenario, row) -> a paragraph, for each cell of ``summaries`` that does not agree and that ``evidence``
+    (``explanation_evidence``) explains: the difference; ours with it undone beside the published figure, and paired
+    over the seeds with the cell's run (the cell and its last task); their own code's runs here beside the published
+    figure (each a planned comparison: p uncorrected; their code's sd NumPy's, as their script prints it)."""
+    paragraphs = {}
     for scenario in (s for s in SCENARIOS if s in summaries):
         for row, (mean, _, theirs, _, sd) in zip(HSU_TABLE2, _compared(summaries, scenario), strict=True):
             if mean is None or (scenario, row) not in evidence or verdict(mean, theirs, sd) == "agrees":
@@ -341,7 +341,7 @@ def _explained(summaries: Summaries, evidence: Evidence) -> list[str]:
             averages = [run["average"] for run in record["runs"]]
             their_mean, their_sd_here = statistics.fmean(averages), statistics.pstdev(averages)
             values = ", ".join(f"`{key}: {value}`" for key, value in explanation.values.items())
-            lines += [
+            paragraphs[scenario, row] = (
                 f"**{row}, {scenario}** ({(mean - theirs) / sd:+.1f} of their sd in the table) is accounted for by a "
                 f"difference the preset lists: {explanation.difference}. Ours with it undone ({values}, "
                 f"{len(repetitions['seed'])} repetitions, kept in `runs/{explanation.diagnostic}/`): {ours:.2f} "
@@ -351,10 +351,9 @@ def _explained(summaries: Summaries, evidence: Evidence) -> list[str]:
                 f"(GT-RIPL/Continual-Learning-Benchmark at {record['commit'][:7]}, `bench/hsu2018_their_code.py`) run "
                 f"here, {len(averages)} seeded runs (kept in `runs/{explanation.their_code}`): {their_mean:.2f} ± "
                 f"{their_sd_here:.2f} (mean ± sd), {(their_mean - theirs) / sd:+.1f} of their sd, "
-                f"{verdict(their_mean, theirs, sd)}.",
-                "",
-            ]
-    return lines
+                f"{verdict(their_mean, theirs, sd)}."
+            )
+    return paragraphs
 
 
 def _not_run(summaries: Summaries) -> list[str]:
@@ -417,7 +416,7 @@ def write_table2_page(summaries: Summaries, seeds: int, out: Path, evidence: Evi
         "from 1111 by default), where the preset differs from their "
         f"code: {_but(quoted.differs, VAN_DE_VEN_2018_OTHERS, NATURAL_ORDER)}.",
         "",
-        *table2(summaries, seeds, frozenset(evidence or {}) if explained else frozenset()),
+        *table2(summaries, seeds, frozenset(explained)),
         "",
         "Rows that agree: "
         + "; ".join(f"{s}, {agree} of {ran}" for s, (agree, ran) in agreeing(summaries).items())
@@ -426,7 +425,8 @@ def write_table2_page(summaries: Summaries, seeds: int, out: Path, evidence: Evi
         + ("; ".join(f"{s}, {_listed(rows)}" for s, rows in real.items()) or "none")
         + ".",
         "",
-        *(["Cells that do not agree, explained:", "", *explained] if explained else []),
+        *(["Cells that do not agree, explained:", ""] if explained else []),
+        *(line for paragraph in explained.values() for line in (paragraph, "")),
         *_not_run(summaries),
         "Regenerate this page with `python bench/hsu2018.py`; do not edit it.",
     ]
