@@ -127,7 +127,24 @@ STRENGTHS = {  # each strategy's three values (of its one strength, or DER++'s t
         {"der.alpha": 0.3, "der.beta": 1.0},
     ],
     "gem": [{"gem.margin": 0.0}, {"gem.margin": 3.0}, {"gem.margin": 30.0}],
+    "generative_replay": [{"generative_replay.weight": w} for w in (0.01, 30.0, 1.0)],
+    "rtf": [{"rtf.weight": w} for w in (0.01, 30.0, 1.0)],
 }
+TINY = {  # each strategy's own keys, small: the buffers, and the generators' sizes and steps
+    "der.buffer_size": 40,
+    "der.memory_batch": 8,
+    "gem.buffer_size": 40,
+    "gem.memory_batch": 8,
+    "generative_replay.iterations": 6,
+    "generative_replay.hidden_units": 8,
+    "generative_replay.latent": 4,
+    "rtf.iterations": 6,
+    "rtf.latent": 4,
+}
+
+
+def _params(**values):
+    return with_values(read(ROOT / "params.yaml"), {"seed": 7, "seeds": 2, "model.dropout": 0.5} | TINY | values)
 
 
 @pytest.mark.parametrize(
@@ -140,29 +157,27 @@ STRENGTHS = {  # each strategy's three values (of its one strength, or DER++'s t
         ("icarl", False),
         ("der", False),
         ("gem", False),
+        ("generative_replay", False),
         ("ewc", True),
     ],
 )
 def test_halving_stops_the_worst_value_and_the_rest_train_on_as_each_would_alone(task_a_files, tmp_path, name, carry):
     """What a tuning trial does with a grid of strengths: task A's state tiled (weights, dropout state, Fisher,
-    path integral), one strength per repetition (DER++: one (alpha, beta) pair; GEM: one margin), through
+    path integral), one strength per repetition (DER++: one (alpha, beta) pair; GEM: one margin; generative
+    replay: one weight, its generators trained once per seed), through
     `train_strategy` with successive halving. At its rung (epoch 1 of 3) it scores each value as that value's own
     run scores it then and stops the worst; each (value, seed) that goes on, with its optimiser and strategy state
-    cut down to the survivors (``Strategy.keep``: DER++'s and GEM's buffers too), ends as that value's own run: bit
-    for bit for EWC and SI (L2 keeps as EWC does, through ``QuadraticPenalty.keep``; CI's time leaves it out); for
-    MAS (its importance), LwF (its teacher's logits), DER++ (its buffers' logits) and GEM (its memories'
-    gradients), whose stacked products run over more repetitions, within 1e-7 (the differences seen: a few ulps).
+    cut down to the survivors (``Strategy.keep``: DER++'s and GEM's buffers, generative replay's teachers too), ends
+    as that value's own run: bit for bit for EWC and SI (L2 keeps as EWC does, through ``QuadraticPenalty.keep``;
+    CI's time leaves it out); for MAS (its importance), LwF (its teacher's logits), DER++ (its buffers' logits), GEM
+    (its memories' gradients) and generative replay (its teachers' logits), whose stacked products run over more
+    repetitions, within 1e-7 (the differences seen: a few ulps).
     The stacked run logs nothing, as a trial's does not (no per-epoch log, no Keras validation pass). With
     ``finetune.carry_optimizer`` (EWC), task A's Adam state is tiled with the rest and each value goes on from it
     as its own run does."""
     keys = strength_keys(strategy_class(name))
     values = STRENGTHS.get(name) or [{keys[0]: value} for value in (0.01, 1e3, 1.0)]
-    params = with_values(
-        read(ROOT / "params.yaml"),
-        {"seed": 7, "seeds": 2, "finetune.epochs": 3, "finetune.learning_rate": 3e-2, "model.dropout": 0.5}
-        | {"finetune.carry_optimizer": carry, "der.buffer_size": 40, "der.memory_batch": 8}
-        | {"gem.buffer_size": 40, "gem.memory_batch": 8},
-    )
+    params = _params(**{"finetune.epochs": 3, "finetune.learning_rate": 3e-2, "finetune.carry_optimizer": carry})
     validation = list(mnist.load_tasks("validation", DOMAIN, task_a_files.data_root).values())
 
     def trained(state, value, strengths=None, halving=None):
@@ -201,3 +216,54 @@ def test_rungs_are_the_last_tasks_epochs_eta_to_the_k_where_values_can_still_sto
     assert Halving(27, 5, scenario, 27, []).rungs == [27 + 1, 27 + 3, 27 + 9]  # 27 -> 9 -> 3 -> 2 values
     assert Halving(10, 5, scenario, 27, []).rungs == [27 + 1, 27 + 3]  # 10 -> 4 -> 2
     assert Halving(2, 5, scenario, 6, []).rungs == []  # two values: both train to the end
+
+
+def _stacked_and_alone(task_a_files, name, values, params):
+    """Each value of ``values`` trained alone, and all at once (``train_strategy`` with ``set_strengths``, no
+    halving), as a tuning trial trains them: the weights of each."""
+
+    def trained(state, value, strengths=None):
+        args = (name, with_values(params, value), state, "validation", None, None, 0, strengths)
+        return weights_by_path(loop.train_strategy(*args))
+
+    keys = strength_keys(strategy_class(name))
+    job = {"strategy": name, "params": {}, "stack": {key: [value[key] for value in values] for key in keys}}
+    stacked = trained(task_a_files.tiled(len(values)), values[0], per_repetition(job, params))
+    return stacked, [trained(task_a_files, value) for value in values]
+
+
+def test_rtf_trains_a_grid_of_weights_at_once_each_as_it_would_alone(task_a_files):
+    """RtF's weight on the stacked axis: each (weight, seed), its feedback included, ends as that weight and seed
+    trained alone, within 1e-7 (stacked products over more repetitions); no halving, which would have to cut the
+    feedback's optimiser state too (``Strategy.keep`` not overridden: the tuner trains every value to the end)."""
+    values = STRENGTHS["rtf"][:2]
+    stacked, alone = _stacked_and_alone(task_a_files, "rtf", values, _params(**{"finetune.epochs": 2}))
+    for v, value in enumerate(values):
+        for path, weights in alone[v].items():
+            mine = stacked[path][2 * v : 2 * v + 2]
+            np.testing.assert_allclose(mine, weights, rtol=0, atol=1e-7, err_msg=f"{path} {value}")
+    assert not np.array_equal(alone[0]["mlp/hidden/kernel"], alone[1]["mlp/hidden/kernel"])  # the weight mattered
+    assert not strategy_class("rtf").acts_at("keep") and strategy_class("generative_replay").acts_at("keep")
+
+
+def test_generative_replays_tiled_copies_share_their_seeds_generator_through_keep_and_the_next_task(task_a_files):
+    """A grid of 3 weights: one generator per seed (not per copy), trained as the untiled strategy's is; after the
+    tuner keeps copies 4, 1 (value 2's first seed, value 0's second), each replays its own seed's samples, labelled
+    by its own teacher; the next task trains the one generator per seed, as the untiled one does, bit for bit."""
+    params = _params()
+    build = strategy_class("generative_replay").from_params
+    tiled, alone = build(params, task_a_files.tiled(3)), build(params, task_a_files)
+    assert tiled.generator.repetitions == alone.generator.repetitions == 2 and tiled.teacher.repetitions == 6
+    for mine, theirs in zip(tiled.generator.get_weights(), alone.generator.get_weights(), strict=True):
+        np.testing.assert_array_equal(mine, theirs)
+    tiled.keep([4, 1])
+    assert tiled.copies == [0, 1] and tiled.teacher.repetitions == 2
+    step = keras.ops.convert_to_tensor(3)
+    np.testing.assert_array_equal(tiled.replayed(step), alone.replayed(step))
+    network = task_a_files.model()
+    task_b = mnist.load_task("task_b", "train", DOMAIN, task_a_files.data_root)
+    for strategy in (tiled, alone):
+        strategy.end_task(network, 1, task_b)
+    for mine, theirs in zip(tiled.generator.get_weights(), alone.generator.get_weights(), strict=True):
+        np.testing.assert_array_equal(mine, theirs)
+    np.testing.assert_array_equal(tiled.replayed(step), alone.replayed(step))

@@ -296,7 +296,7 @@ class _Result:  # what Ray Tune's ResultGrid yields, as `finished` reads it
 
 
 def test_a_strengths_values_become_one_job_the_rest_stay_apart():
-    trials = tune.grid(["naive", "ewc", "online_ewc", "lwf", "replay", "der", "gem"], {})
+    trials = tune.grid(["naive", "ewc", "online_ewc", "lwf", "replay", "der", "gem", "generative_replay", "rtf"], {})
     jobs = tune.stacked(trials)
     by_strategy = {job["strategy"]: job for job in jobs if "stack" in job}
     assert by_strategy["ewc"] == {"strategy": "ewc", "params": {}, "stack": {"alpha": EWC_GRID}, "halving": True}
@@ -308,6 +308,13 @@ def test_a_strengths_values_become_one_job_the_rest_stay_apart():
     assert "halving" not in tune.stacked(trials, halving=False)[1]
     assert by_strategy["lwf"]["stack"] == {"lwf.weight": strategy_class("lwf").search_space["lwf.weight"]}
     assert by_strategy["gem"]["stack"] == {"gem.margin": strategy_class("gem").search_space["gem.margin"]}
+    # generative replay's weight halves; RtF's trains every value to the end (its feedback's optimiser state)
+    weights = strategy_class("generative_replay").search_space["generative_replay.weight"]
+    assert by_strategy["generative_replay"] == {
+        "strategy": "generative_replay", "params": {}, "stack": {"generative_replay.weight": weights}, "halving": True
+    }  # fmt: skip
+    rtf = {"strategy": "rtf", "params": {}, "stack": {"rtf.weight": strategy_class("rtf").search_space["rtf.weight"]}}
+    assert by_strategy["rtf"] == rtf
     # online EWC: one job per value of gamma, each stacking every alpha
     online = [job for job in jobs if job["strategy"] == "online_ewc"]
     gammas = strategy_class("online_ewc").search_space.get("online_ewc.gamma", [None])

@@ -27,6 +27,10 @@ over g (no temperature) against it,
 Every draw (the generator's noise, the replayed codes) is repetition s's own, from its seed: each repetition trains
 as it would alone. The generator is not saved: the checkpoint is the classifier's.
 
+A tuning trial trains a grid of weights at once (``set_strengths``: repetition v * S + s is weight v with seed s):
+the generator does not depend on the classifier, so it is trained once per seed, and each copy replays its seed's
+samples, labelled by its own previous classifier; the tuner's halving drops copies (``keep``), never a generator.
+
 The generator: a variational autoencoder per repetition (Kingma & Welling 2014), stacked
 as the classifier's repetitions are (``forgetting.nn.model.StackedDense``), each initialised from its own seed. Its
 hidden widths H_1 .. H_n are ``generative_replay.hidden_units`` (one width: one layer each way; van de Ven et al.'s
@@ -77,6 +81,7 @@ from forgetting.nn.model import (
     StackedDense,
     frozen_copy,
     glorot_uniform,
+    selected,
 )
 from forgetting.strategies.base import Memory, Strategy, TaskAState, distillation_terms
 
@@ -348,6 +353,7 @@ class GenerativeReplay(Strategy):
     """A generator per repetition replays the finished tasks' inputs, labelled by the previous classifier."""
 
     name = "generative_replay"
+    strength_param = "generative_replay.weight"
     params_section: ClassVar[dict[str, Any]] = {"generative_replay": GenerativeReplayParams}
     hyperparameters = (
         "generative_replay.weight",
@@ -368,11 +374,21 @@ class GenerativeReplay(Strategy):
         return Memory("the generator and the previous network", floats=generator + num_parameters)
 
     def __init__(
-        self, network: keras.Model, generator: VariationalAutoencoder, scenario: Scenario, own: dict, batch_size: int
+        self,
+        network: keras.Model,
+        generator: VariationalAutoencoder,
+        scenario: Scenario,
+        own: dict,
+        batch_size: int,
+        copies: Sequence[int] | None = None,
     ) -> None:
+        """``copies``: where ``network`` tiles the generator's repetitions (a tuning trial's, ``from_params``),
+        the generator's repetition that each of the network's replays; None, one each."""
         self.generator, self.scenario, self.own, self.batch_size = generator, scenario, dict(own), int(batch_size)
         self.generator.trainable = False
+        self.copies = None if copies is None else [int(c) for c in copies]
         self.teacher = frozen_copy(network)
+        # the weight: one float, or one per repetition (``set_strengths``)
         self.weight, self.temperature, self.tasks_done = float(own["weight"]), float(own["temperature"]), 1
         self.hard = own.get("targets") == "hard"  # RtF's section has none: it distils (van de Ven & Tolias's RtF)
         self.groups = self._groups()
@@ -380,10 +396,25 @@ class GenerativeReplay(Strategy):
     @classmethod
     def from_params(cls, params: dict[str, Any], task_a: TaskAState) -> GenerativeReplay:
         own, network = params["generative_replay"], task_a.model()
-        generator = build_generator(own["hidden_units"], own["latent"], network.seeds)
+        seeds = network.seeds[: network.repetitions // task_a.tiles]  # a tuning trial's: v * S + s is seed s
+        generator = build_generator(own["hidden_units"], own["latent"], seeds)
         batch_size = params["train"]["batch_size"]
         train_generator(generator, task_a.train_split(), None, 1, **generator_schedule(own), batch_size=batch_size)
-        return cls(network, generator, task_a.scenario, own, batch_size)
+        copies = None if task_a.tiles == 1 else list(range(len(seeds))) * task_a.tiles
+        return cls(network, generator, task_a.scenario, own, batch_size, copies)
+
+    def set_strengths(self, strengths: Sequence[float]) -> None:
+        self.weight = np.asarray(strengths, np.float64)
+
+    def keep(self, repetitions: Sequence[int]) -> None:
+        """Keep the repetitions ``repetitions`` (indices, in order): their teachers, weights and the generator's
+        repetitions they replay (every generator stays: each is trained once, for every copy of its seed)."""
+        index = [int(r) for r in repetitions]
+        self.teacher = selected(self.teacher, index)
+        self.teacher.trainable = False
+        self.copies = [(self.copies or list(range(self.generator.repetitions)))[r] for r in index]
+        if np.ndim(self.weight) == 1:
+            self.weight = self.weight[index]
 
     def _groups(self) -> list[tf.Tensor]:
         """The output groups the replayed inputs are distilled on: the finished tasks' (``Scenario.seen_columns``);
@@ -400,16 +431,24 @@ class GenerativeReplay(Strategy):
     def replayed(self, step: tf.Tensor) -> tf.Tensor:
         """A batch of generated inputs per repetition (S, batch, 28, 28, 1), drawn from (its seed, the finished
         tasks, ``step``)."""
-        return tf.stop_gradient(self.generator.sample(REPLAY_SALT + self.tasks_done, step, self.batch_size))
+        images = self.generator.sample(REPLAY_SALT + self.tasks_done, step, self.batch_size)
+        return tf.stop_gradient(images if self.copies is None else tf.gather(images, self.copies))
 
     def memory_loss(self, network: keras.Model, step: tf.Tensor) -> tf.Tensor:
         scale = self.tasks_done * (1.0 if self.hard else self.temperature**2)
+        if np.ndim(self.weight) == 1:  # each repetition's term scaled by its own weight: the same float32 factor
+            each = self.distillation_per_repetition(network, self.replayed(step))
+            return tf.reduce_sum(tf.constant(self.weight * scale, tf.float32) * each)
         return self.weight * scale * self.distillation(network, self.replayed(step))
 
     def distillation(self, network: keras.Model, images: tf.Tensor) -> tf.Tensor:
-        """The sum over repetitions and output groups g of KL(softmax(z_old,g / T) || softmax(z_g / T)), each a mean
-        over the repetition's ``images`` (S, batch, 28, 28, 1): the previous classifier's soft targets; with hard
-        targets, of CE(argmax_g z_old, softmax(z_g)) (``hard_target_terms``)."""
+        """``distillation_per_repetition`` summed over the repetitions."""
+        return tf.reduce_sum(self.distillation_per_repetition(network, images))
+
+    def distillation_per_repetition(self, network: keras.Model, images: tf.Tensor) -> tf.Tensor:
+        """Each repetition's sum (S,) over output groups g of KL(softmax(z_old,g / T) || softmax(z_g / T)), each a
+        mean over the repetition's ``images`` (S, batch, 28, 28, 1): the previous classifier's soft targets; with
+        hard targets, of CE(argmax_g z_old, softmax(z_g)) (``hard_target_terms``)."""
         t = 1.0 if self.hard else self.temperature
         old = tf.stop_gradient(self.teacher.per_repetition(images)) / t
         new = network.per_repetition(images, training=True) / t
@@ -419,8 +458,7 @@ class GenerativeReplay(Strategy):
             old = tf.where(self.old_classes, tf.gather(old, group, axis=-1), UNSCORED)
             new, groups = tf.gather(new, group, axis=-1), [tf.range(len(group))]
         terms = hard_target_terms if self.hard else distillation_terms
-        total = tf.add_n(terms(old, new, groups))  # (S,)
-        return tf.reduce_sum(total)
+        return tf.add_n(terms(old, new, groups))  # (S,)
 
     def end_task(self, network: keras.Model, task: int, train: Split) -> None:
         """The generator learns task ``task`` with the ones before replayed by its frozen self; the classifier as it

@@ -28,6 +28,10 @@ encoder from task B on. With ``rtf.task_a: joint``, the loop trains the checkpoi
 together on task A first (``Strategy.retrain_task_a``: the same length and learning rate, the loss CE + V, nothing
 replayed), as van de Ven & Tolias train them from the start (theirs from a fresh classifier; ours goes on from the
 checkpoint). The decoder is not saved: the checkpoint is the classifier's.
+
+A tuning trial trains a grid of weights at once (``set_strengths``, as ``generative_replay``'s), each copy of a seed
+with feedback of its own (it trains with the classifier), to the end: the tuner's halving would have to cut the
+feedback's optimiser state as well as the network's, which the loop does not (``keep`` is not overridden).
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from itertools import pairwise
 from typing import Annotated, Any, ClassVar, Literal
 
 import keras
+import numpy as np
 import tensorflow as tf
 from pydantic import Field
 
@@ -44,7 +49,7 @@ from forgetting.config.params import ITERATIONS, POSITIVE, STRENGTH, Section, in
 from forgetting.data.mnist import Split
 from forgetting.data.scenarios import Scenario
 from forgetting.nn.model import StackedDense, StackedMLP, frozen_copy
-from forgetting.strategies.base import Memory, TaskAState
+from forgetting.strategies.base import Memory, Strategy, TaskAState
 from forgetting.strategies.generative_replay import (
     PIXELS,
     REPLAY_SALT,
@@ -162,6 +167,8 @@ class RtF(GenerativeReplay):
     """Generative replay by the classifier itself: its hidden layers encode, a decoder of its own generates."""
 
     name = "rtf"
+    strength_param = "rtf.weight"
+    keep = Strategy.keep  # no halving: its feedback trains with the network (the module docstring)
     params_section: ClassVar[dict[str, Any]] = {"rtf": RtFParams}
     hyperparameters = tuple(f"rtf.{key}" for key in RtFParams.model_fields)  # every key of its section
     search_space: ClassVar[dict[str, list[Any]]] = {"rtf.weight": [0.3, 1.0, 3.0]}
@@ -206,12 +213,16 @@ class RtF(GenerativeReplay):
         return tf.stop_gradient(self.previous.sample(REPLAY_SALT + self.tasks_done, step, self.batch_size))
 
     def vae_loss(self, network: StackedMLP, images: tf.Tensor, salt: int, step: tf.Tensor) -> tf.Tensor:
-        """The sum over repetitions of V on ``images`` (the batch's, shared or one per repetition), with noise drawn
-        from (each repetition's seed, ``salt``, ``step``)."""
+        """``vae_loss_per_repetition`` summed over the repetitions."""
+        return tf.reduce_sum(self.vae_loss_per_repetition(network, images, salt, step))
+
+    def vae_loss_per_repetition(self, network: StackedMLP, images: tf.Tensor, salt: int, step: tf.Tensor) -> tf.Tensor:
+        """Each repetition's V (S,) on ``images`` (the batch's, shared or one per repetition), with noise drawn
+        from (its seed, ``salt``, ``step``)."""
         features = network.features(images, training=True)
         eps = normal_draws(self.generator.seeds, salt, step, (tf.shape(features)[1], self.generator.latent))
         flat = per_repetition_pixels(images, network.repetitions)
-        return tf.reduce_sum(self.generator.loss_per_repetition(features, flat, eps))
+        return self.generator.loss_per_repetition(features, flat, eps)
 
     def penalty(self, model: keras.Model, x: dict | None = None, logits: tf.Tensor | None = None) -> tf.Tensor:
         """V on the task's own batch."""
@@ -222,6 +233,10 @@ class RtF(GenerativeReplay):
             return tf.constant(0.0)
         images, t = self.replayed(step), self.temperature
         salt = REPLAYED_SALT + self.tasks_done
+        if np.ndim(self.weight) == 1:  # each repetition's terms scaled by its own weight: the same float32 factor
+            each = t**2 * self.distillation_per_repetition(network, images)
+            each += self.vae_loss_per_repetition(network, images, salt, step)
+            return tf.reduce_sum(tf.constant(self.weight * self.tasks_done, tf.float32) * each)
         return self.weight * self.tasks_done * (t**2 * self.distillation(network, images)
                                                 + self.vae_loss(network, images, salt, step))  # fmt: skip
 
