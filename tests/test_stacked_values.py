@@ -248,8 +248,8 @@ def test_rtf_trains_a_grid_of_weights_at_once_each_as_it_would_alone(task_a_file
 
 def test_generative_replays_tiled_copies_share_their_seeds_generator_through_keep_and_the_next_task(task_a_files):
     """A grid of 3 weights: one generator per seed (not per copy), trained as the untiled strategy's is; after the
-    tuner keeps copies 4, 1 (value 2's first seed, value 0's second), each replays its own seed's samples, labelled
-    by its own teacher; the next task trains the one generator per seed, as the untiled one does, bit for bit."""
+    tuner keeps copies 4, 1 (value 2's first seed, value 0's second) with their teachers, each replays its own seed's
+    samples; the next task trains the one generator per seed, as the untiled one does, bit for bit."""
     params = _params()
     build = strategy_class("generative_replay").from_params
     tiled, alone = build(params, task_a_files.tiled(3)), build(params, task_a_files)
