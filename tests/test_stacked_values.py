@@ -147,6 +147,20 @@ def _params(**values):
     return with_values(read(ROOT / "params.yaml"), {"seed": 7, "seeds": 2, "model.dropout": 0.5} | TINY | values)
 
 
+def _job(name: str, values: list[dict]) -> dict:
+    """The tuner's stacked job of strategy ``name``'s ``values`` (each its strengths' {key: value})."""
+    keys = strength_keys(strategy_class(name))
+    return {"strategy": name, "params": {}, "stack": {key: [value[key] for value in values] for key in keys}}
+
+
+def _trained(name, params, value, state, strengths=None, halving=None, logs=(None, None)):
+    """The weights ``train_strategy`` leaves for ``name`` with ``value`` over ``params``, from task A's ``state``:
+    that value alone, or, given a tiled ``state`` and ``strengths`` (``per_repetition``), a grid's values at once, as
+    a tuning trial trains them (with ``halving``, if any); ``logs``, the per-epoch log and its per-repetition twin."""
+    args = (name, with_values(params, value), state, "validation", *logs, 0, strengths, halving)
+    return weights_by_path(loop.train_strategy(*args))
+
+
 @pytest.mark.parametrize(
     ("name", "carry"),
     [
@@ -182,13 +196,11 @@ def test_halving_stops_the_worst_value_and_the_rest_train_on_as_each_would_alone
 
     def trained(state, value, strengths=None, halving=None):
         logs = (tmp_path / f"{value}.csv", tmp_path / f"{value}-each.csv") if halving is None else (None, None)
-        args = (name, with_values(params, value), state, "validation", *logs, 0, strengths, halving)
-        return weights_by_path(loop.train_strategy(*args)), logs[1]
+        return _trained(name, params, value, state, strengths, halving, logs), logs[1]
 
     halving = Halving(len(values), 2, DOMAIN, 3, validation)  # train_sequence gives it the strategy's rule
     assert halving.rungs == [1]
-    job = {"strategy": name, "params": {}, "stack": {key: [value[key] for value in values] for key in keys}}
-    strengths = per_repetition(job, params)  # as a tuning trial gives them
+    strengths = per_repetition(_job(name, values), params)  # as a tuning trial gives them
     stacked, _ = trained(task_a_files.tiled(len(values)), values[0], strengths, halving)
     alone = [trained(task_a_files, value) for value in values]
     scores = []  # each value's score after epoch 1, from its own run's per-repetition validation log
@@ -218,26 +230,13 @@ def test_rungs_are_the_last_tasks_epochs_eta_to_the_k_where_values_can_still_sto
     assert Halving(2, 5, scenario, 6, []).rungs == []  # two values: both train to the end
 
 
-def _stacked_and_alone(task_a_files, name, values, params):
-    """Each value of ``values`` trained alone, and all at once (``train_strategy`` with ``set_strengths``, no
-    halving), as a tuning trial trains them: the weights of each."""
-
-    def trained(state, value, strengths=None):
-        args = (name, with_values(params, value), state, "validation", None, None, 0, strengths)
-        return weights_by_path(loop.train_strategy(*args))
-
-    keys = strength_keys(strategy_class(name))
-    job = {"strategy": name, "params": {}, "stack": {key: [value[key] for value in values] for key in keys}}
-    stacked = trained(task_a_files.tiled(len(values)), values[0], per_repetition(job, params))
-    return stacked, [trained(task_a_files, value) for value in values]
-
-
 def test_rtf_trains_a_grid_of_weights_at_once_each_as_it_would_alone(task_a_files):
     """RtF's weight on the stacked axis: each (weight, seed), its feedback included, ends as that weight and seed
     trained alone, within 1e-7 (stacked products over more repetitions); no halving, which would have to cut the
     feedback's optimiser state too (``Strategy.keep`` not overridden: the tuner trains every value to the end)."""
-    values = STRENGTHS["rtf"][:2]
-    stacked, alone = _stacked_and_alone(task_a_files, "rtf", values, _params(**{"finetune.epochs": 2}))
+    values, params = STRENGTHS["rtf"][:2], _params(**{"finetune.epochs": 2})
+    stacked = _trained("rtf", params, values[0], task_a_files.tiled(2), per_repetition(_job("rtf", values), params))
+    alone = [_trained("rtf", params, value, task_a_files) for value in values]
     for v, value in enumerate(values):
         for path, weights in alone[v].items():
             mine = stacked[path][2 * v : 2 * v + 2]
