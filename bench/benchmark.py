@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import yaml
-from project_copy import ROOT, copy_project, read_mnist_from, run
+from project_copy import ROOT, STAGE_LINE, copy_project, read_mnist_from, run
 
 
 def bench_fisher(reference_examples: int) -> None:
@@ -110,7 +110,7 @@ def bench_pipeline(mnist: Path | None) -> None:
         print(f"{default} seeds / 1 seed: {full[default] / full[1]:.2f} x")
         run(repo, "git", "commit", "-qam", "results", "--allow-empty")  # byte-stable: often nothing changed
         alpha, output = run(repo, "dvc", "exp", "run", "-S", "alpha=50")
-        ran = sorted(set(line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")))
+        ran = sorted({started["name"] for started in map(STAGE_LINE.match, output.splitlines()) if started})
         print(
             f"`dvc exp run -S alpha=50` ({default} seeds): {alpha:.1f} s = {alpha / full[default]:.2f} x the full run "
             f"(ran {', '.join(ran)})"

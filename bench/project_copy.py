@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import time
 from collections.abc import Callable
@@ -10,6 +11,7 @@ from pathlib import Path
 from forgetting.tuning import project
 
 ROOT = Path(__file__).resolve().parents[1]
+STAGE_LINE = re.compile(r"^Running stage '(?P<name>[^']+)':$")  # DVC's line as it starts running a stage
 
 
 def run(repo: Path, *command: str) -> tuple[float, str]:

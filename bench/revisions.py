@@ -17,38 +17,33 @@ never asserted): per issue, HEAD's full run within a stated ratio of the base's,
 from __future__ import annotations
 
 import argparse
-import collections
-import re
 import statistics
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
-from project_copy import clone
+from project_copy import STAGE_LINE, clone
 
-from forgetting.errors import ForgettingError
 from forgetting.tuning import project
-
-STAGE_LINE = re.compile(r"^Running stage '(?P<name>[^']+)':$")
 
 
 def full_run(repo: Path) -> tuple[float, dict[str, float]]:
     """Seconds of `dvc repro --force` in ``repo``, and each stage's (``stage_seconds``)."""
-    marks, last = [], collections.deque(maxlen=20)
+    marks, output = [], []
     command = ["dvc", "repro", "--force"]
     start = time.perf_counter()
     with subprocess.Popen(
         command, cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=project.command_env()
     ) as process:
-        for line in process.stdout:
-            last.append(line)
+        for line in process.stdout:  # as it comes: the moment each stage starts
+            output.append(line)
             started = STAGE_LINE.match(line.rstrip("\n"))
             if started:
                 marks.append((started["name"], time.perf_counter()))
     end = time.perf_counter()
     if process.returncode:
-        raise ForgettingError(f"`{' '.join(command)}` failed in {repo}: {''.join(last).strip()[-500:]}")
+        raise project.failure(command, "".join(output))
     return end - start, stage_seconds(marks, end)
 
 

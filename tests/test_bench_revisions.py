@@ -6,9 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from forgetting.errors import ForgettingError
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 try:
-    from revisions import STAGE_LINE, mean_stages, stage_seconds, stage_table
+    from project_copy import STAGE_LINE
+    from revisions import full_run, mean_stages, stage_seconds, stage_table
 finally:
     sys.path.pop(0)
 
@@ -42,3 +45,10 @@ def test_the_table_sums_the_shared_stages_and_those_only_head_has():
 
 def test_stage_means_over_rounds():
     assert mean_stages([{"a": 1.0, "b": 4.0}, {"a": 3.0, "b": 6.0}]) == {"a": 2.0, "b": 5.0}
+
+
+def test_a_failed_run_raises_dvcs_error_line(tmp_path):
+    """A folder with no DVC project: `dvc repro` fails, and the run names DVC's error line (the tuner's rule,
+    ``forgetting.tuning.project.failure``), not a traceback of its output."""
+    with pytest.raises(ForgettingError, match=r"^ERROR: you are not inside of a DVC repository"):
+        full_run(tmp_path)

@@ -42,10 +42,16 @@ def run(repo: Path, *command: str, quiet: bool = True) -> str:
     if not quiet:
         print(done.stdout, end="", flush=True)
     if done.returncode:
-        lines = output.splitlines()
-        errors = [line for prefix in ("error:", "ERROR:") for line in lines if line.startswith(prefix)]
-        raise ForgettingError(errors[0] if errors else f"`{' '.join(command)}` failed: {output.strip()[-500:]}")
+        raise failure(command, output)
     return output
+
+
+def failure(command: Sequence[str], output: str) -> ForgettingError:
+    """The error of ``command``, failed with ``output``: its first ``error:`` line (the stages' one-line errors),
+    else its last lines."""
+    lines = output.splitlines()
+    errors = [line for prefix in ("error:", "ERROR:") for line in lines if line.startswith(prefix)]
+    return ForgettingError(errors[0] if errors else f"`{' '.join(command)}` failed: {output.strip()[-500:]}")
 
 
 def copy_project(
